@@ -1,0 +1,1 @@
+//! Graph configs: the YAML model, located errors, subgraph expansion and validation.

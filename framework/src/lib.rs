@@ -1,0 +1,44 @@
+//! # mediagraph-framework
+//!
+//! The runtime of mediagraph, a MediaPipe-style dataflow graph framework: immutable shared
+//! [`Packet`]s on timestamped streams, [`Calculator`]s declared by a [`Contract`] of typed
+//! `TAG:index` ports, input stream handlers, timestamp bounds, side packets, back edges,
+//! subgraphs and flow control, configured in YAML and validated at load.
+//!
+//! The crate has no native dependencies, so it builds and tests fast.
+
+pub mod calculator;
+pub mod config;
+pub mod contract;
+pub mod error;
+pub mod packet;
+pub mod port;
+pub mod spec;
+pub mod timestamp;
+pub mod types;
+
+pub use calculator::{
+    register, Calculator, CalculatorContext, CalculatorRegistration, Flow, InputRef, NoOptions,
+    OutputRef, OutputShard,
+};
+pub use contract::{
+    AnyPacket, Contract, HandlerConfig, Input, Output, PortKind, SideInput, SideOutput,
+};
+pub use error::{Error, Location, Phase, Result};
+pub use packet::{Packet, TypeInfo};
+pub use timestamp::{Timestamp, TimestampDiff};
+pub use types::PacketType;
+
+/// Re-exported for the registration macros.
+#[doc(hidden)]
+pub use inventory;
+
+/// Everything a calculator author needs, in one import.
+pub mod prelude {
+    pub use crate::calculator::{Calculator, CalculatorContext, Flow, NoOptions};
+    pub use crate::contract::{AnyPacket, Contract, Input, Output, SideInput, SideOutput};
+    pub use crate::error::{Error, Result};
+    pub use crate::packet::Packet;
+    pub use crate::timestamp::{Timestamp, TimestampDiff};
+    pub use crate::{bail, register_calculator};
+}

@@ -1,0 +1,169 @@
+//! A validated, fully expanded graph: what the runtime executes. Built from a YAML config by
+//! [`crate::config`]; every name is resolved to an index and every port has its final type.
+
+use std::sync::Arc;
+
+use crate::calculator::{CalculatorRegistration, SharedOptions};
+use crate::contract::{Contract, HandlerConfig};
+use crate::error::Location;
+use crate::types::PacketType;
+
+/// Index of a node in [`GraphSpec::nodes`] (topologically sorted: this is the node id the
+/// scheduler's priorities use).
+pub type NodeId = usize;
+/// Index of a stream in [`GraphSpec::streams`].
+pub type StreamId = usize;
+/// Index of a side packet in [`GraphSpec::side_packets`].
+pub type SidePacketId = usize;
+
+/// Where a stream's packets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Producer {
+    /// Output port `port` of node `node`.
+    Node {
+        /// The producing node.
+        node: NodeId,
+        /// Its output port id.
+        port: usize,
+    },
+    /// A graph input stream, fed by the application.
+    GraphInput,
+}
+
+/// One input port reading a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    /// The consuming node.
+    pub node: NodeId,
+    /// Its input port id.
+    pub port: usize,
+}
+
+/// A named stream: one producer, any number of consumers.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    /// The stream name.
+    pub name: String,
+    /// Who produces it.
+    pub producer: Producer,
+    /// Who reads it.
+    pub consumers: Vec<Consumer>,
+    /// The resolved type (`Any` when both ends take any type).
+    pub packet_type: PacketType,
+}
+
+/// Where a side packet comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SideProducer {
+    /// Output side packet port `port` of node `node`.
+    Node {
+        /// The producing node.
+        node: NodeId,
+        /// Its output side packet port id.
+        port: usize,
+    },
+    /// Given by the application at `start_run` (or at graph creation).
+    External,
+}
+
+/// A named side packet.
+#[derive(Clone, Debug)]
+pub struct SidePacketSpec {
+    /// The side packet name.
+    pub name: String,
+    /// Who provides it.
+    pub producer: SideProducer,
+    /// Nodes that read it (node, side input port id).
+    pub consumers: Vec<Consumer>,
+    /// The resolved type.
+    pub packet_type: PacketType,
+    /// True if every consumer port is optional (the run may start without it).
+    pub optional: bool,
+}
+
+/// A node, with its contract filled in and every port resolved.
+#[derive(Clone)]
+pub struct NodeSpec {
+    /// Canonical name (config name, or calculator name suffixed `_1`, `_2`, ... when repeated).
+    pub name: String,
+    /// The calculator's registered name.
+    pub calculator: String,
+    /// How to build it.
+    pub registration: Arc<CalculatorRegistration>,
+    /// The contract (ports, declared types, offset, handler preference).
+    pub contract: Contract,
+    /// The parsed options.
+    pub options: SharedOptions,
+    /// For each input port id, the stream it reads.
+    pub input_streams: Vec<StreamId>,
+    /// For each output port id, the stream it writes.
+    pub output_streams: Vec<StreamId>,
+    /// For each side input port id, the side packet it reads.
+    pub side_inputs: Vec<SidePacketId>,
+    /// For each side output port id, the side packet it writes.
+    pub side_outputs: Vec<SidePacketId>,
+    /// For each input port id, whether it is a declared back edge.
+    pub back_edges: Vec<bool>,
+    /// The resolved input stream handler (node config, else contract, else graph default,
+    /// else `DefaultInputStreamHandler`).
+    pub handler: HandlerConfig,
+    /// Concurrent `process` calls allowed (config 0 means 1).
+    pub max_in_flight: usize,
+    /// Source layer (lower layers start first).
+    pub source_layer: i32,
+    /// Raises the queue limit of this node's inputs to at least this.
+    pub buffer_size_hint: usize,
+    /// Executor name, if not the default.
+    pub executor: Option<String>,
+    /// Where the node is written in the config (for messages).
+    pub location: Location,
+}
+
+impl NodeSpec {
+    /// A source node has no input streams and at least one output stream.
+    pub fn is_source(&self) -> bool {
+        self.input_streams.is_empty() && !self.output_streams.is_empty()
+    }
+}
+
+/// A validated graph, ready to run.
+#[derive(Clone)]
+pub struct GraphSpec {
+    /// Nodes in topological order (back edges excluded).
+    pub nodes: Vec<NodeSpec>,
+    /// Every stream.
+    pub streams: Vec<StreamSpec>,
+    /// Every side packet.
+    pub side_packets: Vec<SidePacketSpec>,
+    /// Graph input streams (ids into `streams`), as declared.
+    pub input_streams: Vec<StreamId>,
+    /// Graph output streams (ids into `streams`), as declared.
+    pub output_streams: Vec<StreamId>,
+    /// Worker threads (0 = choose: `min(cores, max(nodes, 1))`).
+    pub num_threads: usize,
+    /// Queue limit per node input (`None` = unlimited; config 0 means 100, -1 unlimited).
+    pub max_queue_size: Option<usize>,
+    /// Fail instead of growing a queue when throttling would deadlock.
+    pub report_deadlock: bool,
+    /// Write a Chrome trace of every run to this file, if set.
+    pub trace_path: Option<std::path::PathBuf>,
+    /// The config file (for messages).
+    pub source: Location,
+}
+
+impl GraphSpec {
+    /// The stream called `name`.
+    pub fn stream_id(&self, name: &str) -> Option<StreamId> {
+        self.streams.iter().position(|s| s.name == name)
+    }
+
+    /// The side packet called `name`.
+    pub fn side_packet_id(&self, name: &str) -> Option<SidePacketId> {
+        self.side_packets.iter().position(|s| s.name == name)
+    }
+
+    /// The node called `name`.
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+}
