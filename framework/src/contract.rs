@@ -86,6 +86,8 @@ impl HandlerConfig {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PortDecls {
     pub(crate) types: Vec<Option<TypeDecl>>,
+    /// Whether each port was declared optional (may be left without a value at run time).
+    pub(crate) optional: Vec<bool>,
 }
 
 /// A node's contract: the ports the config connected, and what the calculator declares.
@@ -114,6 +116,7 @@ impl Contract {
     pub fn new(node_name: &str, sets: [PortSet; 4]) -> Contract {
         let decls = [0, 1, 2, 3].map(|k| PortDecls {
             types: vec![None; sets[k].len()],
+            optional: vec![false; sets[k].len()],
         });
         Contract {
             node_name: node_name.to_string(),
@@ -163,6 +166,20 @@ impl Contract {
     /// Declares the type of port `id` of `kind`.
     pub fn set_type(&mut self, kind: PortKind, id: usize, decl: TypeDecl) {
         self.decls[kind_index(kind)].types[id] = Some(decl);
+    }
+
+    /// Marks port `id` of `kind` as optional (a side packet it reads may be missing).
+    pub fn set_optional(&mut self, kind: PortKind, id: usize, optional: bool) {
+        self.decls[kind_index(kind)].optional[id] = optional;
+    }
+
+    /// True if port `id` of `kind` was declared optional.
+    pub fn is_optional(&self, kind: PortKind, id: usize) -> bool {
+        self.decls[kind_index(kind)]
+            .optional
+            .get(id)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Declares every port of `kind` with `tag` as `ty`.
@@ -326,6 +343,9 @@ macro_rules! typed_port {
                     )));
                 }
                 cc.set_tag_type($kind, self.tag, (self.packet_type)());
+                for id in cc.ports($kind).ids(self.tag) {
+                    cc.set_optional($kind, id, self.optional);
+                }
                 Ok(())
             }
         }

@@ -11,9 +11,14 @@ pub mod calculator;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod graph;
+mod handler;
 pub mod packet;
 pub mod port;
+mod runtime;
+mod scheduler;
 pub mod spec;
+mod stream;
 pub mod timestamp;
 pub mod types;
 
@@ -25,7 +30,10 @@ pub use contract::{
     AnyPacket, Contract, HandlerConfig, Input, Output, PortKind, SideInput, SideOutput,
 };
 pub use error::{Error, Location, Phase, Result};
+pub use graph::{AddMode, Graph, OutputStreamPoller, SidePackets};
+pub use handler::{normalize_handler_name, HANDLER_NAMES};
 pub use packet::{Packet, TypeInfo};
+pub use runtime::NodeStats;
 pub use timestamp::{Timestamp, TimestampDiff};
 pub use types::PacketType;
 

@@ -1,0 +1,516 @@
+//! Input stream handlers: decide when a node is ready to `process` (and at which input
+//! timestamp) or to `close`, and fill the input set. One implementation serves all four
+//! handlers: each is a partition of the inputs into sync sets plus a few flags.
+//!
+//! * `DefaultInputStreamHandler`: one sync set with every input.
+//! * `ImmediateInputStreamHandler`: every input is its own set.
+//! * `SyncSetInputStreamHandler`: the sets listed in its options, plus one set with the rest.
+//! * `FixedSizeInputStreamHandler`: the default set, with queues truncated to the newest
+//!   packets (every drop is counted).
+
+use serde::Deserialize;
+
+use crate::contract::HandlerConfig;
+use crate::error::{Error, Result};
+use crate::packet::Packet;
+use crate::port::{parse_tag_index, PortSet};
+use crate::stream::InputQueue;
+use crate::timestamp::Timestamp;
+
+/// The known handler names (full form).
+pub const HANDLER_NAMES: [&str; 4] = [
+    "DefaultInputStreamHandler",
+    "ImmediateInputStreamHandler",
+    "SyncSetInputStreamHandler",
+    "FixedSizeInputStreamHandler",
+];
+
+/// The full name of a handler given by its full or short name (`Immediate`), if known.
+pub fn normalize_handler_name(name: &str) -> Option<&'static str> {
+    HANDLER_NAMES
+        .iter()
+        .copied()
+        .find(|full| *full == name || full.strip_suffix("InputStreamHandler") == Some(name))
+}
+
+/// What a node can do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    /// Wait for more input.
+    NotReady,
+    /// Call `process` at this input timestamp.
+    Process(Timestamp),
+    /// Every input is done: call `close`.
+    Close,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SetState {
+    Done,
+    Ready(Timestamp),
+    NotReady,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DefaultOptions {
+    #[serde(default = "one")]
+    batch_size: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncSetEntry {
+    tag_index: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncSetOptions {
+    #[serde(default)]
+    sync_set: Vec<SyncSetEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixedSizeOptions {
+    #[serde(default = "two")]
+    trigger_queue_size: usize,
+    #[serde(default = "one")]
+    target_queue_size: usize,
+    #[serde(default)]
+    fixed_min_size: bool,
+}
+
+fn two() -> usize {
+    2
+}
+
+impl Default for FixedSizeOptions {
+    fn default() -> Self {
+        FixedSizeOptions {
+            trigger_queue_size: 2,
+            target_queue_size: 1,
+            fixed_min_size: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Truncation {
+    trigger: usize,
+    target: usize,
+    fixed_min_size: bool,
+}
+
+fn parse_options<T: serde::de::DeserializeOwned + Default>(cfg: &HandlerConfig) -> Result<T> {
+    if cfg.options.is_null() {
+        return Ok(T::default());
+    }
+    serde_json::from_value(cfg.options.clone())
+        .map_err(|e| Error::msg(format!("options of {}: {e}", cfg.input_stream_handler)))
+}
+
+/// A node's input stream handler.
+#[derive(Debug)]
+pub(crate) struct InputHandler {
+    sets: Vec<Vec<usize>>,
+    last_processed: Vec<Timestamp>,
+    process_bounds: bool,
+    process_at_max_before_close: bool,
+    truncation: Option<Truncation>,
+}
+
+impl InputHandler {
+    /// Builds the handler named in `cfg` for a node with `inputs`.
+    pub(crate) fn new(
+        cfg: &HandlerConfig,
+        inputs: &PortSet,
+        process_bounds: bool,
+    ) -> Result<InputHandler> {
+        let name = normalize_handler_name(&cfg.input_stream_handler).ok_or_else(|| {
+            Error::msg(format!(
+                "unknown input stream handler \"{}\"; known: {}",
+                cfg.input_stream_handler,
+                HANDLER_NAMES.join(", ")
+            ))
+        })?;
+        let all: Vec<usize> = (0..inputs.len()).collect();
+        let mut truncation = None;
+        let sets = match name {
+            "DefaultInputStreamHandler" => {
+                let opts: DefaultOptions = parse_options(cfg)?;
+                if opts.batch_size > 1 {
+                    return Err(Error::msg(
+                        "DefaultInputStreamHandler batch_size > 1 is not supported; remove the option",
+                    ));
+                }
+                vec![all]
+            }
+            "ImmediateInputStreamHandler" => all.into_iter().map(|i| vec![i]).collect(),
+            "SyncSetInputStreamHandler" => {
+                let opts: SyncSetOptions = parse_options(cfg)?;
+                let mut assigned = vec![false; inputs.len()];
+                let mut sets = Vec::new();
+                for entry in &opts.sync_set {
+                    let mut set = Vec::new();
+                    for ti in &entry.tag_index {
+                        let (tag, index) = parse_tag_index(ti).map_err(Error::msg)?;
+                        let id = inputs.id(&tag, index).ok_or_else(|| {
+                            Error::msg(format!(
+                                "sync_set names input \"{ti}\", which the node does not have"
+                            ))
+                        })?;
+                        if assigned[id] {
+                            return Err(Error::msg(format!(
+                                "input \"{ti}\" is in more than one sync_set"
+                            )));
+                        }
+                        assigned[id] = true;
+                        set.push(id);
+                    }
+                    if !set.is_empty() {
+                        sets.push(set);
+                    }
+                }
+                let rest: Vec<usize> = (0..inputs.len()).filter(|&i| !assigned[i]).collect();
+                if !rest.is_empty() {
+                    sets.push(rest);
+                }
+                sets
+            }
+            _ => {
+                let opts: FixedSizeOptions = parse_options(cfg)?;
+                if opts.target_queue_size == 0 || opts.trigger_queue_size < opts.target_queue_size {
+                    return Err(Error::msg(format!(
+                        "FixedSizeInputStreamHandler needs 1 <= target_queue_size ({}) <= trigger_queue_size ({})",
+                        opts.target_queue_size, opts.trigger_queue_size
+                    )));
+                }
+                truncation = Some(Truncation {
+                    trigger: opts.trigger_queue_size,
+                    target: opts.target_queue_size,
+                    fixed_min_size: opts.fixed_min_size,
+                });
+                vec![all]
+            }
+        };
+        let n = sets.len();
+        Ok(InputHandler {
+            sets,
+            last_processed: vec![Timestamp::UNSTARTED; n],
+            process_bounds,
+            process_at_max_before_close: name == "ImmediateInputStreamHandler",
+            truncation,
+        })
+    }
+
+    fn set_state(&self, set: usize, queues: &[InputQueue]) -> SetState {
+        let mut min_packet: Option<Timestamp> = None;
+        let mut min_bound = Timestamp::DONE;
+        for &i in &self.sets[set] {
+            match queues[i].head_timestamp() {
+                Some(t) => min_packet = Some(min_packet.map_or(t, |m| m.min(t))),
+                None => min_bound = min_bound.min(queues[i].bound()),
+            }
+        }
+        let lowest = min_packet.map_or(min_bound, |p| p.min(min_bound));
+        if !self.process_bounds {
+            if lowest >= Timestamp::ONE_OVER_POST_STREAM {
+                return SetState::Done;
+            }
+            return match min_packet {
+                Some(p) if min_bound > p => SetState::Ready(p),
+                _ => SetState::NotReady,
+            };
+        }
+        let all_done = lowest >= Timestamp::ONE_OVER_POST_STREAM;
+        if all_done && !self.process_at_max_before_close {
+            return SetState::Done;
+        }
+        let settled =
+            if min_packet == Some(Timestamp::POST_STREAM) && min_bound > Timestamp::POST_STREAM {
+                Timestamp::POST_STREAM
+            } else {
+                min_bound.previous_allowed_in_stream()
+            };
+        let candidate = min_packet.map_or(settled, |p| p.min(settled));
+        if candidate > self.last_processed[set] && candidate > Timestamp::UNSTARTED {
+            SetState::Ready(candidate)
+        } else if all_done {
+            SetState::Done
+        } else {
+            SetState::NotReady
+        }
+    }
+
+    /// Applies the fixed-size policy; returns how many packets were dropped.
+    fn truncate(&self, queues: &mut [InputQueue]) -> u64 {
+        let Some(t) = self.truncation else { return 0 };
+        let lens = queues.iter().map(|q| q.len());
+        let size = if t.fixed_min_size {
+            lens.min()
+        } else {
+            lens.max()
+        };
+        if size.unwrap_or(0) < t.trigger {
+            return 0;
+        }
+        let cutoff = queues
+            .iter()
+            .filter(|q| q.len() > t.target)
+            .filter_map(|q| q.timestamp_at(q.len() - t.target))
+            .max();
+        match cutoff {
+            Some(c) => queues.iter_mut().map(|q| q.drop_below(c) as u64).sum(),
+            None => 0,
+        }
+    }
+
+    /// Decides what the node can do next; may drop packets (fixed-size policy), counted in
+    /// `dropped`.
+    pub(crate) fn readiness(&self, queues: &mut [InputQueue], dropped: &mut u64) -> Readiness {
+        *dropped += self.truncate(queues);
+        if self.sets.is_empty() {
+            return Readiness::Close;
+        }
+        let mut best: Option<Timestamp> = None;
+        let mut all_done = true;
+        for s in 0..self.sets.len() {
+            match self.set_state(s, queues) {
+                SetState::Done => {}
+                SetState::Ready(t) => {
+                    all_done = false;
+                    best = Some(best.map_or(t, |b| b.min(t)));
+                }
+                SetState::NotReady => all_done = false,
+            }
+        }
+        match best {
+            Some(t) => Readiness::Process(t),
+            None if all_done => Readiness::Close,
+            None => Readiness::NotReady,
+        }
+    }
+
+    /// Fills `inputs` for a `process` call at `ts`: sets ready at `ts` give up their packets,
+    /// the others show settled empty packets. Returns how many packets were dropped (packets
+    /// below `ts` that a ready set skipped).
+    pub(crate) fn fill(
+        &mut self,
+        ts: Timestamp,
+        queues: &mut [InputQueue],
+        inputs: &mut Vec<Packet>,
+    ) -> u64 {
+        inputs.clear();
+        inputs.resize(queues.len(), Packet::empty());
+        let mut dropped = 0;
+        for s in 0..self.sets.len() {
+            if self.set_state(s, queues) == SetState::Ready(ts) {
+                for &i in &self.sets[s] {
+                    let (packet, d) = queues[i].take_at(ts);
+                    inputs[i] = packet;
+                    dropped += d as u64;
+                }
+                self.last_processed[s] = ts;
+            } else {
+                for &i in &self.sets[s] {
+                    inputs[i] = queues[i].settled_empty();
+                }
+            }
+        }
+        dropped
+    }
+
+    /// The smallest timestamp any input may still deliver (for automatic bound propagation).
+    pub(crate) fn input_bound(&self, queues: &[InputQueue]) -> Timestamp {
+        queues
+            .iter()
+            .map(|q| q.min_timestamp_or_bound())
+            .min()
+            .unwrap_or(Timestamp::DONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::{parse_port, PortRef};
+
+    fn ports(n: usize) -> PortSet {
+        let refs: Vec<PortRef> = (0..n)
+            .map(|i| parse_port(&format!("IN:{i}:s{i}")).unwrap())
+            .collect();
+        PortSet::from_refs(&refs).unwrap()
+    }
+
+    fn queues(n: usize) -> Vec<InputQueue> {
+        (0..n).map(|_| InputQueue::new(usize::MAX)).collect()
+    }
+
+    fn push(q: &mut InputQueue, ts: i64) {
+        q.push(Packet::new(ts).at(Timestamp::new(ts)));
+    }
+
+    fn handler(name: &str, n: usize, bounds: bool) -> InputHandler {
+        InputHandler::new(&HandlerConfig::named(name), &ports(n), bounds).unwrap()
+    }
+
+    #[test]
+    fn default_waits_until_every_stream_is_settled() {
+        let h = handler("DefaultInputStreamHandler", 2, false);
+        let mut q = queues(2);
+        let mut d = 0;
+        push(&mut q[0], 10);
+        assert_eq!(h.readiness(&mut q, &mut d), Readiness::NotReady);
+        q[1].raise_bound(Timestamp::new(10));
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::NotReady,
+            "bound 10 does not settle 10"
+        );
+        q[1].raise_bound(Timestamp::new(11));
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(10))
+        );
+        push(&mut q[1], 11);
+        push(&mut q[0], 11);
+        q[0].close();
+        q[1].close();
+        let mut h = h;
+        let mut inputs = Vec::new();
+        h.fill(Timestamp::new(10), &mut q, &mut inputs);
+        assert_eq!(inputs[0].timestamp(), Timestamp::new(10));
+        assert!(inputs[1].is_empty());
+        assert_eq!(inputs[1].timestamp(), Timestamp::new(10), "prev of head 11");
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(11))
+        );
+        h.fill(Timestamp::new(11), &mut q, &mut inputs);
+        assert!(!inputs[0].is_empty() && !inputs[1].is_empty());
+        assert_eq!(h.readiness(&mut q, &mut d), Readiness::Close);
+    }
+
+    #[test]
+    fn immediate_processes_each_stream_alone() {
+        let mut h = handler("Immediate", 2, false);
+        let mut q = queues(2);
+        let mut d = 0;
+        push(&mut q[1], 5);
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(5))
+        );
+        let mut inputs = Vec::new();
+        h.fill(Timestamp::new(5), &mut q, &mut inputs);
+        assert!(inputs[0].is_empty());
+        assert_eq!(inputs[0].timestamp(), Timestamp::UNSTARTED);
+        assert_eq!(inputs[1].timestamp(), Timestamp::new(5));
+        push(&mut q[0], 3);
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(3)),
+            "timestamps may decrease across sets"
+        );
+    }
+
+    #[test]
+    fn process_timestamp_bounds_reports_settled_bounds() {
+        let mut h = handler("Default", 1, true);
+        let mut q = queues(1);
+        let mut d = 0;
+        assert_eq!(h.readiness(&mut q, &mut d), Readiness::NotReady);
+        q[0].raise_bound(Timestamp::new(20));
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(19))
+        );
+        let mut inputs = Vec::new();
+        h.fill(Timestamp::new(19), &mut q, &mut inputs);
+        assert!(inputs[0].is_empty());
+        assert_eq!(h.readiness(&mut q, &mut d), Readiness::NotReady);
+        q[0].close();
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Close,
+            "default goes straight to close"
+        );
+
+        let mut h = handler("Immediate", 1, true);
+        let mut q = queues(1);
+        q[0].close();
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::MAX)
+        );
+        h.fill(Timestamp::MAX, &mut q, &mut inputs);
+        assert_eq!(inputs[0].timestamp(), Timestamp::MAX);
+        assert_eq!(h.readiness(&mut q, &mut d), Readiness::Close);
+    }
+
+    #[test]
+    fn sync_sets_are_independent() {
+        let cfg = HandlerConfig {
+            input_stream_handler: "SyncSetInputStreamHandler".into(),
+            options: serde_json::json!({"sync_set": [{"tag_index": ["IN:0", "IN:1"]}]}),
+        };
+        let mut h = InputHandler::new(&cfg, &ports(3), false).unwrap();
+        let mut q = queues(3);
+        let mut d = 0;
+        push(&mut q[2], 7);
+        push(&mut q[0], 4);
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(7))
+        );
+        q[1].raise_bound(Timestamp::new(5));
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(4))
+        );
+        let mut inputs = Vec::new();
+        h.fill(Timestamp::new(4), &mut q, &mut inputs);
+        assert!(!inputs[0].is_empty() && inputs[2].is_empty());
+
+        let bad = HandlerConfig {
+            input_stream_handler: "SyncSetInputStreamHandler".into(),
+            options: serde_json::json!({"sync_set": [{"tag_index": ["IN:0"]}, {"tag_index": ["IN:0"]}]}),
+        };
+        let err = InputHandler::new(&bad, &ports(2), false).unwrap_err();
+        assert!(err.to_string().contains("more than one sync_set"), "{err}");
+    }
+
+    #[test]
+    fn fixed_size_keeps_the_newest_and_counts_drops() {
+        let cfg = HandlerConfig {
+            input_stream_handler: "FixedSizeInputStreamHandler".into(),
+            options: serde_json::json!({"trigger_queue_size": 3, "target_queue_size": 1}),
+        };
+        let h = InputHandler::new(&cfg, &ports(2), false).unwrap();
+        let mut q = queues(2);
+        for t in 1..=3 {
+            push(&mut q[0], t);
+        }
+        push(&mut q[1], 1);
+        push(&mut q[1], 2);
+        let mut dropped = 0;
+        assert_eq!(h.readiness(&mut q, &mut dropped), Readiness::NotReady);
+        assert_eq!(dropped, 4, "1 and 2 dropped on both streams");
+        assert_eq!(q[0].head_timestamp(), Some(Timestamp::new(3)));
+        assert_eq!(q[1].len(), 0);
+    }
+
+    #[test]
+    fn unknown_handler_is_an_error() {
+        let err = InputHandler::new(&HandlerConfig::named("Fancy"), &ports(1), false).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("unknown input stream handler \"Fancy\""));
+    }
+}

@@ -1,0 +1,1403 @@
+//! One run of a graph: node state machines (open -> process* -> close), packet delivery with
+//! bound propagation, throttling, the idle handler (source activation, termination, deadlock
+//! resolution) and error collection.
+//!
+//! Locking: each node has one mutex. A thread never holds two node locks at once; work that
+//! affects other nodes (deliveries, waking throttled sources) is collected in [`Effects`] while
+//! a lock is held and applied after it is released.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+
+use crate::calculator::{CalculatorContext, DynCalculator, Flow, NodeInfo, OutputShard};
+use crate::error::{Error, Phase, Result};
+use crate::handler::{InputHandler, Readiness};
+use crate::packet::Packet;
+use crate::scheduler::{Finished, Next, Scheduler, Task, TaskKind};
+use crate::spec::{GraphSpec, NodeId, Producer, SidePacketId, SideProducer, StreamId};
+use crate::stream::InputQueue;
+use crate::timestamp::{Timestamp, TimestampDiff};
+use crate::types::PacketType;
+
+/// Receives the packets of an observed output stream, in timestamp order.
+pub type ObserverFn = dyn FnMut(&Packet) -> Result<()> + Send;
+
+/// The queue behind an [`crate::graph::OutputStreamPoller`].
+#[derive(Default)]
+pub(crate) struct PollerShared {
+    pub(crate) state: Mutex<PollerState>,
+    pub(crate) ready: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct PollerState {
+    pub(crate) packets: VecDeque<Packet>,
+    pub(crate) done: bool,
+}
+
+impl PollerShared {
+    fn push(&self, packets: &[Packet]) {
+        let mut s = self.state.lock();
+        s.packets.extend(packets.iter().cloned());
+        drop(s);
+        self.ready.notify_all();
+    }
+
+    pub(crate) fn finish(&self) {
+        self.state.lock().done = true;
+        self.ready.notify_all();
+    }
+}
+
+/// Observers and pollers of one stream.
+#[derive(Default, Clone)]
+pub(crate) struct StreamSinks {
+    pub(crate) observers: Vec<Arc<Mutex<Box<ObserverFn>>>>,
+    pub(crate) pollers: Vec<Arc<PollerShared>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Pending,
+    Opening,
+    Open,
+    OpenFailed,
+    Closing,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OutputState {
+    bound: Timestamp,
+    closed: bool,
+    offset: Option<TimestampDiff>,
+    emitted_any: bool,
+}
+
+/// Counters of one node, readable while the graph runs.
+#[derive(Clone, Debug, Default)]
+pub struct NodeStats {
+    /// Node name.
+    pub name: String,
+    /// Calculator name.
+    pub calculator: String,
+    /// `process` calls.
+    pub invocations: u64,
+    /// Non-empty packets consumed.
+    pub packets_in: u64,
+    /// Packets emitted.
+    pub packets_out: u64,
+    /// Time spent in `open`, `process` and `close`.
+    pub busy_time: Duration,
+    /// Packets dropped by an explicit policy (fixed-size handler, skipped timestamps).
+    pub dropped: u64,
+    /// Per input stream: (stream name, longest queue seen).
+    pub queue_high_water: Vec<(String, usize)>,
+    /// Times a full input queue of this node was grown to resolve a throttling deadlock.
+    pub queue_growths: u64,
+}
+
+struct NodeState {
+    status: Status,
+    calculator: Option<Box<dyn DynCalculator>>,
+    handler: InputHandler,
+    queues: Vec<InputQueue>,
+    outputs: Vec<OutputState>,
+    /// A task for this node is queued or running.
+    busy: bool,
+    open_scheduled: bool,
+    /// A throttled source that waits to be rescheduled.
+    source_waiting: bool,
+    headers: Arc<Vec<Packet>>,
+    side_inputs: Arc<Vec<Packet>>,
+    inputs_buf: Vec<Packet>,
+    shards: Vec<OutputShard>,
+    side_out: Vec<Option<Packet>>,
+    stats: NodeStats,
+}
+
+pub(crate) struct NodeRuntime {
+    info: NodeInfo,
+    state: Mutex<NodeState>,
+    opened: AtomicBool,
+    open_deps: Vec<NodeId>,
+    is_source: bool,
+    layer: i32,
+}
+
+/// A delivery of one invocation's output on one stream.
+struct Delivery {
+    stream: StreamId,
+    packets: Vec<Packet>,
+    bound: Timestamp,
+    header: Option<Packet>,
+}
+
+/// Cross-node work collected under a node lock and applied after it is released.
+#[derive(Default)]
+struct Effects {
+    deliveries: VecDeque<Delivery>,
+    side_packets: Vec<(SidePacketId, Packet)>,
+    unthrottled: Vec<usize>,
+    opened: Option<NodeId>,
+}
+
+struct InputsState {
+    bounds: Vec<Timestamp>,
+    closed: Vec<bool>,
+}
+
+struct SourceBook {
+    layers: Vec<(i32, Vec<NodeId>)>,
+    next_layer: usize,
+    active: usize,
+}
+
+/// The state of one run.
+pub(crate) struct RunState {
+    pub(crate) spec: Arc<GraphSpec>,
+    nodes: Vec<NodeRuntime>,
+    pub(crate) sched: Scheduler,
+    side_packets: RwLock<Vec<Option<Packet>>>,
+    inputs: Mutex<InputsState>,
+    inputs_cv: Condvar,
+    sinks: Vec<StreamSinks>,
+    errors: Mutex<Vec<Error>>,
+    has_error: AtomicBool,
+    stopping: AtomicBool,
+    terminated: Mutex<bool>,
+    done_cv: Condvar,
+    /// Per source slot (node sources by node id, then graph inputs): full queues downstream.
+    throttle: Vec<AtomicUsize>,
+    /// For each node input port: the source slots upstream of it.
+    queue_sources: Vec<Vec<Vec<usize>>>,
+    sources: Mutex<SourceBook>,
+    pub(crate) queue_growths: AtomicU64,
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// The bound implied by a timestamp offset after processing input timestamp `ts`.
+fn offset_bound(ts: Timestamp, offset: TimestampDiff) -> Option<Timestamp> {
+    if ts == Timestamp::PRE_STREAM {
+        Some(Timestamp::MIN)
+    } else if ts == Timestamp::MAX {
+        Some(if offset.value() >= 0 {
+            Timestamp::POST_STREAM
+        } else {
+            (Timestamp::MAX + offset).next_allowed_in_stream()
+        })
+    } else if ts == Timestamp::POST_STREAM {
+        Some(Timestamp::ONE_OVER_POST_STREAM)
+    } else if ts.is_range() {
+        Some(ts.next_allowed_in_stream() + offset)
+    } else {
+        None
+    }
+}
+
+/// Options of one run, set by the graph API before `start_run`.
+pub(crate) struct RunOptions {
+    pub(crate) side_packets: Vec<Option<Packet>>,
+    pub(crate) sinks: Vec<StreamSinks>,
+    pub(crate) input_queue_limits: Vec<Option<usize>>,
+}
+
+impl RunState {
+    /// Prepares a run: node state, queues with their limits, throttling bookkeeping.
+    pub(crate) fn new(spec: Arc<GraphSpec>, opts: RunOptions) -> Result<RunState> {
+        let n = spec.nodes.len();
+        let mut nodes = Vec::with_capacity(n);
+        for node in &spec.nodes {
+            let contract = &node.contract;
+            let handler = InputHandler::new(
+                &node.handler,
+                contract.inputs(),
+                contract.process_timestamp_bounds(),
+            )
+            .map_err(|e| Error::Node {
+                node: node.name.clone(),
+                calculator: node.calculator.clone(),
+                phase: Phase::Open,
+                timestamp: Timestamp::UNSTARTED,
+                source: Box::new(e),
+            })?;
+            let queues = node
+                .input_streams
+                .iter()
+                .map(|&s| {
+                    let base = match spec.streams[s].producer {
+                        Producer::GraphInput => {
+                            let i = spec.input_streams.iter().position(|&x| x == s);
+                            i.and_then(|i| opts.input_queue_limits[i])
+                                .or(spec.max_queue_size)
+                        }
+                        Producer::Node { .. } => spec.max_queue_size,
+                    };
+                    let limit = base.map_or(usize::MAX, |b| b.max(node.buffer_size_hint));
+                    InputQueue::new(limit)
+                })
+                .collect();
+            let output_types: Vec<PacketType> = node
+                .output_streams
+                .iter()
+                .map(|&s| spec.streams[s].packet_type.clone())
+                .collect();
+            let shards = node
+                .output_streams
+                .iter()
+                .zip(&output_types)
+                .map(|(&s, t)| OutputShard::new(spec.streams[s].name.as_str().into(), t.clone()))
+                .collect();
+            let offset = contract.timestamp_offset();
+            let stats = NodeStats {
+                name: node.name.clone(),
+                calculator: node.calculator.clone(),
+                queue_high_water: node
+                    .input_streams
+                    .iter()
+                    .map(|&s| (spec.streams[s].name.clone(), 0))
+                    .collect(),
+                ..NodeStats::default()
+            };
+            let mut open_deps: Vec<NodeId> = node
+                .input_streams
+                .iter()
+                .zip(&node.back_edges)
+                .filter(|(_, back)| !**back)
+                .filter_map(|(&s, _)| match spec.streams[s].producer {
+                    Producer::Node { node, .. } => Some(node),
+                    Producer::GraphInput => None,
+                })
+                .collect();
+            open_deps.sort_unstable();
+            open_deps.dedup();
+            nodes.push(NodeRuntime {
+                info: NodeInfo {
+                    name: node.name.clone(),
+                    calculator: node.calculator.clone(),
+                    contract: contract.clone(),
+                    output_types,
+                    options: node.options.clone(),
+                },
+                state: Mutex::new(NodeState {
+                    status: Status::Pending,
+                    calculator: None,
+                    handler,
+                    queues,
+                    outputs: vec![
+                        OutputState {
+                            bound: Timestamp::PRE_STREAM,
+                            closed: false,
+                            offset,
+                            emitted_any: false,
+                        };
+                        node.output_streams.len()
+                    ],
+                    busy: false,
+                    open_scheduled: false,
+                    source_waiting: false,
+                    headers: Arc::new(Vec::new()),
+                    side_inputs: Arc::new(Vec::new()),
+                    inputs_buf: Vec::new(),
+                    shards,
+                    side_out: vec![None; node.side_outputs.len()],
+                    stats,
+                }),
+                opened: AtomicBool::new(false),
+                open_deps,
+                is_source: node.is_source(),
+                layer: node.source_layer,
+            });
+        }
+
+        // Source slots upstream of each stream's producer.
+        let n_inputs = spec.input_streams.len();
+        let mut node_sources: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for id in 0..n {
+            let mut slots = Vec::new();
+            if spec.nodes[id].is_source() {
+                slots.push(id);
+            }
+            for (port, &s) in spec.nodes[id].input_streams.iter().enumerate() {
+                if spec.nodes[id].back_edges[port] {
+                    continue;
+                }
+                slots.extend(stream_sources(&spec, s, &node_sources, n));
+            }
+            slots.sort_unstable();
+            slots.dedup();
+            node_sources[id] = slots;
+        }
+        let queue_sources = spec
+            .nodes
+            .iter()
+            .map(|node| {
+                node.input_streams
+                    .iter()
+                    .map(|&s| stream_sources(&spec, s, &node_sources, n))
+                    .collect()
+            })
+            .collect();
+
+        let mut layers: Vec<(i32, Vec<NodeId>)> = Vec::new();
+        for (id, node) in nodes.iter().enumerate().filter(|(_, n)| n.is_source) {
+            match layers.iter_mut().find(|(l, _)| *l == node.layer) {
+                Some((_, v)) => v.push(id),
+                None => layers.push((node.layer, vec![id])),
+            }
+        }
+        layers.sort_by_key(|(l, _)| *l);
+
+        Ok(RunState {
+            nodes,
+            sched: Scheduler::new(),
+            side_packets: RwLock::new(opts.side_packets),
+            inputs: Mutex::new(InputsState {
+                bounds: vec![Timestamp::PRE_STREAM; n_inputs],
+                closed: vec![false; n_inputs],
+            }),
+            inputs_cv: Condvar::new(),
+            sinks: opts.sinks,
+            errors: Mutex::new(Vec::new()),
+            has_error: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            terminated: Mutex::new(false),
+            done_cv: Condvar::new(),
+            throttle: (0..n + n_inputs).map(|_| AtomicUsize::new(0)).collect(),
+            queue_sources,
+            sources: Mutex::new(SourceBook {
+                layers,
+                next_layer: 0,
+                active: 0,
+            }),
+            queue_growths: AtomicU64::new(0),
+            spec,
+        })
+    }
+
+    // ----- errors -----
+
+    pub(crate) fn record_error(&self, error: Error) {
+        tracing::error!("{error}");
+        self.errors.lock().push(error);
+        self.has_error.store(true, Ordering::SeqCst);
+        let _g = self.inputs.lock();
+        self.inputs_cv.notify_all();
+    }
+
+    fn node_error(&self, n: NodeId, phase: Phase, ts: Timestamp, e: Error) -> Error {
+        Error::Node {
+            node: self.nodes[n].info.name.clone(),
+            calculator: self.nodes[n].info.calculator.clone(),
+            phase,
+            timestamp: ts,
+            source: Box::new(e),
+        }
+    }
+
+    pub(crate) fn has_error(&self) -> bool {
+        self.has_error.load(Ordering::SeqCst)
+    }
+
+    /// The run's combined status.
+    pub(crate) fn status(&self) -> Result<()> {
+        let mut errors = std::mem::take(&mut *self.errors.lock());
+        if errors.is_empty() {
+            return Ok(());
+        }
+        if errors.iter().all(|e| matches!(e, Error::Cancelled)) {
+            return Err(Error::Cancelled);
+        }
+        errors.retain(|e| !matches!(e, Error::Cancelled));
+        if errors.len() == 1 {
+            return Err(errors.pop().expect("one error"));
+        }
+        Err(Error::Run(errors))
+    }
+
+    /// A copy of the errors so far (for `add_packet` refusals).
+    pub(crate) fn errors_summary(&self) -> String {
+        self.errors
+            .lock()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    // ----- start, workers, termination -----
+
+    /// Schedules every node that can open.
+    pub(crate) fn start(self: &Arc<Self>) {
+        for n in 0..self.nodes.len() {
+            self.try_open(n);
+        }
+        // Kick the idle handler if nothing can open (e.g. an empty graph).
+        self.sched.begin_external();
+        self.sched.end_external();
+    }
+
+    /// A worker thread's loop.
+    pub(crate) fn worker(self: Arc<Self>) {
+        let mut finished = None;
+        loop {
+            match self.sched.next(finished) {
+                Next::Exit => return,
+                Next::Run(task) => {
+                    self.run_task(task);
+                    finished = Some(Finished::Task);
+                }
+                Next::Idle(generation) => {
+                    self.on_idle();
+                    finished = Some(Finished::Idle(generation));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        *self.terminated.lock()
+    }
+
+    fn terminate(&self) {
+        let mut t = self.terminated.lock();
+        *t = true;
+        drop(t);
+        self.sched.shutdown();
+        self.done_cv.notify_all();
+        let _g = self.inputs.lock();
+        self.inputs_cv.notify_all();
+    }
+
+    /// Blocks until the run has terminated.
+    pub(crate) fn wait_terminated(&self) {
+        let mut t = self.terminated.lock();
+        while !*t {
+            self.done_cv.wait(&mut t);
+        }
+    }
+
+    /// After the workers exited: closes every node still open (outputs discarded), ends pollers.
+    pub(crate) fn cleanup(&self) {
+        for n in 0..self.nodes.len() {
+            let st = self.nodes[n].state.lock();
+            if matches!(st.status, Status::Open) {
+                let mut effects = Effects::default();
+                self.close_node(n, st, &mut effects, false);
+            }
+        }
+        for sinks in &self.sinks {
+            for p in &sinks.pollers {
+                p.finish();
+            }
+        }
+        let _g = self.inputs.lock();
+        self.inputs_cv.notify_all();
+    }
+
+    /// Records a cancellation; the run ends once running calls return.
+    pub(crate) fn cancel(&self) {
+        self.record_error(Error::Cancelled);
+        self.sched.begin_external();
+        self.sched.end_external();
+    }
+
+    /// Sets the stopping flag: sources are closed the next time they are scheduled.
+    pub(crate) fn stop_sources(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for n in 0..self.nodes.len() {
+            if !self.nodes[n].is_source {
+                continue;
+            }
+            let mut st = self.nodes[n].state.lock();
+            if st.source_waiting {
+                st.source_waiting = false;
+                st.busy = true;
+                self.push_source(n, &st);
+            }
+        }
+    }
+
+    // ----- the idle handler -----
+
+    fn on_idle(&self) {
+        if self.has_error() {
+            self.terminate();
+            return;
+        }
+        // Wake sources whose throttling ended while nobody looked.
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].is_source && !self.is_throttled(n) {
+                let mut st = self.nodes[n].state.lock();
+                if st.source_waiting {
+                    st.source_waiting = false;
+                    st.busy = true;
+                    self.push_source(n, &st);
+                    return;
+                }
+            }
+        }
+        let mut book = self.sources.lock();
+        if book.active == 0 {
+            while book.next_layer < book.layers.len() {
+                let layer = book.layers[book.next_layer].1.clone();
+                book.next_layer += 1;
+                let mut started = 0;
+                for n in layer {
+                    let mut st = self.nodes[n].state.lock();
+                    if st.status == Status::Open {
+                        st.busy = true;
+                        started += 1;
+                        self.push_source(n, &st);
+                    }
+                }
+                if started > 0 {
+                    book.active += started;
+                    return;
+                }
+            }
+        }
+        let sources_done = book.active == 0 && book.next_layer == book.layers.len();
+        drop(book);
+        let inputs = self.inputs.lock();
+        let all_inputs_closed = inputs.closed.iter().all(|c| *c);
+        let throttled_input = inputs.closed.iter().enumerate().any(|(i, closed)| {
+            !closed && self.throttle[self.nodes.len() + i].load(Ordering::SeqCst) > 0
+        });
+        drop(inputs);
+        if sources_done && all_inputs_closed {
+            self.terminate();
+            return;
+        }
+        let throttled_source = (0..self.nodes.len()).any(|n| {
+            self.nodes[n].is_source
+                && self.is_throttled(n)
+                && self.nodes[n].state.lock().source_waiting
+        });
+        if throttled_source || throttled_input {
+            self.resolve_deadlock();
+        }
+    }
+
+    fn resolve_deadlock(&self) {
+        let mut effects = Effects::default();
+        for n in 0..self.nodes.len() {
+            let mut st = self.nodes[n].state.lock();
+            if matches!(st.status, Status::Closed) {
+                continue;
+            }
+            for port in 0..st.queues.len() {
+                if !st.queues[port].full {
+                    continue;
+                }
+                let stream = self.spec.streams[self.spec.nodes[n].input_streams[port]]
+                    .name
+                    .clone();
+                let size = st.queues[port].len();
+                if self.spec.report_deadlock {
+                    drop(st);
+                    self.record_error(Error::Deadlock {
+                        stream,
+                        node: self.nodes[n].info.name.clone(),
+                        size,
+                    });
+                    self.terminate();
+                    return;
+                }
+                tracing::warn!(
+                    "throttling deadlock: growing input queue of stream \"{stream}\" of node \"{}\" to {} packets",
+                    self.nodes[n].info.name,
+                    size + 1
+                );
+                st.queues[port].limit = size + 1;
+                st.stats.queue_growths += 1;
+                self.queue_growths.fetch_add(1, Ordering::Relaxed);
+                self.release_queue(n, port, &mut st, &mut effects);
+            }
+        }
+        self.apply(effects);
+    }
+
+    // ----- throttling -----
+
+    fn is_throttled(&self, slot: usize) -> bool {
+        self.throttle[slot].load(Ordering::SeqCst) > 0
+    }
+
+    /// Marks a queue full if it reached its limit.
+    fn check_full(&self, n: NodeId, port: usize, st: &mut NodeState) {
+        let q = &mut st.queues[port];
+        if !q.full && q.len() >= q.limit {
+            q.full = true;
+            for &slot in &self.queue_sources[n][port] {
+                self.throttle[slot].fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Releases a queue that was full; sources whose count drops to zero are woken later.
+    fn release_queue(&self, n: NodeId, port: usize, st: &mut NodeState, effects: &mut Effects) {
+        let q = &mut st.queues[port];
+        if q.full {
+            q.full = false;
+            for &slot in &self.queue_sources[n][port] {
+                if self.throttle[slot].fetch_sub(1, Ordering::SeqCst) == 1 {
+                    effects.unthrottled.push(slot);
+                }
+            }
+        }
+    }
+
+    fn release_drained(&self, n: NodeId, st: &mut NodeState, effects: &mut Effects) {
+        for port in 0..st.queues.len() {
+            let q = &st.queues[port];
+            if q.full && q.len() < q.limit {
+                self.release_queue(n, port, st, effects);
+            }
+        }
+    }
+
+    fn wake(&self, slot: usize) {
+        if slot < self.nodes.len() {
+            let mut st = self.nodes[slot].state.lock();
+            if st.source_waiting && !self.is_throttled(slot) {
+                st.source_waiting = false;
+                st.busy = true;
+                self.push_source(slot, &st);
+            }
+        } else {
+            let _g = self.inputs.lock();
+            self.inputs_cv.notify_all();
+        }
+    }
+
+    fn push_source(&self, n: NodeId, st: &NodeState) {
+        let order = st
+            .outputs
+            .iter()
+            .map(|o| o.bound)
+            .min()
+            .unwrap_or(Timestamp::DONE);
+        self.sched.push(Task {
+            kind: TaskKind::Source {
+                layer: self.nodes[n].layer,
+                order,
+            },
+            node: n,
+        });
+    }
+
+    // ----- graph inputs -----
+
+    /// Index of a graph input stream by name.
+    pub(crate) fn input_index(&self, name: &str) -> Result<usize> {
+        self.spec
+            .input_streams
+            .iter()
+            .position(|&s| self.spec.streams[s].name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .spec
+                    .input_streams
+                    .iter()
+                    .map(|&s| self.spec.streams[s].name.as_str())
+                    .collect();
+                Error::NotFound(format!(
+                    "graph input stream \"{name}\" (the graph's input streams are: {})",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// Adds a packet to graph input `i`, waiting while throttled if `wait`.
+    pub(crate) fn add_input_packet(&self, i: usize, packet: Packet, wait: bool) -> Result<()> {
+        let stream_id = self.spec.input_streams[i];
+        let stream = &self.spec.streams[stream_id];
+        let slot = self.nodes.len() + i;
+        let mut inputs = self.inputs.lock();
+        loop {
+            if self.has_error() {
+                return Err(Error::FailedPrecondition(format!(
+                    "graph has errors: {}",
+                    self.errors_summary()
+                )));
+            }
+            if self.is_terminated() {
+                return Err(Error::FailedPrecondition("the graph run has ended".into()));
+            }
+            if !self.is_throttled(slot) {
+                break;
+            }
+            if !wait {
+                return Err(Error::Throttled(stream.name.clone()));
+            }
+            self.inputs_cv
+                .wait_for(&mut inputs, Duration::from_millis(100));
+        }
+        let err = |message: String| Error::Stream {
+            stream: stream.name.clone(),
+            message,
+        };
+        if inputs.closed[i] {
+            return Err(err("the graph input stream is closed".into()));
+        }
+        let ts = packet.timestamp();
+        if !ts.is_allowed_in_stream() {
+            return Err(err(format!(
+                "timestamp not specified or set to an illegal value ({ts:?})"
+            )));
+        }
+        if ts < inputs.bounds[i] {
+            return Err(err(format!(
+                "packet timestamp mismatch: the minimum expected timestamp is {} but received {}",
+                inputs.bounds[i], ts
+            )));
+        }
+        if let Some(id) = packet.type_id() {
+            if !stream.packet_type.accepts(id) {
+                return Err(err(format!(
+                    "packet of type {} added, but the stream carries {}",
+                    packet.short_type_name(),
+                    stream.packet_type
+                )));
+            }
+        }
+        let bound = ts.next_allowed_in_stream();
+        inputs.bounds[i] = bound;
+        self.sched.begin_external();
+        drop(inputs);
+        let packets = if packet.is_empty() {
+            Vec::new()
+        } else {
+            vec![packet]
+        };
+        self.deliver_all(Delivery {
+            stream: stream_id,
+            packets,
+            bound,
+            header: None,
+        });
+        self.sched.end_external();
+        Ok(())
+    }
+
+    /// Raises the bound of graph input `i`.
+    pub(crate) fn set_input_bound(&self, i: usize, bound: Timestamp) -> Result<()> {
+        let mut inputs = self.inputs.lock();
+        if inputs.closed[i] || bound <= inputs.bounds[i] {
+            return Ok(());
+        }
+        inputs.bounds[i] = bound;
+        self.sched.begin_external();
+        drop(inputs);
+        self.deliver_all(Delivery {
+            stream: self.spec.input_streams[i],
+            packets: Vec::new(),
+            bound,
+            header: None,
+        });
+        self.sched.end_external();
+        Ok(())
+    }
+
+    /// Closes graph input `i` (idempotent).
+    pub(crate) fn close_input(&self, i: usize) {
+        let mut inputs = self.inputs.lock();
+        if inputs.closed[i] {
+            return;
+        }
+        self.sched.begin_external();
+        drop(inputs);
+        self.deliver_all(Delivery {
+            stream: self.spec.input_streams[i],
+            packets: Vec::new(),
+            bound: Timestamp::DONE,
+            header: None,
+        });
+        inputs = self.inputs.lock();
+        inputs.closed[i] = true;
+        inputs.bounds[i] = Timestamp::DONE;
+        drop(inputs);
+        self.sched.end_external();
+    }
+
+    pub(crate) fn all_inputs_closed(&self) -> bool {
+        self.inputs.lock().closed.iter().all(|c| *c)
+    }
+
+    /// The value of a side packet, if set.
+    pub(crate) fn side_packet(&self, id: SidePacketId) -> Option<Packet> {
+        self.side_packets.read()[id].clone()
+    }
+
+    /// A snapshot of every node's counters.
+    pub(crate) fn stats(&self) -> Vec<NodeStats> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let st = node.state.lock();
+                let mut s = st.stats.clone();
+                for (i, q) in st.queues.iter().enumerate() {
+                    s.queue_high_water[i].1 = q.high_water;
+                }
+                s
+            })
+            .collect()
+    }
+
+    // ----- delivery -----
+
+    fn deliver_all(&self, first: Delivery) {
+        let mut effects = Effects::default();
+        effects.deliveries.push_back(first);
+        self.apply(effects);
+    }
+
+    fn apply(&self, mut effects: Effects) {
+        loop {
+            if let Some(d) = effects.deliveries.pop_front() {
+                self.deliver(d, &mut effects);
+                continue;
+            }
+            if let Some((id, packet)) = effects.side_packets.pop() {
+                self.side_packets.write()[id] = Some(packet);
+                for c in &self.spec.side_packets[id].consumers {
+                    self.try_open(c.node);
+                }
+                continue;
+            }
+            if let Some(slot) = effects.unthrottled.pop() {
+                self.wake(slot);
+                continue;
+            }
+            if let Some(n) = effects.opened.take() {
+                for &s in &self.spec.nodes[n].output_streams {
+                    for c in &self.spec.streams[s].consumers {
+                        self.try_open(c.node);
+                    }
+                }
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn deliver(&self, d: Delivery, effects: &mut Effects) {
+        let stream = &self.spec.streams[d.stream];
+        let sinks = &self.sinks[d.stream];
+        for observer in &sinks.observers {
+            let mut f = observer.lock();
+            for p in &d.packets {
+                if let Err(e) = f(p) {
+                    self.record_error(Error::Stream {
+                        stream: stream.name.clone(),
+                        message: format!("output stream observer failed at {}: {e}", p.timestamp()),
+                    });
+                    break;
+                }
+            }
+        }
+        for poller in &sinks.pollers {
+            if !d.packets.is_empty() {
+                poller.push(&d.packets);
+            }
+            if d.bound == Timestamp::DONE {
+                poller.finish();
+            }
+        }
+        for c in &stream.consumers {
+            let mut st = self.nodes[c.node].state.lock();
+            if matches!(
+                st.status,
+                Status::Closed | Status::Closing | Status::OpenFailed
+            ) {
+                continue;
+            }
+            let q = &mut st.queues[c.port];
+            if let Some(h) = &d.header {
+                q.header = h.clone();
+            }
+            for p in &d.packets {
+                if let Err(message) = q.check_timestamp(p.timestamp()) {
+                    let port = self.nodes[c.node]
+                        .info
+                        .contract
+                        .inputs()
+                        .entry(c.port)
+                        .tag_index();
+                    drop(st);
+                    self.record_error(Error::Stream {
+                        stream: stream.name.clone(),
+                        message: format!(
+                            "{message} (input {port} of node \"{}\")",
+                            self.nodes[c.node].info.name
+                        ),
+                    });
+                    return;
+                }
+                q.push(p.clone());
+            }
+            q.raise_bound(d.bound);
+            if d.bound == Timestamp::DONE {
+                q.close();
+            }
+            self.check_full(c.node, c.port, &mut st);
+            self.after_input_change(c.node, &mut st, effects);
+        }
+    }
+
+    /// Schedules the node if it became ready; otherwise propagates offset bounds.
+    fn after_input_change(&self, n: NodeId, st: &mut NodeState, effects: &mut Effects) {
+        if st.status != Status::Open || st.busy || self.nodes[n].is_source {
+            return;
+        }
+        let mut dropped = 0;
+        let r = st.handler.readiness(&mut st.queues, &mut dropped);
+        if dropped > 0 {
+            st.stats.dropped += dropped;
+            self.release_drained(n, st, effects);
+        }
+        match r {
+            Readiness::NotReady => self.propagate_offset_bounds(n, st, effects),
+            _ => {
+                st.busy = true;
+                self.sched.push(Task {
+                    kind: TaskKind::Process,
+                    node: n,
+                });
+            }
+        }
+    }
+
+    fn propagate_offset_bounds(&self, n: NodeId, st: &mut NodeState, effects: &mut Effects) {
+        let input_bound = st.handler.input_bound(&st.queues);
+        if !input_bound.is_range() {
+            return;
+        }
+        for (i, o) in st.outputs.iter_mut().enumerate() {
+            let Some(offset) = o.offset else { continue };
+            if o.closed {
+                continue;
+            }
+            let b = input_bound + offset;
+            if b > o.bound {
+                o.bound = b;
+                effects.deliveries.push_back(Delivery {
+                    stream: self.spec.nodes[n].output_streams[i],
+                    packets: Vec::new(),
+                    bound: b,
+                    header: None,
+                });
+            }
+        }
+    }
+
+    // ----- node tasks -----
+
+    fn try_open(&self, n: NodeId) {
+        let node = &self.nodes[n];
+        if node.opened.load(Ordering::SeqCst)
+            || !node
+                .open_deps
+                .iter()
+                .all(|&d| self.nodes[d].opened.load(Ordering::SeqCst))
+        {
+            return;
+        }
+        {
+            let side = self.side_packets.read();
+            for &sp in &self.spec.nodes[n].side_inputs {
+                let spec = &self.spec.side_packets[sp];
+                let external_optional = spec.producer == SideProducer::External && spec.optional;
+                if side[sp].is_none() && !external_optional {
+                    return;
+                }
+            }
+        }
+        let mut st = node.state.lock();
+        if st.status == Status::Pending && !st.open_scheduled {
+            st.open_scheduled = true;
+            self.sched.push(Task {
+                kind: TaskKind::Open,
+                node: n,
+            });
+        }
+    }
+
+    fn run_task(&self, task: Task) {
+        match task.kind {
+            TaskKind::Open => self.open_node(task.node),
+            TaskKind::Process => self.process_node(task.node),
+            TaskKind::Source { .. } => self.run_source(task.node),
+        }
+    }
+
+    fn prepare_shards(st: &mut NodeState, in_open: bool) {
+        for (shard, o) in st.shards.iter_mut().zip(&st.outputs) {
+            shard.packets.clear();
+            shard.bound_request = None;
+            shard.close_request = false;
+            shard.header = None;
+            shard.offset = None;
+            shard.start_bound = o.bound;
+            shard.next_allowed = o.bound;
+            shard.closed = o.closed;
+            shard.emitted_any = o.emitted_any;
+            shard.in_open = in_open;
+        }
+    }
+
+    /// Turns an invocation's shards into deliveries and new output bounds.
+    fn collect_outputs(&self, n: NodeId, st: &mut NodeState, ts: Timestamp, effects: &mut Effects) {
+        let NodeState {
+            shards,
+            outputs,
+            stats,
+            side_out,
+            ..
+        } = st;
+        for (i, (shard, o)) in shards.iter_mut().zip(outputs.iter_mut()).enumerate() {
+            if shard.in_open && shard.offset.is_some() {
+                o.offset = shard.offset;
+            }
+            if o.closed {
+                continue;
+            }
+            let mut bound = o.bound.max(shard.next_allowed);
+            if let (Some(offset), false) = (o.offset, shard.in_open) {
+                if let Some(b) = offset_bound(ts, offset) {
+                    bound = bound.max(b);
+                }
+            }
+            o.emitted_any |= shard.emitted_any;
+            if shard.close_request {
+                o.closed = true;
+                bound = Timestamp::DONE;
+            }
+            let changed = bound > o.bound;
+            o.bound = bound;
+            if !shard.packets.is_empty() || changed || shard.header.is_some() {
+                stats.packets_out += shard.packets.len() as u64;
+                effects.deliveries.push_back(Delivery {
+                    stream: self.spec.nodes[n].output_streams[i],
+                    packets: std::mem::take(&mut shard.packets),
+                    bound,
+                    header: shard.header.take(),
+                });
+            }
+        }
+        for (port, slot) in side_out.iter_mut().enumerate() {
+            if let Some(p) = slot.take() {
+                effects
+                    .side_packets
+                    .push((self.spec.nodes[n].side_outputs[port], p));
+            }
+        }
+    }
+
+    /// Runs one calculator call with the lock released; returns the state lock again.
+    fn invoke<'a>(
+        &'a self,
+        n: NodeId,
+        mut st: MutexGuard<'a, NodeState>,
+        phase: Phase,
+        ts: Timestamp,
+    ) -> (MutexGuard<'a, NodeState>, Result<Flow>) {
+        let node = &self.nodes[n];
+        let Some(mut calculator) = st.calculator.take() else {
+            return (st, Err(Error::msg("internal: calculator missing")));
+        };
+        let mut inputs = std::mem::take(&mut st.inputs_buf);
+        if phase != Phase::Process {
+            inputs.clear();
+            inputs.resize(st.queues.len(), Packet::empty());
+        }
+        let mut shards = std::mem::take(&mut st.shards);
+        let mut side_out = std::mem::take(&mut st.side_out);
+        let headers = st.headers.clone();
+        let side_inputs = st.side_inputs.clone();
+        drop(st);
+
+        let started = Instant::now();
+        let result = {
+            let mut cx = CalculatorContext {
+                info: &node.info,
+                phase,
+                input_timestamp: ts,
+                inputs: &inputs,
+                input_headers: &headers,
+                outputs: &mut shards,
+                side_inputs: &side_inputs,
+                side_outputs: &mut side_out,
+            };
+            let call = catch_unwind(AssertUnwindSafe(|| match phase {
+                Phase::Open => calculator.open(&mut cx).map(|_| Flow::Continue),
+                Phase::Process => calculator.process(&mut cx),
+                Phase::Close => calculator.close(&mut cx).map(|_| Flow::Continue),
+            }));
+            call.unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))))
+        };
+        let elapsed = started.elapsed();
+
+        let mut st = node.state.lock();
+        inputs.clear();
+        st.inputs_buf = inputs;
+        st.shards = shards;
+        st.side_out = side_out;
+        st.calculator = Some(calculator);
+        st.stats.busy_time += elapsed;
+        if phase == Phase::Process {
+            st.stats.invocations += 1;
+        }
+        (st, result)
+    }
+
+    fn open_node(&self, n: NodeId) {
+        let node = &self.nodes[n];
+        let spec = &self.spec.nodes[n];
+        let mut st = node.state.lock();
+        if st.status != Status::Pending || self.has_error() {
+            return;
+        }
+        st.status = Status::Opening;
+        let created = catch_unwind(AssertUnwindSafe(|| {
+            (spec.registration.create)(&spec.options)
+        }))
+        .unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))));
+        let calculator = match created {
+            Ok(c) => c,
+            Err(e) => {
+                st.status = Status::OpenFailed;
+                drop(st);
+                self.record_error(self.node_error(n, Phase::Open, Timestamp::UNSTARTED, e));
+                return;
+            }
+        };
+        st.calculator = Some(calculator);
+        st.headers = Arc::new(st.queues.iter().map(|q| q.header.clone()).collect());
+        {
+            let side = self.side_packets.read();
+            st.side_inputs = Arc::new(
+                spec.side_inputs
+                    .iter()
+                    .map(|&sp| side[sp].clone().unwrap_or_default())
+                    .collect(),
+            );
+        }
+        Self::prepare_shards(&mut st, true);
+        let (mut st, result) = self.invoke(n, st, Phase::Open, Timestamp::UNSTARTED);
+        let mut effects = Effects::default();
+        if let Err(e) = result {
+            st.status = Status::OpenFailed;
+            st.calculator = None;
+            drop(st);
+            self.record_error(self.node_error(n, Phase::Open, Timestamp::UNSTARTED, e));
+            return;
+        }
+        st.status = Status::Open;
+        st.busy = true;
+        self.collect_outputs(n, &mut st, Timestamp::UNSTARTED, &mut effects);
+        node.opened.store(true, Ordering::SeqCst);
+        effects.opened = Some(n);
+        drop(st);
+        self.finish_invocation(n, effects);
+    }
+
+    fn process_node(&self, n: NodeId) {
+        let node = &self.nodes[n];
+        let mut st = node.state.lock();
+        if st.status != Status::Open || self.has_error() {
+            st.busy = false;
+            return;
+        }
+        let mut effects = Effects::default();
+        let mut dropped = 0;
+        let s = &mut *st;
+        let readiness = s.handler.readiness(&mut s.queues, &mut dropped);
+        st.stats.dropped += dropped;
+        let ts = match readiness {
+            Readiness::NotReady => {
+                st.busy = false;
+                self.release_drained(n, &mut st, &mut effects);
+                self.propagate_offset_bounds(n, &mut st, &mut effects);
+                drop(st);
+                self.apply(effects);
+                return;
+            }
+            Readiness::Close => {
+                self.close_node(n, st, &mut effects, true);
+                self.apply(effects);
+                return;
+            }
+            Readiness::Process(ts) => ts,
+        };
+        let mut inputs = std::mem::take(&mut st.inputs_buf);
+        let NodeState {
+            handler, queues, ..
+        } = &mut *st;
+        let skipped = handler.fill(ts, queues, &mut inputs);
+        st.stats.dropped += skipped;
+        st.stats.packets_in += inputs.iter().filter(|p| !p.is_empty()).count() as u64;
+        st.inputs_buf = inputs;
+        self.release_drained(n, &mut st, &mut effects);
+        Self::prepare_shards(&mut st, false);
+        let (mut st, result) = self.invoke(n, st, Phase::Process, ts);
+        match result {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Stop) => self.stopping.store(true, Ordering::SeqCst),
+            Err(e) => {
+                st.busy = false;
+                drop(st);
+                self.record_error(self.node_error(n, Phase::Process, ts, e));
+                self.apply(effects);
+                return;
+            }
+        }
+        self.collect_outputs(n, &mut st, ts, &mut effects);
+        drop(st);
+        if self.stopping.load(Ordering::SeqCst) {
+            self.stop_sources();
+        }
+        self.finish_invocation(n, effects);
+    }
+
+    /// Delivers an invocation's outputs while the node is still busy (so the next invocation
+    /// cannot overtake them), then lets the node run again if it is ready.
+    fn finish_invocation(&self, n: NodeId, effects: Effects) {
+        self.apply(effects);
+        let mut effects = Effects::default();
+        let mut st = self.nodes[n].state.lock();
+        st.busy = false;
+        self.after_input_change(n, &mut st, &mut effects);
+        drop(st);
+        self.apply(effects);
+    }
+
+    fn run_source(&self, n: NodeId) {
+        let node = &self.nodes[n];
+        let mut st = node.state.lock();
+        if st.status != Status::Open || self.has_error() {
+            st.busy = false;
+            return;
+        }
+        let mut effects = Effects::default();
+        if self.stopping.load(Ordering::SeqCst) {
+            self.close_node(n, st, &mut effects, true);
+            self.apply(effects);
+            return;
+        }
+        if self.is_throttled(n) {
+            st.busy = false;
+            st.source_waiting = true;
+            return;
+        }
+        Self::prepare_shards(&mut st, false);
+        let ts = Timestamp::new(0);
+        let (mut st, result) = self.invoke(n, st, Phase::Process, ts);
+        let flow = match result {
+            Ok(flow) => flow,
+            Err(e) => {
+                st.busy = false;
+                drop(st);
+                self.record_error(self.node_error(n, Phase::Process, ts, e));
+                return;
+            }
+        };
+        self.collect_outputs(n, &mut st, ts, &mut effects);
+        if flow == Flow::Stop {
+            self.close_node(n, st, &mut effects, true);
+            self.apply(effects);
+            return;
+        }
+        drop(st);
+        self.apply(effects);
+        let mut effects = Effects::default();
+        let mut st = node.state.lock();
+        if self.stopping.load(Ordering::SeqCst) {
+            self.close_node(n, st, &mut effects, true);
+        } else if self.is_throttled(n) {
+            st.busy = false;
+            st.source_waiting = true;
+        } else {
+            self.push_source(n, &st);
+        }
+        self.apply(effects);
+    }
+
+    /// Calls `close`, then closes every output. `deliver` is false during cleanup after the
+    /// run ended (outputs are discarded).
+    fn close_node(
+        &self,
+        n: NodeId,
+        mut st: MutexGuard<'_, NodeState>,
+        effects: &mut Effects,
+        deliver: bool,
+    ) {
+        st.status = Status::Closing;
+        Self::prepare_shards(&mut st, false);
+        let (mut st, result) = self.invoke(n, st, Phase::Close, Timestamp::DONE);
+        st.status = Status::Closed;
+        st.calculator = None;
+        st.busy = false;
+        if deliver {
+            self.collect_outputs(n, &mut st, Timestamp::DONE, effects);
+            for i in 0..st.outputs.len() {
+                if !st.outputs[i].closed {
+                    st.outputs[i].closed = true;
+                    st.outputs[i].bound = Timestamp::DONE;
+                    effects.deliveries.push_back(Delivery {
+                        stream: self.spec.nodes[n].output_streams[i],
+                        packets: Vec::new(),
+                        bound: Timestamp::DONE,
+                        header: None,
+                    });
+                }
+            }
+        }
+        for port in 0..st.queues.len() {
+            st.queues[port].clear();
+            self.release_queue(n, port, &mut st, effects);
+        }
+        drop(st);
+        if self.nodes[n].is_source && deliver {
+            let mut book = self.sources.lock();
+            book.active = book.active.saturating_sub(1);
+        }
+        if let Err(e) = result {
+            self.record_error(self.node_error(n, Phase::Close, Timestamp::DONE, e));
+        }
+    }
+}
+
+/// The source slots upstream of stream `s`: a graph input's own slot, or its producer's.
+fn stream_sources(
+    spec: &GraphSpec,
+    s: StreamId,
+    node_sources: &[Vec<usize>],
+    n: usize,
+) -> Vec<usize> {
+    match spec.streams[s].producer {
+        Producer::GraphInput => spec
+            .input_streams
+            .iter()
+            .position(|&x| x == s)
+            .map(|i| vec![n + i])
+            .unwrap_or_default(),
+        Producer::Node { node, .. } => node_sources[node].clone(),
+    }
+}

@@ -1,0 +1,257 @@
+//! The ready queue and its worker threads.
+//!
+//! Tasks are ordered as MediaPipe orders them: every `open` before any `process`, lower node
+//! id first; non-source `process` before source `process`, higher node id first (closer to the
+//! sinks, so queues drain before sources fill them); sources by layer, then by the smallest
+//! bound of their outputs, then by node id.
+//!
+//! The scheduler counts running tasks; when nothing is queued or running the graph is idle,
+//! and one worker runs the graph's idle handler (which itself counts as a running task, so
+//! exactly one thread handles each idle point).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::spec::NodeId;
+use crate::timestamp::Timestamp;
+
+/// What a task does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskKind {
+    /// Open the node.
+    Open,
+    /// Run the node's input handler and `process` / `close` as it says.
+    Process,
+    /// Call a source's `process`.
+    Source {
+        /// The source's layer.
+        layer: i32,
+        /// The smallest bound of its outputs.
+        order: Timestamp,
+    },
+}
+
+/// One unit of work for a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Task {
+    pub(crate) kind: TaskKind,
+    pub(crate) node: NodeId,
+}
+
+impl Ord for Task {
+    /// Greater = runs first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        use TaskKind::*;
+        match (self.kind, other.kind) {
+            (Open, Open) => other.node.cmp(&self.node),
+            (Open, _) => Ordering::Greater,
+            (_, Open) => Ordering::Less,
+            (Process, Process) => self.node.cmp(&other.node),
+            (Process, Source { .. }) => Ordering::Greater,
+            (Source { .. }, Process) => Ordering::Less,
+            (
+                Source {
+                    layer: la,
+                    order: oa,
+                },
+                Source {
+                    layer: lb,
+                    order: ob,
+                },
+            ) => lb
+                .cmp(&la)
+                .then(ob.cmp(&oa))
+                .then(other.node.cmp(&self.node)),
+        }
+    }
+}
+
+impl PartialOrd for Task {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+struct Queue {
+    heap: BinaryHeap<Task>,
+    /// Tasks running, plus external operations (graph input adds) and idle handling.
+    running: usize,
+    /// Bumped whenever work is added, so the idle handler can tell if anything happened.
+    generation: u64,
+    /// The graph went idle since the idle handler last ran.
+    idle_check: bool,
+    shutdown: bool,
+}
+
+/// The ready queue shared by the workers.
+pub(crate) struct Scheduler {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    idle: Condvar,
+}
+
+/// What a worker should do next.
+pub(crate) enum Next {
+    /// Run this task.
+    Run(Task),
+    /// The graph is idle: run the idle handler (counted as running), then report
+    /// `Finished::Idle` with this generation.
+    Idle(u64),
+    /// The run is over.
+    Exit,
+}
+
+/// What a worker just finished.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Finished {
+    /// A task.
+    Task,
+    /// The idle handler, started at this generation.
+    Idle(u64),
+}
+
+impl Queue {
+    fn is_idle(&self) -> bool {
+        self.running == 0 && self.heap.is_empty()
+    }
+}
+
+impl Scheduler {
+    pub(crate) fn new() -> Scheduler {
+        Scheduler {
+            queue: Mutex::new(Queue {
+                heap: BinaryHeap::new(),
+                running: 0,
+                generation: 0,
+                idle_check: false,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+        }
+    }
+
+    /// Queues a task.
+    pub(crate) fn push(&self, task: Task) {
+        let mut q = self.queue.lock();
+        q.heap.push(task);
+        q.generation += 1;
+        drop(q);
+        self.work.notify_one();
+    }
+
+    /// Reports what this worker finished (if anything) and waits for the next thing to do.
+    pub(crate) fn next(&self, finished: Option<Finished>) -> Next {
+        let mut q = self.queue.lock();
+        match finished {
+            Some(Finished::Task) => {
+                q.running -= 1;
+                if q.is_idle() {
+                    q.idle_check = true;
+                }
+            }
+            Some(Finished::Idle(generation)) => {
+                q.running -= 1;
+                if q.generation != generation && q.is_idle() {
+                    q.idle_check = true;
+                }
+            }
+            None => {}
+        }
+        loop {
+            if q.shutdown {
+                return Next::Exit;
+            }
+            if let Some(task) = q.heap.pop() {
+                q.running += 1;
+                return Next::Run(task);
+            }
+            if q.running == 0 && q.idle_check {
+                q.idle_check = false;
+                q.running += 1;
+                return Next::Idle(q.generation);
+            }
+            if q.running == 0 {
+                self.idle.notify_all();
+            }
+            self.work.wait(&mut q);
+        }
+    }
+
+    /// Marks the start of work done outside a task (e.g. an application thread delivering a
+    /// graph input packet), so the graph is not considered idle meanwhile.
+    pub(crate) fn begin_external(&self) {
+        self.queue.lock().running += 1;
+    }
+
+    /// Ends external work; if the graph became idle, a worker runs the idle handler.
+    pub(crate) fn end_external(&self) {
+        let mut q = self.queue.lock();
+        q.running -= 1;
+        q.generation += 1;
+        if q.is_idle() {
+            q.idle_check = true;
+        }
+        drop(q);
+        self.work.notify_one();
+    }
+
+    /// Blocks until the graph is idle (nothing queued or running, idle handling done), or
+    /// `stop()` returns true (checked on each wake-up).
+    pub(crate) fn wait_until_idle(&self, stop: impl Fn() -> bool) {
+        let mut q = self.queue.lock();
+        while !(q.is_idle() && !q.idle_check) && !q.shutdown && !stop() {
+            self.idle.wait(&mut q);
+        }
+    }
+
+    /// Ends the run: workers exit.
+    pub(crate) fn shutdown(&self) {
+        let mut q = self.queue.lock();
+        q.shutdown = true;
+        q.heap.clear();
+        drop(q);
+        self.work.notify_all();
+        self.idle.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_follow_mediapipe() {
+        let mut heap = BinaryHeap::new();
+        let t = |kind, node| Task { kind, node };
+        heap.push(t(TaskKind::Process, 1));
+        heap.push(t(
+            TaskKind::Source {
+                layer: 0,
+                order: Timestamp::new(5),
+            },
+            0,
+        ));
+        heap.push(t(TaskKind::Open, 3));
+        heap.push(t(TaskKind::Process, 4));
+        heap.push(t(TaskKind::Open, 2));
+        heap.push(t(
+            TaskKind::Source {
+                layer: 0,
+                order: Timestamp::new(1),
+            },
+            5,
+        ));
+        heap.push(t(
+            TaskKind::Source {
+                layer: 1,
+                order: Timestamp::new(0),
+            },
+            6,
+        ));
+        let order: Vec<NodeId> = std::iter::from_fn(|| heap.pop()).map(|t| t.node).collect();
+        assert_eq!(order, vec![2, 3, 4, 1, 5, 0, 6]);
+    }
+}
