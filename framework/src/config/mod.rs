@@ -126,10 +126,11 @@ pub(crate) struct Source {
 
 impl Source {
     fn new(text: &str, file: Option<&Path>) -> Source {
-        let dir = match file.and_then(Path::parent) {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        // An empty directory joins as "relative to the current directory".
+        let dir = file
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         Source {
             file: file.map(|f| Arc::new(f.to_path_buf())),
             dir,
@@ -387,24 +388,32 @@ fn load_subgraph_files(
     }
 }
 
-/// Edit distance, for "did you mean" suggestions.
+/// Edit distance counting a swap of adjacent characters as one edit (optimal string
+/// alignment), for "did you mean" suggestions.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        d[i * width] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = v;
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
@@ -416,7 +425,7 @@ pub(crate) fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>)
             let d = edit_distance(&lower, &c.to_lowercase());
             (d, c)
         })
-        .filter(|(d, c)| *d <= (c.chars().count() / 3).max(2))
+        .filter(|(d, c)| *d <= (c.chars().count() / 3).max(1))
         .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)))
         .map(|(_, c)| c.to_string())
 }

@@ -69,7 +69,11 @@ pub struct GraphConfig {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub graph_type: Option<String>,
     /// Subgraph config files (relative to this file) whose `type`s nodes may use.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub subgraphs: Vec<String>,
     /// MediaPipe's name-lookup namespace; accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]

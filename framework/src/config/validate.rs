@@ -35,8 +35,9 @@ fn unknown_handler_message(name: &str) -> String {
         .iter()
         .map(|h| format!("{h}InputStreamHandler"))
         .collect();
-    let hint = suggest(name, known.iter().map(String::as_str))
-        .map(|s| format!("did you mean \"{s}\"? "))
+    let base = name.strip_suffix("InputStreamHandler").unwrap_or(name);
+    let hint = suggest(base, HANDLERS.iter().copied())
+        .map(|s| format!("did you mean \"{s}InputStreamHandler\"? "))
         .unwrap_or_default();
     format!(
         "unknown input stream handler \"{name}\"; {hint}known handlers: {}",
@@ -284,8 +285,8 @@ fn check_node(flat: FlatNode, name: String, ctx: &GraphCtx, errors: &mut Vec<Err
     // Ports.
     let mut sets: Vec<PortSet> = Vec::with_capacity(4);
     let mut ports_ok = true;
-    for k in 0..4 {
-        let field = KINDS[k].field();
+    for (k, kind) in KINDS.iter().enumerate() {
+        let field = kind.field();
         let mut refs = Vec::new();
         let mut all = true;
         for (i, p) in w.flat.ports[k].iter().enumerate() {
