@@ -323,6 +323,17 @@ fn instantiate(
         &def.config.input_side_packet,
         &def.config.output_side_packet,
     ];
+    // names the subgraph's own nodes produce (streams, side packets)
+    let mut produced: [HashSet<String>; 2] = [HashSet::new(), HashSet::new()];
+    for n in &def.config.node {
+        for (family, list) in [(0, &n.output_stream), (1, &n.output_side_packet)] {
+            for text in list {
+                if let Ok(r) = parse_port(text) {
+                    produced[family].insert(r.name);
+                }
+            }
+        }
+    }
     for k in 0..4 {
         let field = KINDS[k].field();
         let family = k / 2;
@@ -398,6 +409,18 @@ fn instantiate(
             };
             connected.insert(id);
             let inner = iface.entry(id).name.clone();
+            if k % 2 == 1 && !produced[family].contains(&inner) {
+                let orig = tag_indexes(&iface_refs)
+                    .iter()
+                    .position(|ti| *ti == (tag.clone(), index))
+                    .unwrap_or(0);
+                errors.push(Error::config(
+                    def.src.loc(&format!("{field}[{orig}]")),
+                    format!(
+                        "subgraph \"{t}\" {field} \"{inner}\" is not produced by any of its nodes{inner_context}"
+                    ),
+                ));
+            }
             match renames[family].get(&inner) {
                 Some(outer) if *outer != r.name => {
                     errors.push(node.error(

@@ -569,7 +569,7 @@ fn multiple_errors_are_all_reported() {
             _ => 0,
         })
         .collect();
-    assert_eq!(lines, vec![2, 8, 4]);
+    assert_eq!(lines, vec![2, 4, 8]);
     assert!(
         err.to_string().starts_with("3 errors in graph config:\n"),
         "{err}"
@@ -676,9 +676,68 @@ fn subgraph_interface_errors() {
         .collect();
     let m = main.display().to_string();
     assert_eq!(all.len(), 3, "{all:#?}");
-    assert_eq!(all[0], format!("{m}:7:5: node \"CfgTestAdderSub\" uses subgraph \"CfgTestAdderSub\" and cannot set `source_layer` (set it on the subgraph's nodes instead)"));
-    assert_eq!(all[1], format!("{m}:5:30: node \"CfgTestAdderSub\": subgraph \"CfgTestAdderSub\" has 1 input_stream with tag \"VALUE\", but index 1 is connected"));
-    assert_eq!(all[2], format!("{m}:5:43: node \"CfgTestAdderSub\": subgraph \"CfgTestAdderSub\" has no input_stream with tag \"WRONG\" (its input_stream tags: EXTRA, VALUE)"));
+    assert_eq!(all[0], format!("{m}:5:30: node \"CfgTestAdderSub\": subgraph \"CfgTestAdderSub\" has 1 input_stream with tag \"VALUE\", but index 1 is connected"));
+    assert_eq!(all[1], format!("{m}:5:43: node \"CfgTestAdderSub\": subgraph \"CfgTestAdderSub\" has no input_stream with tag \"WRONG\" (its input_stream tags: EXTRA, VALUE)"));
+    assert_eq!(all[2], format!("{m}:7:5: node \"CfgTestAdderSub\" uses subgraph \"CfgTestAdderSub\" and cannot set `source_layer` (set it on the subgraph's nodes instead)"));
+}
+
+#[test]
+fn subgraph_defaults_and_removed_inputs() {
+    setup();
+    let dir = temp_dir("defaults");
+    write(
+        &dir,
+        "sub.yaml",
+        "type: CfgTestDefaultsSub\ninput_stream_handler: FixedSize\ninput_stream: [A:a, LOOP:l]\noutput_stream: OUT:o\nnode:\n  - calculator: CfgTestPass\n    input_stream: a\n    output_stream: p\n  - calculator: CfgTestAdd\n    input_stream: [A:p, LOOP:l]\n    output_stream: OUT:o\n    input_stream_info: [{tag_index: LOOP, back_edge: true}]\n",
+    );
+    let main = write(
+        &dir,
+        "main.yaml",
+        "subgraphs: sub.yaml\nexecutor: [{name: pool}]\ninput_stream: x\nnode:\n  - {calculator: CfgTestDefaultsSub, name: s, input_stream: 'A:x', output_stream: 'OUT:y', executor: pool}\n",
+    );
+    let g = load_file(&main).unwrap();
+    let pass = &g.nodes[g.node_id("s__CfgTestPass").unwrap()];
+    assert_eq!(
+        pass.handler.input_stream_handler,
+        "FixedSizeInputStreamHandler"
+    );
+    assert_eq!(pass.executor.as_deref(), Some("pool"));
+    // The contract's handler wins over the subgraph default.
+    let add = &g.nodes[g.node_id("s__CfgTestAdd").unwrap()];
+    assert_eq!(
+        add.handler.input_stream_handler,
+        "ImmediateInputStreamHandler"
+    );
+    // LOOP was not connected: the port and its input_stream_info are gone.
+    assert_eq!(add.input_streams.len(), 1);
+    assert_eq!(add.back_edges, vec![false]);
+
+    // An interface output no inner node produces.
+    write(
+        &dir,
+        "sub.yaml",
+        "type: CfgTestDefaultsSub\ninput_stream: A:a\noutput_stream: [OUT:o, 'OUT:1:q']\nnode:\n  - {calculator: CfgTestPass, input_stream: a, output_stream: o}\n",
+    );
+    let main = write(
+        &dir,
+        "main.yaml",
+        "subgraphs: sub.yaml\ninput_stream: x\nnode:\n  - {calculator: CfgTestDefaultsSub, input_stream: 'A:x', output_stream: ['OUT:y', 'OUT:1:z']}\n",
+    );
+    let e = fail(load_file(&main)).to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}:3:24: subgraph \"CfgTestDefaultsSub\" output_stream \"q\" is not produced by any of its nodes (in subgraph",
+            dir.join("sub.yaml").display()
+        )),
+        "{e}"
+    );
+    let main = write(
+        &dir,
+        "main.yaml",
+        "subgraphs: sub.yaml\ninput_stream: x\nnode:\n  - {calculator: CfgTestDefaultsSub, input_stream: 'A:x', output_stream: 'OUT:y'}\n",
+    );
+    // Unconnected, the unproduced output is harmless.
+    assert!(load_file(&main).is_ok());
 }
 
 #[test]

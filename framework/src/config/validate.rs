@@ -141,22 +141,33 @@ pub(crate) fn build(
 
     let connections = connect(&mut works, &graph_ports, &mut errors);
     if !errors.is_empty() {
-        return Err(finish_errors(errors));
+        return Err(finish_errors(errors, src));
     }
     let order = match sort(&works, &connections) {
         Ok(order) => order,
-        Err(e) => return Err(finish_errors(vec![e])),
+        Err(cycle_errors) => return Err(finish_errors(cycle_errors, src)),
     };
     assemble(config, src, works, &graph_ports, &connections, &order)
 }
 
 /// Removes repeated errors (e.g. a subgraph's default handler used by several nodes).
-fn finish_errors(errors: Vec<Error>) -> Error {
+/// Removes repeated errors (e.g. a subgraph's default handler used by several nodes) and
+/// orders them as written: the main file first, then by file, line and column.
+fn finish_errors(errors: Vec<Error>, main: &Source) -> Error {
     let mut seen = HashSet::new();
-    let unique: Vec<Error> = errors
+    let mut unique: Vec<Error> = errors
         .into_iter()
         .filter(|e| seen.insert(e.to_string()))
         .collect();
+    unique.sort_by_cached_key(|e| match e {
+        Error::Config { location, .. } => (
+            location.file != main.file,
+            location.file.clone(),
+            location.line,
+            location.column,
+        ),
+        _ => (true, None, 0, 0),
+    });
     combine(unique)
 }
 
@@ -638,7 +649,7 @@ struct Edge {
 }
 
 /// Topological order (indexes into `works`), smallest config index first among ready nodes.
-fn sort(works: &[Work], conn: &Connections) -> Result<Vec<usize>> {
+fn sort(works: &[Work], conn: &Connections) -> std::result::Result<Vec<usize>, Vec<Error>> {
     let n = works.len();
     let mut g: DiGraph<usize, Edge> = DiGraph::with_capacity(n, n);
     let ids: Vec<NodeIndex> = (0..n).map(|i| g.add_node(i)).collect();
@@ -720,7 +731,7 @@ fn sort(works: &[Work], conn: &Connections) -> Result<Vec<usize>> {
             "the graph has a cycle not cut by a back edge",
         ));
     }
-    Err(combine(errors))
+    Err(errors)
 }
 
 /// Describes one cycle through `start` inside the strongly connected `members`.
@@ -1104,7 +1115,7 @@ fn assemble(
         }
     }
     if !errors.is_empty() {
-        return Err(finish_errors(errors));
+        return Err(finish_errors(errors, src));
     }
     for (si, st) in streams.iter_mut().enumerate() {
         let r = types.find(stream_var[si]);
