@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use smallvec::SmallVec;
 
 use crate::calculator::{CalculatorContext, DynCalculator, Flow, NodeInfo, OutputShard};
 use crate::error::{Error, Phase, Result};
@@ -134,7 +135,7 @@ pub(crate) struct NodeRuntime {
 /// A delivery of one invocation's output on one stream.
 struct Delivery {
     stream: StreamId,
-    packets: Vec<Packet>,
+    packets: SmallVec<[Packet; 2]>,
     bound: Timestamp,
     header: Option<Packet>,
 }
@@ -142,7 +143,7 @@ struct Delivery {
 /// Cross-node work collected under a node lock and applied after it is released.
 #[derive(Default)]
 struct Effects {
-    deliveries: VecDeque<Delivery>,
+    deliveries: SmallVec<[Delivery; 2]>,
     side_packets: Vec<(SidePacketId, Packet)>,
     unthrottled: Vec<usize>,
     opened: Option<NodeId>,
@@ -454,6 +455,7 @@ impl RunState {
 
     /// A worker thread's loop.
     pub(crate) fn worker(self: Arc<Self>) {
+        self.sched.enter_worker();
         let mut finished = None;
         loop {
             match self.sched.next(finished) {
@@ -781,11 +783,10 @@ impl RunState {
         inputs.bounds[i] = bound;
         self.sched.begin_external();
         drop(inputs);
-        let packets = if packet.is_empty() {
-            Vec::new()
-        } else {
-            vec![packet]
-        };
+        let mut packets = SmallVec::new();
+        if !packet.is_empty() {
+            packets.push(packet);
+        }
         self.deliver_all(Delivery {
             stream: stream_id,
             packets,
@@ -807,7 +808,7 @@ impl RunState {
         drop(inputs);
         self.deliver_all(Delivery {
             stream: self.spec.input_streams[i],
-            packets: Vec::new(),
+            packets: SmallVec::new(),
             bound,
             header: None,
         });
@@ -825,7 +826,7 @@ impl RunState {
         drop(inputs);
         self.deliver_all(Delivery {
             stream: self.spec.input_streams[i],
-            packets: Vec::new(),
+            packets: SmallVec::new(),
             bound: Timestamp::DONE,
             header: None,
         });
@@ -864,14 +865,17 @@ impl RunState {
 
     fn deliver_all(&self, first: Delivery) {
         let mut effects = Effects::default();
-        effects.deliveries.push_back(first);
+        effects.deliveries.push(first);
         self.apply(effects);
     }
 
     fn apply(&self, mut effects: Effects) {
         loop {
-            if let Some(d) = effects.deliveries.pop_front() {
-                self.deliver(d, &mut effects);
+            if !effects.deliveries.is_empty() {
+                // In order; deliveries they cause are applied in the next round.
+                for d in std::mem::take(&mut effects.deliveries) {
+                    self.deliver(d, &mut effects);
+                }
                 continue;
             }
             if let Some((id, packet)) = effects.side_packets.pop() {
@@ -997,9 +1001,9 @@ impl RunState {
             let b = input_bound + offset;
             if b > o.bound {
                 o.bound = b;
-                effects.deliveries.push_back(Delivery {
+                effects.deliveries.push(Delivery {
                     stream: self.spec.nodes[n].output_streams[i],
-                    packets: Vec::new(),
+                    packets: SmallVec::new(),
                     bound: b,
                     header: None,
                 });
@@ -1093,9 +1097,9 @@ impl RunState {
             o.bound = bound;
             if !shard.packets.is_empty() || changed || shard.header.is_some() {
                 stats.packets_out += shard.packets.len() as u64;
-                effects.deliveries.push_back(Delivery {
+                effects.deliveries.push(Delivery {
                     stream: self.spec.nodes[n].output_streams[i],
-                    packets: std::mem::take(&mut shard.packets),
+                    packets: shard.packets.drain(..).collect(),
                     bound,
                     header: shard.header.take(),
                 });
@@ -1360,9 +1364,9 @@ impl RunState {
                 if !st.outputs[i].closed {
                     st.outputs[i].closed = true;
                     st.outputs[i].bound = Timestamp::DONE;
-                    effects.deliveries.push_back(Delivery {
+                    effects.deliveries.push(Delivery {
                         stream: self.spec.nodes[n].output_streams[i],
-                        packets: Vec::new(),
+                        packets: SmallVec::new(),
                         bound: Timestamp::DONE,
                         header: None,
                     });

@@ -9,6 +9,7 @@
 //! and one worker runs the graph's idle handler (which itself counts as a running task, so
 //! exactly one thread handles each idle point).
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -16,6 +17,15 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::spec::NodeId;
 use crate::timestamp::Timestamp;
+
+thread_local! {
+    /// The task this worker runs next without going through the shared queue: when a task
+    /// makes another node ready, that node usually runs on the same thread right away, with
+    /// no lock and no wake-up (a "LIFO slot", as in work-stealing schedulers).
+    static LOCAL: Cell<Option<Task>> = const { Cell::new(None) };
+    /// The scheduler this thread works for (0 for application threads).
+    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
+}
 
 /// What a task does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,8 +143,37 @@ impl Scheduler {
         }
     }
 
-    /// Queues a task.
+    fn id(&self) -> usize {
+        self as *const Scheduler as usize
+    }
+
+    /// Marks the calling thread as one of this scheduler's workers.
+    pub(crate) fn enter_worker(&self) {
+        WORKER_OF.set(self.id());
+        LOCAL.set(None);
+    }
+
+    /// Queues a task. On a worker thread the highest-priority new task stays in the thread's
+    /// local slot; the rest go to the shared queue.
     pub(crate) fn push(&self, task: Task) {
+        let task = if WORKER_OF.get() == self.id() {
+            match LOCAL.take() {
+                None => {
+                    LOCAL.set(Some(task));
+                    return;
+                }
+                Some(prev) if task > prev => {
+                    LOCAL.set(Some(task));
+                    prev
+                }
+                Some(prev) => {
+                    LOCAL.set(Some(prev));
+                    task
+                }
+            }
+        } else {
+            task
+        };
         let mut q = self.queue.lock();
         q.heap.push(task);
         q.generation += 1;
@@ -144,6 +183,12 @@ impl Scheduler {
 
     /// Reports what this worker finished (if anything) and waits for the next thing to do.
     pub(crate) fn next(&self, finished: Option<Finished>) -> Next {
+        if finished.is_some() {
+            if let Some(task) = LOCAL.take() {
+                // The finished task's place among the running ones passes to this one.
+                return Next::Run(task);
+            }
+        }
         let mut q = self.queue.lock();
         match finished {
             Some(Finished::Task) => {
@@ -202,7 +247,7 @@ impl Scheduler {
     /// `stop()` returns true (checked on each wake-up).
     pub(crate) fn wait_until_idle(&self, stop: impl Fn() -> bool) {
         let mut q = self.queue.lock();
-        while !(q.is_idle() && !q.idle_check) && !q.shutdown && !stop() {
+        while (!q.is_idle() || q.idle_check) && !q.shutdown && !stop() {
             self.idle.wait(&mut q);
         }
     }

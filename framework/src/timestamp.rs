@@ -256,8 +256,16 @@ impl Add<TimestampDiff> for Timestamp {
 
 impl Sub<TimestampDiff> for Timestamp {
     type Output = Timestamp;
+    /// Clamped subtraction, like addition of the negated difference.
+    ///
+    /// # Panics
+    /// If `self` is not a range value.
     fn sub(self, rhs: TimestampDiff) -> Timestamp {
-        self + TimestampDiff(rhs.0.checked_neg().unwrap_or(i64::MAX))
+        let negated = TimestampDiff(rhs.0.checked_neg().unwrap_or(i64::MAX));
+        match self.checked_add(negated) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
