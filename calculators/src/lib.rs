@@ -1,1 +1,55 @@
-//! Calculators.
+//! # mediagraph-calculators
+//!
+//! The calculators that ship with mediagraph. Each one matches the MediaPipe calculator of the
+//! same name (ports, tags, option field names and semantics), so a MediaPipe `.pbtxt` graph
+//! translates line for line to a mediagraph YAML graph.
+//!
+//! * [`core`]: the framework-level building blocks (`PassThroughCalculator`, `GateCalculator`,
+//!   `PreviousLoopbackCalculator`, `MergeCalculator`, `SidePacketToStreamCalculator`,
+//!   `CountingSourceCalculator`).
+//!
+//! Every calculator registers itself at link time; linking this crate is enough for YAML
+//! graphs to name them.
+
+pub mod core;
+
+/// Errors raised by this crate's calculators. They convert into
+/// [`mediagraph_framework::Error`], which the runtime wraps with the failing node's name,
+/// phase and input timestamp.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The node's ports or options do not fit the calculator.
+    #[error("{calculator}: {message}")]
+    Config {
+        /// The calculator's registered name.
+        calculator: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// An input side packet holds a value the calculator cannot use.
+    #[error("input side packet {tag}: {message}")]
+    SidePacket {
+        /// The side packet's tag.
+        tag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// An error a test calculator was asked to produce (e.g. `CountingSourceCalculator`'s
+    /// `ERROR_ON_OPEN` / `error_count`).
+    #[error("expected error ({0})")]
+    Injected(String),
+}
+
+impl From<Error> for mediagraph_framework::Error {
+    fn from(e: Error) -> Self {
+        mediagraph_framework::Error::other(e)
+    }
+}
+
+/// The crate's result type (errors are framework errors, so `?` works on both kinds).
+pub type Result<T, E = mediagraph_framework::Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+pub(crate) mod test_util;

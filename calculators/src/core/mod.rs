@@ -1,0 +1,24 @@
+//! Core calculators: the MediaPipe `calculators/core` building blocks.
+//!
+//! | Calculator | What it does |
+//! |---|---|
+//! | [`PassThroughCalculator`] (alias `PassThrough`) | copies every input (and side packet) to the output of the same tag and index |
+//! | [`GateCalculator`] | passes data streams only while allowed by `ALLOW`/`DISALLOW` |
+//! | [`PreviousLoopbackCalculator`] | emits, at each `MAIN` timestamp, the `LOOP` packet of the previous one |
+//! | [`MergeCalculator`] | merges several streams into one, lowest index first |
+//! | [`SidePacketToStreamCalculator`] | emits side packets as stream packets at a chosen timestamp |
+//! | [`CountingSourceCalculator`] | test source: 0, 1, 2, ... with optional injected errors |
+
+mod counting_source;
+mod gate;
+mod merge;
+mod pass_through;
+mod previous_loopback;
+mod side_packet_to_stream;
+
+pub use counting_source::{CountingSourceCalculator, CountingSourceOptions};
+pub use gate::{GateCalculator, GateCalculatorOptions, GateState};
+pub use merge::MergeCalculator;
+pub use pass_through::PassThroughCalculator;
+pub use previous_loopback::PreviousLoopbackCalculator;
+pub use side_packet_to_stream::SidePacketToStreamCalculator;
