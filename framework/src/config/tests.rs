@@ -849,6 +849,71 @@ proptest! {
     }
 }
 
+/// A random graph over the test calculators and a small pool of names: each node is valid
+/// on its own, so whether the graph is depends on its connections, types and cycles.
+fn random_graph() -> impl Strategy<Value = String> {
+    let name = || prop_oneof![Just("a"), Just("b"), Just("c"), Just("d"), Just("e")];
+    let node = (0..6usize, name(), name(), name(), any::<bool>()).prop_map(
+        |(kind, x, y, z, flag)| match kind {
+            0 => format!("  - {{calculator: CfgTestSource, output_stream: 'OUT:{x}'}}\n"),
+            1 => format!("  - {{calculator: CfgTestPass, input_stream: [{x}], output_stream: [{y}]}}\n"),
+            2 => {
+                let back = if flag {
+                    ", input_stream_info: [{tag_index: LOOP, back_edge: true}]"
+                } else {
+                    ""
+                };
+                format!("  - {{calculator: CfgTestAdd, input_stream: ['A:{x}', 'LOOP:{z}'], output_stream: 'OUT:{y}'{back}}}\n")
+            }
+            3 => format!("  - {{calculator: CfgTestStrSink, input_stream: 'IN:{x}'}}\n"),
+            4 => format!(
+                "  - {{calculator: CfgTestAdd, input_stream: 'A:{x}', output_stream: 'OUT:{y}', input_side_packet: 'SCALE:s_{z}', output_side_packet: 'TOTAL:s_{x}'}}\n"
+            ),
+            _ => format!("  - {{calculator: CfgTestPass, input_stream: [{x}, {z}], output_stream: [{y}]}}\n"),
+        },
+    );
+    (
+        proptest::collection::vec(node, 0..7),
+        proptest::collection::vec(name(), 0..3),
+    )
+        .prop_map(|(nodes, inputs)| {
+            format!(
+                "input_stream: [{}]\nnode:\n{}",
+                inputs.join(", "),
+                nodes.concat()
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Random graphs either fail with located errors or give a consistent spec.
+    #[test]
+    fn random_graphs_validate_consistently(text in random_graph()) {
+        check_no_panic_and_located(&text);
+        if let Ok(g) = load(&text) {
+            for (v, n) in g.nodes.iter().enumerate() {
+                for (port, &s) in n.input_streams.iter().enumerate() {
+                    let st = &g.streams[s];
+                    let me = crate::spec::Consumer { node: v, port };
+                    prop_assert!(st.consumers.contains(&me), "consumer missing in {}", text);
+                    if let Producer::Node { node: u, .. } = st.producer {
+                        prop_assert!(u < v || n.back_edges[port], "order broken in {}", text);
+                    }
+                }
+                for (port, &s) in n.output_streams.iter().enumerate() {
+                    prop_assert_eq!(&g.streams[s].producer, &Producer::Node { node: v, port });
+                }
+            }
+            let mut names: Vec<&str> = g.streams.iter().map(|s| s.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            prop_assert_eq!(names.len(), g.streams.len());
+        }
+    }
+}
+
 #[test]
 fn deep_nesting_and_big_numbers_do_not_panic() {
     let deep = format!(
