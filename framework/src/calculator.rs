@@ -390,12 +390,18 @@ pub struct CalculatorContext<'a> {
     pub(crate) outputs: &'a mut [OutputShard],
     pub(crate) side_inputs: &'a [Packet],
     pub(crate) side_outputs: &'a mut [Option<Packet>],
+    pub(crate) clock: &'a dyn crate::clock::Clock,
 }
 
 impl<'a> CalculatorContext<'a> {
     /// The timestamp of this call (`Unstarted` in open, `Done` in close).
     pub fn input_timestamp(&self) -> Timestamp {
         self.input_timestamp
+    }
+
+    /// The graph's clock (real by default; simulated in tests via `Graph::set_clock`).
+    pub fn clock(&self) -> &'a dyn crate::clock::Clock {
+        self.clock
     }
 
     /// The node's canonical name.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::clock::{Clock, RealClock};
 use crate::error::{Error, Result};
 use crate::packet::Packet;
 use crate::runtime::{NodeStats, PollerShared, RunOptions, RunState, StreamSinks};
@@ -57,6 +58,7 @@ pub struct Graph {
     sinks: Vec<StreamSinks>,
     input_queue_limits: Vec<Option<usize>>,
     add_mode: AddMode,
+    clock: Arc<dyn Clock>,
     run: Option<Arc<RunState>>,
     last_run: Option<Arc<RunState>>,
     workers: Vec<JoinHandle<()>>,
@@ -118,6 +120,7 @@ impl Graph {
             sinks: vec![StreamSinks::default(); n_streams],
             input_queue_limits: vec![None; n_inputs],
             add_mode: AddMode::default(),
+            clock: Arc::new(RealClock::new()),
             run: None,
             last_run: None,
             workers: Vec::new(),
@@ -192,6 +195,13 @@ impl Graph {
         Ok(())
     }
 
+    /// Replaces the clock calculators see (e.g. with a [`crate::clock::SimulatedClock`]).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) -> Result<()> {
+        self.before_run("set_clock")?;
+        self.clock = clock;
+        Ok(())
+    }
+
     /// Chooses what `add_packet` does when the graph is throttled.
     pub fn set_add_mode(&mut self, mode: AddMode) {
         self.add_mode = mode;
@@ -247,6 +257,7 @@ impl Graph {
                 side_packets: values,
                 sinks: self.sinks.clone(),
                 input_queue_limits: self.input_queue_limits.clone(),
+                clock: self.clock.clone(),
             },
         )?);
         let threads = match self.spec.num_threads {

@@ -8,6 +8,7 @@
 //! The crate has no native dependencies, so it builds and tests fast.
 
 pub mod calculator;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod port;
 mod runtime;
 mod scheduler;
 pub mod spec;
+mod stats;
 mod stream;
 pub mod timestamp;
 pub mod types;

@@ -17,11 +17,13 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use smallvec::SmallVec;
 
 use crate::calculator::{CalculatorContext, DynCalculator, Flow, NodeInfo, OutputShard};
+use crate::clock::Clock;
 use crate::error::{Error, Phase, Result};
 use crate::handler::{InputHandler, Readiness};
 use crate::packet::Packet;
 use crate::scheduler::{Finished, Next, Scheduler, Task, TaskKind};
 use crate::spec::{GraphSpec, NodeId, Producer, SidePacketId, SideProducer, StreamId};
+use crate::stats::LatencyHistogram;
 use crate::stream::InputQueue;
 use crate::timestamp::{Timestamp, TimestampDiff};
 use crate::types::PacketType;
@@ -94,8 +96,14 @@ pub struct NodeStats {
     pub packets_in: u64,
     /// Packets emitted.
     pub packets_out: u64,
-    /// Time spent in `open`, `process` and `close`.
-    pub busy_time: Duration,
+    /// Total time spent in `process`.
+    pub process_time: Duration,
+    /// Median time of one `process` call.
+    pub process_p50: Duration,
+    /// 99th percentile time of one `process` call.
+    pub process_p99: Duration,
+    /// Time spent in `open` and `close`.
+    pub open_close_time: Duration,
     /// Packets dropped by an explicit policy (fixed-size handler, skipped timestamps).
     pub dropped: u64,
     /// Per input stream: (stream name, longest queue seen).
@@ -121,6 +129,7 @@ struct NodeState {
     shards: Vec<OutputShard>,
     side_out: Vec<Option<Packet>>,
     stats: NodeStats,
+    process_times: LatencyHistogram,
 }
 
 pub(crate) struct NodeRuntime {
@@ -180,6 +189,7 @@ pub(crate) struct RunState {
     queue_sources: Vec<Vec<Vec<usize>>>,
     sources: Mutex<SourceBook>,
     pub(crate) queue_growths: AtomicU64,
+    clock: Arc<dyn Clock>,
 }
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
@@ -216,6 +226,7 @@ pub(crate) struct RunOptions {
     pub(crate) side_packets: Vec<Option<Packet>>,
     pub(crate) sinks: Vec<StreamSinks>,
     pub(crate) input_queue_limits: Vec<Option<usize>>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl RunState {
@@ -318,6 +329,7 @@ impl RunState {
                     shards,
                     side_out: vec![None; node.side_outputs.len()],
                     stats,
+                    process_times: LatencyHistogram::default(),
                 }),
                 opened: AtomicBool::new(false),
                 open_deps,
@@ -387,6 +399,7 @@ impl RunState {
                 active: 0,
             }),
             queue_growths: AtomicU64::new(0),
+            clock: opts.clock,
             spec,
         })
     }
@@ -853,6 +866,8 @@ impl RunState {
             .map(|node| {
                 let st = node.state.lock();
                 let mut s = st.stats.clone();
+                s.process_p50 = st.process_times.percentile(0.5);
+                s.process_p99 = st.process_times.percentile(0.99);
                 for (i, q) in st.queues.iter().enumerate() {
                     s.queue_high_water[i].1 = q.high_water;
                 }
@@ -1148,6 +1163,7 @@ impl RunState {
                 outputs: &mut shards,
                 side_inputs: &side_inputs,
                 side_outputs: &mut side_out,
+                clock: &*self.clock,
             };
             let call = catch_unwind(AssertUnwindSafe(|| match phase {
                 Phase::Open => calculator.open(&mut cx).map(|_| Flow::Continue),
@@ -1164,9 +1180,12 @@ impl RunState {
         st.shards = shards;
         st.side_out = side_out;
         st.calculator = Some(calculator);
-        st.stats.busy_time += elapsed;
         if phase == Phase::Process {
             st.stats.invocations += 1;
+            st.stats.process_time += elapsed;
+            st.process_times.record(elapsed);
+        } else {
+            st.stats.open_close_time += elapsed;
         }
         (st, result)
     }

@@ -546,3 +546,62 @@ node:
         assert_eq!(got.last().unwrap().0, 19, "the newest packet survives");
     });
 }
+
+#[test]
+fn statistics_count_calls_packets_and_times() {
+    let stats = with_timeout(20, || {
+        let mut g = graph(
+            r#"
+node:
+  - {calculator: TSource, name: src, output_stream: [a], options: {count: 100}}
+  - {calculator: TPass, name: pass, input_stream: [a], output_stream: [b]}
+  - {calculator: TEvens, name: evens, input_stream: [b], output_stream: [c]}
+"#,
+        );
+        g.run(HashMap::new()).unwrap();
+        g.stats()
+    });
+    let by = |name: &str| stats.iter().find(|s| s.name == name).unwrap().clone();
+    let (src, pass, evens) = (by("src"), by("pass"), by("evens"));
+    assert_eq!(
+        src.invocations, 101,
+        "100 packets, then the call that returns Stop"
+    );
+    assert_eq!(src.packets_out, 100);
+    assert_eq!(
+        (pass.invocations, pass.packets_in, pass.packets_out),
+        (100, 100, 100)
+    );
+    assert_eq!((evens.packets_in, evens.packets_out), (100, 50));
+    assert!(pass.process_p50 <= pass.process_p99);
+    assert!(pass.process_time >= pass.process_p50);
+    assert_eq!(pass.queue_high_water.len(), 1);
+    assert_eq!(pass.queue_high_water[0].0, "a");
+    assert!(pass.queue_high_water[0].1 >= 1);
+    assert_eq!(pass.dropped, 0);
+}
+
+#[test]
+fn calculators_can_use_an_injected_simulated_clock() {
+    use mediagraph_framework::clock::SimulatedClock;
+    use std::time::Duration;
+    let clock = SimulatedClock::new();
+    let mut g = graph(
+        "input_stream: [in]\noutput_stream: [o]\nnode:\n  - {calculator: TClock, input_stream: [in], output_stream: [o]}\n",
+    );
+    g.set_clock(clock.clone()).unwrap();
+    let poller = g.add_output_stream_poller("o").unwrap();
+    g.start_run(HashMap::new()).unwrap();
+    let err = g.set_clock(clock.clone()).unwrap_err();
+    assert!(err.to_string().contains("before start_run"), "{err}");
+    for t in 0..3 {
+        clock.advance(Duration::from_millis(250));
+        g.add_packet("in", pkt(t)).unwrap();
+        g.wait_until_idle().unwrap();
+    }
+    g.finish().unwrap();
+    assert_eq!(
+        ints(&poller),
+        vec![(0, 250_000), (1, 500_000), (2, 750_000)]
+    );
+}

@@ -321,6 +321,24 @@ pub fn take_log(key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Emits the graph clock's reading (µs) for every input packet.
+pub struct TClock;
+impl Calculator for TClock {
+    type Options = NoOptions;
+    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+        cc.declare(&[&F_IN, &F_OUT])
+    }
+    fn create(_: &NoOptions) -> Result<Self> {
+        Ok(TClock)
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let now = cx.clock().now().as_micros() as i64;
+        let ts = cx.input_timestamp();
+        cx.output(&F_OUT).send(now, ts)?;
+        Ok(Flow::Continue)
+    }
+}
+
 /// Registers the test calculators once per test binary.
 pub fn setup() {
     static ONCE: Once = Once::new();
@@ -333,6 +351,7 @@ pub fn setup() {
         calculator::register::<TEvensBound>("TEvensBound");
         calculator::register::<TSide>("TSide");
         calculator::register::<TRecorder>("TRecorder");
+        calculator::register::<TClock>("TClock");
     });
 }
 
