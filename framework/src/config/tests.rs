@@ -358,7 +358,7 @@ fn missing_producer() {
     let e = error("node:\n  - calculator: CfgTestPass\n    input_stream: [nothing_here]\n    output_stream: y\n");
     assert_eq!(
         e,
-        "g.yaml:3:20: node \"CfgTestPass\": stream \"nothing_here\" consumed by node \"CfgTestPass\" (input_stream :0) has no producer; no node outputs it and it is not a graph input_stream"
+        "g.yaml:3:20: stream \"nothing_here\" consumed by node \"CfgTestPass\" (input_stream :0) has no producer; no node outputs it and it is not a graph input_stream"
     );
     let e = error("input_stream: frames\nnode:\n  - calculator: CfgTestPass\n    input_stream: frame\n    output_stream: y\n");
     assert!(

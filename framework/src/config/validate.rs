@@ -599,7 +599,7 @@ fn connect(works: &mut [Work], graph: &GraphPorts, errors: &mut Vec<Error>) -> C
                         .unwrap_or_else(|| {
                             "; no node outputs it and it is not a graph input_stream".to_string()
                         });
-                    errors.push(w.err(
+                    errors.push(w.flat.error(
                         w.port_loc(0, id),
                         format!(
                             "stream \"{}\" consumed by node \"{}\" (input_stream {}) has no producer{hint}",
