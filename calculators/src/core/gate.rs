@@ -507,7 +507,11 @@ node:
             Err(e) => e.to_string(),
             Ok(()) => g.finish().unwrap_err().to_string(),
         };
-        assert!(err.contains("flag") || err.contains("ALLOW"), "{err}");
+        assert!(
+            err.contains("ALLOW") && err.contains("not provided"),
+            "{err}"
+        );
+        assert!(err.contains("node \"gate\""), "{err}");
     }
 
     #[test]

@@ -330,6 +330,40 @@ node:
     }
 
     #[test]
+    fn tick_bounds_pass_through() {
+        // Merge waits on both inputs; x at 1 and 2 can only be merged once the AT_TICK output
+        // announced (from the TICK bound alone) that nothing will come there.
+        let mut g = graph(
+            r#"
+input_stream: [tick, x]
+input_side_packet: [v]
+node:
+  - calculator: SidePacketToStreamCalculator
+    input_stream: ["TICK:tick"]
+    input_side_packet: [v]
+    output_stream: ["AT_TICK:ticked"]
+  - calculator: MergeCalculator
+    input_stream: [ticked, x]
+    output_stream: [merged]
+"#,
+        );
+        let merged = record(&mut g, "merged");
+        g.start_run(side(&[("v", Packet::new(0i64))])).unwrap();
+        g.add_packet("x", at(1i64, 1)).unwrap();
+        g.add_packet("x", at(2i64, 2)).unwrap();
+        g.set_input_stream_timestamp_bound("tick", Timestamp::new(3))
+            .unwrap();
+        g.wait_until_idle().unwrap();
+        assert_eq!(merged.values::<i64>(), vec![(ts(1), 1), (ts(2), 2)]);
+        g.add_packet("tick", at((), 3)).unwrap();
+        g.finish().unwrap();
+        assert_eq!(
+            merged.values::<i64>(),
+            vec![(ts(1), 1), (ts(2), 2), (ts(3), 0)]
+        );
+    }
+
+    #[test]
     fn several_indexes() {
         let mut g = graph(
             r#"
