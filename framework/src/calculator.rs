@@ -391,6 +391,7 @@ pub struct CalculatorContext<'a> {
     pub(crate) side_inputs: &'a [Packet],
     pub(crate) side_outputs: &'a mut [Option<Packet>],
     pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) dropped: u64,
 }
 
 impl<'a> CalculatorContext<'a> {
@@ -402,6 +403,12 @@ impl<'a> CalculatorContext<'a> {
     /// The graph's clock (real by default; simulated in tests via `Graph::set_clock`).
     pub fn clock(&self) -> &'a dyn crate::clock::Clock {
         self.clock
+    }
+
+    /// Reports `n` packets this calculator dropped on purpose (an explicit policy, such as a
+    /// flow limiter's queue limit); they show in the node's statistics.
+    pub fn record_dropped(&mut self, n: u64) {
+        self.dropped += n;
     }
 
     /// The node's canonical name.

@@ -236,6 +236,15 @@ impl RunState {
         let mut nodes = Vec::with_capacity(n);
         for node in &spec.nodes {
             let contract = &node.contract;
+            if node.max_in_flight > 1 {
+                return Err(Error::config(
+                    node.location.clone(),
+                    format!(
+                        "node \"{}\": max_in_flight {} is not supported yet (each node runs one call at a time); remove it",
+                        node.name, node.max_in_flight
+                    ),
+                ));
+            }
             let handler = InputHandler::new(
                 &node.handler,
                 contract.inputs(),
@@ -1164,14 +1173,17 @@ impl RunState {
                 side_inputs: &side_inputs,
                 side_outputs: &mut side_out,
                 clock: &*self.clock,
+                dropped: 0,
             };
             let call = catch_unwind(AssertUnwindSafe(|| match phase {
                 Phase::Open => calculator.open(&mut cx).map(|_| Flow::Continue),
                 Phase::Process => calculator.process(&mut cx),
                 Phase::Close => calculator.close(&mut cx).map(|_| Flow::Continue),
             }));
-            call.unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))))
+            let result = call.unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))));
+            (result, cx.dropped)
         };
+        let (result, dropped) = result;
         let elapsed = started.elapsed();
 
         let mut st = node.state.lock();
@@ -1180,6 +1192,7 @@ impl RunState {
         st.shards = shards;
         st.side_out = side_out;
         st.calculator = Some(calculator);
+        st.stats.dropped += dropped;
         if phase == Phase::Process {
             st.stats.invocations += 1;
             st.stats.process_time += elapsed;

@@ -605,3 +605,14 @@ fn calculators_can_use_an_injected_simulated_clock() {
         vec![(0, 250_000), (1, 500_000), (2, 750_000)]
     );
 }
+
+#[test]
+fn max_in_flight_above_one_is_refused_clearly() {
+    let mut g = graph("input_stream: [in]\nnode:\n  - {calculator: TPass, name: p, input_stream: [in], output_stream: [o], max_in_flight: 2}\n");
+    let err = g.start_run(HashMap::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("node \"p\": max_in_flight 2 is not supported"),
+        "{err}"
+    );
+    assert!(err.contains(":3:5"), "points at the node's line: {err}");
+}
