@@ -122,6 +122,9 @@ pub(crate) struct InputHandler {
     last_processed: Vec<Timestamp>,
     process_bounds: bool,
     process_at_max_before_close: bool,
+    /// Immediate handler without bound calls: a set that becomes done gets one `process`
+    /// call of its own (MediaPipe's legacy behaviour); true once that call was made.
+    done_call_made: Vec<bool>,
     truncation: Option<Truncation>,
 }
 
@@ -205,6 +208,7 @@ impl InputHandler {
             last_processed: vec![Timestamp::UNSTARTED; n],
             process_bounds,
             process_at_max_before_close: name == "ImmediateInputStreamHandler",
+            done_call_made: vec![name != "ImmediateInputStreamHandler" || process_bounds; n],
             truncation,
         })
     }
@@ -290,11 +294,29 @@ impl InputHandler {
                 SetState::NotReady => all_done = false,
             }
         }
+        if let (Some(t), false) = (self.done_call_timestamp(queues), all_done) {
+            best = Some(best.map_or(t, |b| b.min(t)));
+        }
         match best {
             Some(t) => Readiness::Process(t),
             None if all_done => Readiness::Close,
             None => Readiness::NotReady,
         }
+    }
+
+    /// For the legacy Immediate rule: the input timestamp of the call owed to a set that just
+    /// became done (the smallest bound of the streams still open), if one is owed.
+    fn done_call_timestamp(&self, queues: &[InputQueue]) -> Option<Timestamp> {
+        let owed = (0..self.sets.len())
+            .any(|s| !self.done_call_made[s] && self.set_state(s, queues) == SetState::Done);
+        if !owed {
+            return None;
+        }
+        queues
+            .iter()
+            .map(|q| q.bound())
+            .filter(|b| *b < Timestamp::DONE)
+            .min()
     }
 
     /// Fills `inputs` for a `process` call at `ts`: sets ready at `ts` give up their packets,
@@ -309,6 +331,13 @@ impl InputHandler {
         inputs.clear();
         inputs.resize(queues.len(), Packet::empty());
         let mut dropped = 0;
+        if self.done_call_timestamp(queues) == Some(ts) {
+            for s in 0..self.sets.len() {
+                if self.set_state(s, queues) == SetState::Done {
+                    self.done_call_made[s] = true;
+                }
+            }
+        }
         for s in 0..self.sets.len() {
             if self.set_state(s, queues) == SetState::Ready(ts) {
                 for &i in &self.sets[s] {
@@ -417,6 +446,36 @@ mod tests {
             h.readiness(&mut q, &mut d),
             Readiness::Process(Timestamp::new(3)),
             "timestamps may decrease across sets"
+        );
+    }
+
+    #[test]
+    fn immediate_makes_one_call_when_a_stream_becomes_done() {
+        let mut h = handler("Immediate", 2, false);
+        let mut q = queues(2);
+        let mut d = 0;
+        let mut inputs = Vec::new();
+        push(&mut q[0], 1);
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(1))
+        );
+        h.fill(Timestamp::new(1), &mut q, &mut inputs);
+        q[1].raise_bound(Timestamp::new(4));
+        q[0].close();
+        // Stream 0 is done: one call, all inputs empty, at the smallest open bound (4).
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Process(Timestamp::new(4))
+        );
+        h.fill(Timestamp::new(4), &mut q, &mut inputs);
+        assert!(inputs.iter().all(|p| p.is_empty()));
+        assert_eq!(h.readiness(&mut q, &mut d), Readiness::NotReady);
+        q[1].close();
+        assert_eq!(
+            h.readiness(&mut q, &mut d),
+            Readiness::Close,
+            "no call when all are done"
         );
     }
 

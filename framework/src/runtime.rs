@@ -487,7 +487,7 @@ impl RunState {
                     finished = Some(Finished::Task);
                 }
                 Next::Idle(generation) => {
-                    self.on_idle();
+                    self.on_idle(generation);
                     finished = Some(Finished::Idle(generation));
                 }
             }
@@ -499,10 +499,22 @@ impl RunState {
     }
 
     fn terminate(&self) {
+        self.sched.shutdown();
+        self.mark_terminated();
+    }
+
+    /// Terminates the run from the idle handler started at `generation`, unless work arrived
+    /// meanwhile (then a later idle point decides again).
+    fn terminate_if_quiet(&self, generation: u64) {
+        if self.sched.shutdown_if_quiet(generation) {
+            self.mark_terminated();
+        }
+    }
+
+    fn mark_terminated(&self) {
         let mut t = self.terminated.lock();
         *t = true;
         drop(t);
-        self.sched.shutdown();
         self.done_cv.notify_all();
         let _g = self.inputs.lock();
         self.inputs_cv.notify_all();
@@ -559,9 +571,12 @@ impl RunState {
 
     // ----- the idle handler -----
 
-    fn on_idle(&self) {
+    fn on_idle(&self, generation: u64) {
+        if !self.sched.is_quiet(generation) {
+            return;
+        }
         if self.has_error() {
-            self.terminate();
+            self.terminate_if_quiet(generation);
             return;
         }
         // Wake sources whose throttling ended while nobody looked.
@@ -605,7 +620,7 @@ impl RunState {
         });
         drop(inputs);
         if sources_done && all_inputs_closed {
-            self.terminate();
+            self.terminate_if_quiet(generation);
             return;
         }
         let throttled_source = (0..self.nodes.len()).any(|n| {

@@ -252,6 +252,27 @@ impl Scheduler {
         }
     }
 
+    /// True if the idle handler that started at `generation` is still alone: nothing queued,
+    /// nothing else running, no work added since.
+    pub(crate) fn is_quiet(&self, generation: u64) -> bool {
+        let q = self.queue.lock();
+        q.running == 1 && q.heap.is_empty() && q.generation == generation
+    }
+
+    /// Ends the run if the idle handler that started at `generation` is still alone (see
+    /// [`Scheduler::is_quiet`]); returns whether it did.
+    pub(crate) fn shutdown_if_quiet(&self, generation: u64) -> bool {
+        let mut q = self.queue.lock();
+        if !(q.running == 1 && q.heap.is_empty() && q.generation == generation) {
+            return false;
+        }
+        q.shutdown = true;
+        drop(q);
+        self.work.notify_all();
+        self.idle.notify_all();
+        true
+    }
+
     /// Ends the run: workers exit.
     pub(crate) fn shutdown(&self) {
         let mut q = self.queue.lock();

@@ -149,10 +149,16 @@ node:
         g.wait_until_idle().unwrap();
         g.add_packet("a", pkt(3)).unwrap();
         g.wait_until_idle().unwrap();
+        g.close_input_stream("a").unwrap();
+        g.wait_until_idle().unwrap();
         g.finish().unwrap();
         take_log("imm")
     });
-    assert_eq!(log, vec!["@5 _Unstarted 5", "@3 3 _5", "close"]);
+    // Closing `a` earns one call of its own at b's bound (MediaPipe's legacy Immediate rule).
+    assert_eq!(
+        log,
+        vec!["@5 _Unstarted 5", "@3 3 _5", "@6 _Max _5", "close"]
+    );
 }
 
 #[test]
