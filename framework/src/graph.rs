@@ -343,7 +343,9 @@ impl Graph {
     pub fn wait_until_done(&mut self) -> Result<()> {
         let run = self.current_run()?.clone();
         if !run.all_inputs_closed() {
-            tracing::debug!("wait_until_done: graph input streams are still open; the run ends when they are closed");
+            tracing::warn!(
+                "wait_until_done: graph input streams are still open, so the run ends only when another thread closes them (use finish() to close them and wait)"
+            );
         }
         run.wait_terminated();
         for w in self.workers.drain(..) {
