@@ -392,6 +392,7 @@ pub struct CalculatorContext<'a> {
     pub(crate) side_outputs: &'a mut [Option<Packet>],
     pub(crate) clock: &'a dyn crate::clock::Clock,
     pub(crate) dropped: u64,
+    pub(crate) progress: Option<(u64, Option<u64>)>,
 }
 
 impl<'a> CalculatorContext<'a> {
@@ -409,6 +410,12 @@ impl<'a> CalculatorContext<'a> {
     /// flow limiter's queue limit); they show in the node's statistics.
     pub fn record_dropped(&mut self, n: u64) {
         self.dropped += n;
+    }
+
+    /// Reports how far the calculator is (e.g. frames decoded) and, when known, how far it
+    /// will go (e.g. the file's frame count); runners show it as a progress bar.
+    pub fn report_progress(&mut self, done: u64, total: Option<u64>) {
+        self.progress = Some((done, total));
     }
 
     /// The node's canonical name.

@@ -2,7 +2,7 @@
 //! run, feed graph input streams, wait, cancel, read stats.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -59,6 +59,7 @@ pub struct Graph {
     input_queue_limits: Vec<Option<usize>>,
     add_mode: AddMode,
     clock: Arc<dyn Clock>,
+    trace_path: Option<PathBuf>,
     run: Option<Arc<RunState>>,
     last_run: Option<Arc<RunState>>,
     workers: Vec<JoinHandle<()>>,
@@ -121,6 +122,7 @@ impl Graph {
             input_queue_limits: vec![None; n_inputs],
             add_mode: AddMode::default(),
             clock: Arc::new(RealClock::new()),
+            trace_path: None,
             run: None,
             last_run: None,
             workers: Vec::new(),
@@ -202,6 +204,15 @@ impl Graph {
         Ok(())
     }
 
+    /// Records a trace of every run and writes it, when the run ends, to `path` as Chrome
+    /// trace-event JSON (open it in Perfetto or chrome://tracing). Overrides the config's
+    /// `profiler_config.trace_path`.
+    pub fn enable_trace(&mut self, path: impl Into<PathBuf>) -> Result<()> {
+        self.before_run("enable_trace")?;
+        self.trace_path = Some(path.into());
+        Ok(())
+    }
+
     /// Chooses what `add_packet` does when the graph is throttled.
     pub fn set_add_mode(&mut self, mode: AddMode) {
         self.add_mode = mode;
@@ -258,6 +269,7 @@ impl Graph {
                 sinks: self.sinks.clone(),
                 input_queue_limits: self.input_queue_limits.clone(),
                 clock: self.clock.clone(),
+                trace: self.trace_path.is_some() || self.spec.trace_path.is_some(),
             },
         )?);
         let threads = match self.spec.num_threads {
@@ -354,7 +366,12 @@ impl Graph {
         run.cleanup();
         self.last_run = Some(run.clone());
         self.run = None;
-        run.status()
+        let status = run.status();
+        let trace_written = match self.trace_path.as_ref().or(self.spec.trace_path.as_ref()) {
+            Some(path) => run.write_trace(path),
+            None => Ok(()),
+        };
+        status.and(trace_written)
     }
 
     /// Closes every graph input stream, then waits until the run is done.

@@ -22,6 +22,7 @@ pub mod spec;
 mod stats;
 mod stream;
 pub mod timestamp;
+mod trace;
 pub mod types;
 
 pub use calculator::{

@@ -26,6 +26,7 @@ use crate::spec::{GraphSpec, NodeId, Producer, SidePacketId, SideProducer, Strea
 use crate::stats::LatencyHistogram;
 use crate::stream::InputQueue;
 use crate::timestamp::{Timestamp, TimestampDiff};
+use crate::trace::{self, NodeTrace, TraceEvent, DEFAULT_EVENTS_PER_NODE};
 use crate::types::PacketType;
 
 /// Receives the packets of an observed output stream, in timestamp order.
@@ -110,6 +111,9 @@ pub struct NodeStats {
     pub queue_high_water: Vec<(String, usize)>,
     /// Times a full input queue of this node was grown to resolve a throttling deadlock.
     pub queue_growths: u64,
+    /// Progress the calculator reported (`done`, `total` when known), e.g. a video decoder's
+    /// frames decoded out of the file's frame count.
+    pub progress: Option<(u64, Option<u64>)>,
 }
 
 struct NodeState {
@@ -130,6 +134,7 @@ struct NodeState {
     side_out: Vec<Option<Packet>>,
     stats: NodeStats,
     process_times: LatencyHistogram,
+    trace: Option<NodeTrace>,
 }
 
 pub(crate) struct NodeRuntime {
@@ -190,6 +195,7 @@ pub(crate) struct RunState {
     sources: Mutex<SourceBook>,
     pub(crate) queue_growths: AtomicU64,
     clock: Arc<dyn Clock>,
+    epoch: Instant,
 }
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
@@ -227,6 +233,7 @@ pub(crate) struct RunOptions {
     pub(crate) sinks: Vec<StreamSinks>,
     pub(crate) input_queue_limits: Vec<Option<usize>>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) trace: bool,
 }
 
 impl RunState {
@@ -339,6 +346,7 @@ impl RunState {
                     side_out: vec![None; node.side_outputs.len()],
                     stats,
                     process_times: LatencyHistogram::default(),
+                    trace: opts.trace.then(|| NodeTrace::new(DEFAULT_EVENTS_PER_NODE)),
                 }),
                 opened: AtomicBool::new(false),
                 open_deps,
@@ -409,6 +417,7 @@ impl RunState {
             }),
             queue_growths: AtomicU64::new(0),
             clock: opts.clock,
+            epoch: Instant::now(),
             spec,
         })
     }
@@ -883,6 +892,27 @@ impl RunState {
         self.side_packets.read()[id].clone()
     }
 
+    /// Writes the run's trace (if it was recorded) as Chrome trace-event JSON.
+    pub(crate) fn write_trace(&self, path: &std::path::Path) -> Result<()> {
+        let guards: Vec<_> = self.nodes.iter().map(|n| n.state.lock()).collect();
+        let empty = NodeTrace::default();
+        let infos: Vec<trace::NodeTraceInfo<'_>> = guards
+            .iter()
+            .enumerate()
+            .map(|(i, st)| trace::NodeTraceInfo {
+                name: &self.nodes[i].info.name,
+                calculator: &self.nodes[i].info.calculator,
+                input_streams: self.spec.nodes[i]
+                    .input_streams
+                    .iter()
+                    .map(|&s| self.spec.streams[s].name.as_str())
+                    .collect(),
+                trace: st.trace.as_ref().unwrap_or(&empty),
+            })
+            .collect();
+        trace::write_chrome_trace(path, &infos)
+    }
+
     /// A snapshot of every node's counters.
     pub(crate) fn stats(&self) -> Vec<NodeStats> {
         self.nodes
@@ -999,6 +1029,14 @@ impl RunState {
             if d.bound == Timestamp::DONE {
                 q.close();
             }
+            let depth = st.queues[c.port].len();
+            if let Some(t) = st.trace.as_mut() {
+                t.push(TraceEvent::Queue {
+                    port: c.port,
+                    at_ns: trace::since(self.epoch),
+                    depth,
+                });
+            }
             self.check_full(c.node, c.port, &mut st);
             self.after_input_change(c.node, &mut st, effects);
         }
@@ -1112,6 +1150,7 @@ impl RunState {
             outputs,
             stats,
             side_out,
+            trace: node_trace,
             ..
         } = st;
         for (i, (shard, o)) in shards.iter_mut().zip(outputs.iter_mut()).enumerate() {
@@ -1136,6 +1175,16 @@ impl RunState {
             o.bound = bound;
             if !shard.packets.is_empty() || changed || shard.header.is_some() {
                 stats.packets_out += shard.packets.len() as u64;
+                if let Some(t) = node_trace.as_mut() {
+                    let stream = self.spec.nodes[n].output_streams[i];
+                    let at_ns = trace::since(self.epoch);
+                    for p in &shard.packets {
+                        t.push(TraceEvent::FlowOut {
+                            id: trace::flow_id(stream, p.timestamp()),
+                            at_ns,
+                        });
+                    }
+                }
                 effects.deliveries.push(Delivery {
                     stream: self.spec.nodes[n].output_streams[i],
                     packets: shard.packets.drain(..).collect(),
@@ -1189,6 +1238,7 @@ impl RunState {
                 side_outputs: &mut side_out,
                 clock: &*self.clock,
                 dropped: 0,
+                progress: None,
             };
             let call = catch_unwind(AssertUnwindSafe(|| match phase {
                 Phase::Open => calculator.open(&mut cx).map(|_| Flow::Continue),
@@ -1196,9 +1246,9 @@ impl RunState {
                 Phase::Close => calculator.close(&mut cx).map(|_| Flow::Continue),
             }));
             let result = call.unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))));
-            (result, cx.dropped)
+            (result, cx.dropped, cx.progress)
         };
-        let (result, dropped) = result;
+        let (result, dropped, progress) = result;
         let elapsed = started.elapsed();
 
         let mut st = node.state.lock();
@@ -1208,6 +1258,18 @@ impl RunState {
         st.side_out = side_out;
         st.calculator = Some(calculator);
         st.stats.dropped += dropped;
+        if progress.is_some() {
+            st.stats.progress = progress;
+        }
+        if let Some(t) = st.trace.as_mut() {
+            t.push(TraceEvent::Call {
+                phase,
+                input_ts: ts,
+                start_ns: started.duration_since(self.epoch).as_nanos() as u64,
+                dur_ns: elapsed.as_nanos() as u64,
+                thread: trace::thread_number(),
+            });
+        }
         if phase == Phase::Process {
             st.stats.invocations += 1;
             st.stats.process_time += elapsed;
@@ -1303,6 +1365,18 @@ impl RunState {
         } = &mut *st;
         let skipped = handler.fill(ts, queues, &mut inputs);
         st.stats.dropped += skipped;
+        if let Some(t) = st.trace.as_mut() {
+            let at_ns = trace::since(self.epoch);
+            for (port, p) in inputs.iter().enumerate() {
+                if !p.is_empty() {
+                    let stream = self.spec.nodes[n].input_streams[port];
+                    t.push(TraceEvent::FlowIn {
+                        id: trace::flow_id(stream, p.timestamp()),
+                        at_ns,
+                    });
+                }
+            }
+        }
         st.stats.packets_in += inputs.iter().filter(|p| !p.is_empty()).count() as u64;
         st.inputs_buf = inputs;
         self.release_drained(n, &mut st, &mut effects);

@@ -622,3 +622,49 @@ fn max_in_flight_above_one_is_refused_clearly() {
     );
     assert!(err.contains(":3:5"), "points at the node's line: {err}");
 }
+
+#[test]
+fn trace_has_a_span_per_call_queue_counters_and_flows() {
+    let dir = std::env::temp_dir().join(format!("mg-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trace.json");
+    let stats = with_timeout(20, {
+        let path = path.clone();
+        move || {
+            let mut g = graph(
+                "node:\n  - {calculator: TSource, name: src, output_stream: [a], options: {count: 30}}\n  - {calculator: TPass, name: pass, input_stream: [a], output_stream: [b]}\n",
+            );
+            g.enable_trace(&path).unwrap();
+            g.run(HashMap::new()).unwrap();
+            g.stats()
+        }
+    });
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let spans = |node: &str, phase: &str| {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["name"] == phase && e["args"]["node"] == node)
+            .count() as u64
+    };
+    let pass = stats.iter().find(|s| s.name == "pass").unwrap();
+    assert_eq!(spans("pass", "process"), pass.invocations);
+    assert_eq!(spans("pass", "open"), 1);
+    assert_eq!(spans("pass", "close"), 1);
+    assert_eq!(spans("src", "process"), 31);
+    let first = events
+        .iter()
+        .find(|e| e["ph"] == "X" && e["name"] == "process" && e["args"]["node"] == "pass")
+        .unwrap();
+    assert_eq!(first["args"]["input_timestamp"], "0");
+    let count = |ph: &str| events.iter().filter(|e| e["ph"] == ph).count();
+    assert_eq!(count("s"), 60, "30 packets leave src, 30 leave pass");
+    assert_eq!(count("f"), 30, "30 packets enter pass");
+    assert!(count("C") >= 30, "queue depth counters");
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "M" && e["args"]["name"] == "pass (TPass)"));
+    let src = stats.iter().find(|s| s.name == "src").unwrap();
+    assert_eq!(src.progress, Some((30, Some(30))));
+    let _ = std::fs::remove_dir_all(&dir);
+}

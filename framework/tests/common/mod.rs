@@ -55,6 +55,8 @@ impl Calculator for TSource {
             .send(self.next, Timestamp::new(self.next))?;
         self.next += self.opts.step;
         self.emitted += 1;
+        let total = (!self.opts.endless).then_some(self.opts.count as u64);
+        cx.report_progress(self.emitted as u64, total);
         Ok(Flow::Continue)
     }
 }
@@ -256,9 +258,11 @@ pub struct TRecorder {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-pub fn recorder_log() -> &'static Mutex<HashMap<String, Arc<Mutex<Vec<String>>>>> {
-    static LOG: std::sync::OnceLock<Mutex<HashMap<String, Arc<Mutex<Vec<String>>>>>> =
-        std::sync::OnceLock::new();
+/// Call logs of `TRecorder` nodes, by their `key` option.
+pub type RecorderLogs = Mutex<HashMap<String, Arc<Mutex<Vec<String>>>>>;
+
+pub fn recorder_log() -> &'static RecorderLogs {
+    static LOG: std::sync::OnceLock<RecorderLogs> = std::sync::OnceLock::new();
     LOG.get_or_init(Default::default)
 }
 
