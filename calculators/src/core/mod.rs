@@ -7,9 +7,11 @@
 //! | [`PreviousLoopbackCalculator`] | emits, at each `MAIN` timestamp, the `LOOP` packet of the previous one |
 //! | [`MergeCalculator`] | merges several streams into one, lowest index first |
 //! | [`SidePacketToStreamCalculator`] | emits side packets as stream packets at a chosen timestamp |
+//! | [`FlowLimiterCalculator`] | admits a bounded number of timestamps in flight; drops or queues the rest |
 //! | [`CountingSourceCalculator`] | test source: 0, 1, 2, ... with optional injected errors |
 
 mod counting_source;
+mod flow_limiter;
 mod gate;
 mod merge;
 mod pass_through;
@@ -17,6 +19,7 @@ mod previous_loopback;
 mod side_packet_to_stream;
 
 pub use counting_source::{CountingSourceCalculator, CountingSourceOptions};
+pub use flow_limiter::{FlowLimiterCalculator, FlowLimiterOptions};
 pub use gate::{GateCalculator, GateCalculatorOptions, GateState};
 pub use merge::MergeCalculator;
 pub use pass_through::PassThroughCalculator;
