@@ -18,6 +18,8 @@ mod pass_through;
 mod previous_loopback;
 mod side_packet_to_stream;
 
+pub mod packet_resampler;
+
 pub use counting_source::{CountingSourceCalculator, CountingSourceOptions};
 pub use flow_limiter::{FlowLimiterCalculator, FlowLimiterOptions};
 pub use gate::{GateCalculator, GateCalculatorOptions, GateState};
