@@ -12,6 +12,9 @@
 //! graphs to name them.
 
 pub mod core;
+pub mod video_header;
+
+pub use video_header::VideoHeader;
 
 /// Errors raised by this crate's calculators. They convert into
 /// [`mediagraph_framework::Error`], which the runtime wraps with the failing node's name,
