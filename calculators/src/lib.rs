@@ -12,6 +12,8 @@
 //! graphs to name them.
 
 pub mod core;
+pub mod image;
+pub mod video;
 pub mod video_header;
 
 pub use video_header::VideoHeader;
@@ -43,6 +45,29 @@ pub enum Error {
     /// `ERROR_ON_OPEN` / `error_count`).
     #[error("expected error ({0})")]
     Injected(String),
+
+    /// An OpenCV call failed; `what` says which operation.
+    #[error("{what}: OpenCV error: {source}")]
+    OpenCv {
+        /// The operation that failed.
+        what: String,
+        /// OpenCV's error.
+        #[source]
+        source: opencv::Error,
+    },
+
+    /// A video file or device could not be opened, read or written.
+    #[error("{path}: {message}")]
+    Video {
+        /// The file path or device (e.g. `camera 0`).
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// An image has a size or format an operation cannot handle.
+    #[error("image: {0}")]
+    Image(String),
 }
 
 impl From<Error> for mediagraph_framework::Error {
