@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::clock::{Clock, RealClock};
 use crate::error::{Error, Result};
 use crate::packet::Packet;
-use crate::runtime::{NodeStats, PollerShared, RunOptions, RunState, StreamSinks};
+use crate::runtime::{NodeStats, Observer, PollerShared, RunOptions, RunState, StreamSinks};
 use crate::spec::{GraphSpec, SideProducer};
 use crate::timestamp::Timestamp;
 
@@ -166,11 +166,33 @@ impl Graph {
         name: &str,
         f: impl FnMut(&Packet) -> Result<()> + Send + 'static,
     ) -> Result<()> {
+        self.add_observer(name, Box::new(f), false)
+    }
+
+    /// Like [`Graph::observe_output_stream`], but also calls `f` with an empty packet at the
+    /// newest settled timestamp whenever the stream's bound advances without a packet (so a
+    /// frame that produced nothing is still noticed, at once).
+    pub fn observe_output_stream_with_bounds(
+        &mut self,
+        name: &str,
+        f: impl FnMut(&Packet) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        self.add_observer(name, Box::new(f), true)
+    }
+
+    fn add_observer(
+        &mut self,
+        name: &str,
+        f: Box<crate::runtime::ObserverFn>,
+        bounds: bool,
+    ) -> Result<()> {
         self.before_run("observe_output_stream")?;
         let id = self.stream_id(name)?;
-        self.sinks[id]
-            .observers
-            .push(Arc::new(Mutex::new(Box::new(f))));
+        self.sinks[id].observers.push(Arc::new(Mutex::new(Observer {
+            f,
+            bounds,
+            last: Timestamp::UNSET,
+        })));
         Ok(())
     }
 
@@ -256,6 +278,9 @@ impl Graph {
             }
         }
         for sinks in &self.sinks {
+            for o in &sinks.observers {
+                o.lock().last = Timestamp::UNSET;
+            }
             for p in &sinks.pollers {
                 let mut s = p.state.lock();
                 s.packets.clear();

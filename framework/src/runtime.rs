@@ -32,6 +32,38 @@ use crate::types::PacketType;
 /// Receives the packets of an observed output stream, in timestamp order.
 pub type ObserverFn = dyn FnMut(&Packet) -> Result<()> + Send;
 
+/// A callback on an output stream.
+pub(crate) struct Observer {
+    pub(crate) f: Box<ObserverFn>,
+    /// Also report bound advances without a packet, as empty packets at the settled timestamp.
+    pub(crate) bounds: bool,
+    /// The last timestamp reported (packet or bound), so none is reported twice.
+    pub(crate) last: Timestamp,
+}
+
+impl Observer {
+    fn call(&mut self, p: &Packet) -> Result<()> {
+        self.last = p.timestamp();
+        (self.f)(p)
+    }
+
+    /// Reports the timestamps up to `bound` as settled, if that is news.
+    fn settle(&mut self, bound: Timestamp) -> Result<()> {
+        if !self.bounds || bound == Timestamp::DONE {
+            return Ok(());
+        }
+        let settled = if bound == Timestamp::ONE_OVER_POST_STREAM {
+            Timestamp::POST_STREAM
+        } else {
+            bound.previous_allowed_in_stream()
+        };
+        if settled > self.last && settled.is_allowed_in_stream() {
+            self.call(&Packet::empty_at(settled))?;
+        }
+        Ok(())
+    }
+}
+
 /// The queue behind an [`crate::graph::OutputStreamPoller`].
 #[derive(Default)]
 pub(crate) struct PollerShared {
@@ -62,7 +94,7 @@ impl PollerShared {
 /// Observers and pollers of one stream.
 #[derive(Default, Clone)]
 pub(crate) struct StreamSinks {
-    pub(crate) observers: Vec<Arc<Mutex<Box<ObserverFn>>>>,
+    pub(crate) observers: Vec<Arc<Mutex<Observer>>>,
     pub(crate) pollers: Vec<Arc<PollerShared>>,
 }
 
@@ -974,15 +1006,17 @@ impl RunState {
         let stream = &self.spec.streams[d.stream];
         let sinks = &self.sinks[d.stream];
         for observer in &sinks.observers {
-            let mut f = observer.lock();
-            for p in &d.packets {
-                if let Err(e) = f(p) {
-                    self.record_error(Error::Stream {
-                        stream: stream.name.clone(),
-                        message: format!("output stream observer failed at {}: {e}", p.timestamp()),
-                    });
-                    break;
-                }
+            let mut o = observer.lock();
+            let called = d
+                .packets
+                .iter()
+                .try_for_each(|p| o.call(p).map_err(|e| (p.timestamp(), e)))
+                .and_then(|_| o.settle(d.bound).map_err(|e| (d.bound, e)));
+            if let Err((at, e)) = called {
+                self.record_error(Error::Stream {
+                    stream: stream.name.clone(),
+                    message: format!("output stream observer failed at {at}: {e}"),
+                });
             }
         }
         for poller in &sinks.pollers {

@@ -668,3 +668,31 @@ fn trace_has_a_span_per_call_queue_counters_and_flows() {
     assert_eq!(src.progress, Some((30, Some(30))));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn observers_can_see_timestamps_that_produced_nothing() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    with_timeout(20, move || {
+        let mut g = graph(
+            "input_stream: [in]\nnode:\n  - {calculator: TEvens, input_stream: [in], output_stream: [evens]}\n",
+        );
+        g.observe_output_stream_with_bounds("evens", move |p| {
+            let v = p.get::<i64>().ok().copied();
+            seen2.lock().unwrap().push((p.timestamp().value(), v));
+            Ok(())
+        })
+        .unwrap();
+        for _run in 0..2 {
+            g.start_run(HashMap::new()).unwrap();
+            for t in 1..=4 {
+                g.add_packet("in", pkt(t)).unwrap();
+                g.wait_until_idle().unwrap();
+            }
+            g.finish().unwrap();
+        }
+    });
+    let once = vec![(1, None), (2, Some(2)), (3, None), (4, Some(4))];
+    let twice: Vec<_> = once.iter().chain(once.iter()).cloned().collect();
+    assert_eq!(*seen.lock().unwrap(), twice);
+}
