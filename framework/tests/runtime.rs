@@ -692,7 +692,7 @@ fn observers_can_see_timestamps_that_produced_nothing() {
             g.finish().unwrap();
         }
     });
-    let once = vec![(1, None), (2, Some(2)), (3, None), (4, Some(4))];
+    let once = [(1, None), (2, Some(2)), (3, None), (4, Some(4))];
     let twice: Vec<_> = once.iter().chain(once.iter()).cloned().collect();
     assert_eq!(*seen.lock().unwrap(), twice);
 }
