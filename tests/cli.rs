@@ -1,0 +1,650 @@
+//! Integration tests of the `mediagraph` binary: `run` (feed, dump, side packets, failures),
+//! `validate` (ok and every kind of config error) and `calculators`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a finished `mediagraph` process left behind.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// The repository root (where `graphs/` lives).
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the binary with `args` in `dir`; kills it (and fails the test) after 60 s, so a hung
+/// graph cannot hang the test suite.
+fn mediagraph_in(dir: &Path, args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mediagraph"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the mediagraph binary starts");
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mediagraph") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mediagraph {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        success: status.success(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Runs the binary with `args` in the repository root.
+fn mediagraph(args: &[&str]) -> Run {
+    mediagraph_in(&repo(), args)
+}
+
+/// Asserts success and returns stdout.
+fn assert_ok(r: &Run) -> &str {
+    assert!(
+        r.success,
+        "expected success; stdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    &r.stdout
+}
+
+/// Asserts a clean failure (non-zero exit, an `error:` headline, no panic) and returns stderr.
+fn assert_failed(r: &Run) -> &str {
+    assert!(
+        !r.success,
+        "expected failure; stdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(r.stderr.starts_with("error: "), "stderr:\n{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "stderr:\n{}", r.stderr);
+    &r.stderr
+}
+
+fn assert_contains(haystack: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            haystack.contains(needle),
+            "expected {needle:?} in:\n{haystack}"
+        );
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path as a string.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("temp file is writable");
+    path.display().to_string()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).expect("output file exists")
+}
+
+#[test]
+fn run_feeds_and_dumps_jsonl_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "in.jsonl",
+        concat!(
+            "{\"ts\": -3000000000, \"value\": 1.5}\n",
+            "{\"ts\": 0, \"value\": 1}\n",
+            "\n",
+            "{\"ts\": 5, \"value\": \"five\"}\n",
+            "{\"value\": {\"b\": true, \"a\": [1, 2.5, null]}, \"ts\": 10}\n",
+            "  {\"ts\": 11, \"value\": null}  \n",
+        ),
+    );
+    let output = dir.path().join("out.jsonl");
+    let r = mediagraph(&[
+        "run",
+        "graphs/pass_through.yaml",
+        "--feed",
+        &format!("in={input}"),
+        "--dump",
+        &format!("out={}", output.display()),
+        "--quiet",
+    ]);
+    assert_ok(&r);
+    assert_eq!(r.stderr, "", "--quiet prints nothing");
+    assert_eq!(
+        read(&output),
+        concat!(
+            "{\"ts\":-3000000000,\"value\":1.5}\n",
+            "{\"ts\":0,\"value\":1}\n",
+            "{\"ts\":5,\"value\":\"five\"}\n",
+            "{\"ts\":10,\"value\":{\"a\":[1,2.5,null],\"b\":true}}\n",
+            "{\"ts\":11,\"value\":null}\n",
+        )
+    );
+}
+
+#[test]
+fn run_dump_is_readable_as_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "pre.jsonl",
+        "{\"ts\": \"PreStream\", \"value\": {\"header\": 1}}\n",
+    );
+    let r = mediagraph_in(
+        dir.path(),
+        &[
+            "run",
+            &repo()
+                .join("graphs/pass_through.yaml")
+                .display()
+                .to_string(),
+            "--feed",
+            &format!("in={input}"),
+            "--dump",
+            "out=first.jsonl",
+            "--quiet",
+        ],
+    );
+    assert_ok(&r);
+    let first = read(&dir.path().join("first.jsonl"));
+    assert_eq!(first, "{\"ts\":\"PreStream\",\"value\":{\"header\":1}}\n");
+    let r = mediagraph_in(
+        dir.path(),
+        &[
+            "run",
+            &repo()
+                .join("graphs/pass_through.yaml")
+                .display()
+                .to_string(),
+            "--feed",
+            "in=first.jsonl",
+            "--dump",
+            "out=second.jsonl",
+            "--quiet",
+        ],
+    );
+    assert_ok(&r);
+    assert_eq!(read(&dir.path().join("second.jsonl")), first);
+}
+
+#[test]
+fn run_counting_demo_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("counted.jsonl");
+    let r = mediagraph(&[
+        "run",
+        "graphs/counting_demo.yaml",
+        "--dump",
+        &format!("counted={}", output.display()),
+        "--threads",
+        "1",
+    ]);
+    assert_ok(&r);
+    let expected: String = (0..10)
+        .map(|i| format!("{{\"ts\":{i},\"value\":{i}}}\n"))
+        .collect();
+    assert_eq!(read(&output), expected);
+    assert_contains(
+        &r.stderr,
+        &[
+            "node source (CountingSourceCalculator)",
+            "dumped 10 packets of \"counted\"",
+        ],
+    );
+}
+
+#[test]
+fn run_feeds_inputs_concurrently_under_throttling() {
+    // Both inputs go through one node that waits for both at each timestamp, with tiny queues:
+    // feeding one file completely before the other would block forever.
+    let dir = tempfile::tempdir().unwrap();
+    let graph = write(
+        dir.path(),
+        "two.yaml",
+        concat!(
+            "input_stream: [a, b]\n",
+            "output_stream: [a_out, b_out]\n",
+            "max_queue_size: 2\n",
+            "node:\n",
+            "  - calculator: PassThroughCalculator\n",
+            "    input_stream: [a, b]\n",
+            "    output_stream: [a_out, b_out]\n",
+        ),
+    );
+    let lines: String = (0..200)
+        .map(|i| format!("{{\"ts\": {i}, \"value\": {i}}}\n"))
+        .collect();
+    let a = write(dir.path(), "a.jsonl", &lines);
+    let b = write(dir.path(), "b.jsonl", &lines);
+    let out = dir.path().join("b_out.jsonl");
+    let r = mediagraph(&[
+        "run",
+        &graph,
+        "--feed",
+        &format!("a={a}"),
+        "--feed",
+        &format!("b={b}"),
+        "--dump",
+        &format!("b_out={}", out.display()),
+        "--quiet",
+    ]);
+    assert_ok(&r);
+    let expected: String = (0..200)
+        .map(|i| format!("{{\"ts\":{i},\"value\":{i}}}\n"))
+        .collect();
+    assert_eq!(read(&out), expected);
+}
+
+#[test]
+fn run_bad_jsonl_line_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "{\"ts\": 1, \"value\": 1}\n{\"ts\": 2, \"valu\": 2}\n",
+            2,
+            "valu",
+        ),
+        (
+            "{\"ts\": 1, \"value\": 1}\n\n{\"ts\": 2, \"value\": \n",
+            3,
+            "invalid JSON",
+        ),
+        ("{\"ts\": \"Done\", \"value\": 1}\n", 1, "PreStream"),
+        (
+            "{\"ts\": 5, \"value\": 1}\n{\"ts\": 5, \"value\": 2}\n",
+            2,
+            "timestamp",
+        ),
+    ];
+    for (i, (text, line, what)) in cases.into_iter().enumerate() {
+        let input = write(dir.path(), &format!("bad{i}.jsonl"), text);
+        let r = mediagraph(&[
+            "run",
+            "graphs/pass_through.yaml",
+            "--feed",
+            &format!("in={input}"),
+        ]);
+        let err = assert_failed(&r);
+        assert_contains(err, &[&format!("{input}:{line}: "), what, "--feed in"]);
+    }
+}
+
+#[test]
+fn run_feed_value_of_the_wrong_type_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = write(
+        dir.path(),
+        "gate.yaml",
+        concat!(
+            "input_stream: [in, allow]\n",
+            "output_stream: out\n",
+            "node:\n",
+            "  - calculator: GateCalculator\n",
+            "    input_stream: [in, \"ALLOW:allow\"]\n",
+            "    output_stream: out\n",
+        ),
+    );
+    let allow = write(
+        dir.path(),
+        "allow.jsonl",
+        "{\"ts\": 0, \"value\": true}\n{\"ts\": 1, \"value\": \"yes\"}\n",
+    );
+    let r = mediagraph(&["run", &graph, "--feed", &format!("allow={allow}")]);
+    let err = assert_failed(&r);
+    assert_contains(err, &[&format!("{allow}:2: "), "bool"]);
+}
+
+#[test]
+fn run_side_packets_parse_json_or_fall_back_to_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = write(
+        dir.path(),
+        "side.yaml",
+        concat!(
+            "input_side_packet: [greeting]\n",
+            "output_stream: [values]\n",
+            "node:\n",
+            "  - calculator: SidePacketToStreamCalculator\n",
+            "    input_side_packet: [greeting]\n",
+            "    output_stream: [\"AT_ZERO:values\"]\n",
+        ),
+    );
+    let out = dir.path().join("values.jsonl");
+    for (given, dumped) in [
+        ("hello world", "\"hello world\""),
+        ("42", "42"),
+        ("{\"a\": [1, 2]}", "{\"a\":[1,2]}"),
+        ("\"quoted\"", "\"quoted\""),
+        ("not json {", "\"not json {\""),
+        ("", "\"\""),
+        ("a=b", "\"a=b\""),
+    ] {
+        let r = mediagraph(&[
+            "run",
+            &graph,
+            "--side",
+            &format!("greeting={given}"),
+            "--dump",
+            &format!("values={}", out.display()),
+            "--quiet",
+        ]);
+        assert_ok(&r);
+        assert_eq!(read(&out), format!("{{\"ts\":0,\"value\":{dumped}}}\n"));
+    }
+
+    // A required side packet left out, and one the graph does not have.
+    let r = mediagraph(&["run", &graph]);
+    assert_contains(assert_failed(&r), &["greeting", "required"]);
+    let r = mediagraph(&["run", &graph, "--side", "greeting=1", "--side", "nope=2"]);
+    assert_contains(assert_failed(&r), &["--side nope", "greeting"]);
+    let r = mediagraph(&["run", &graph, "--side", "greeting"]);
+    assert_contains(assert_failed(&r), &["NAME=VALUE"]);
+}
+
+#[test]
+fn run_side_packets_convert_to_the_resolved_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = write(
+        dir.path(),
+        "max.yaml",
+        concat!(
+            "input_side_packet: [max_count]\n",
+            "output_stream: [numbers]\n",
+            "node:\n",
+            "  - calculator: CountingSourceCalculator\n",
+            "    input_side_packet: [\"MAX_COUNT:max_count\"]\n",
+            "    output_stream: [numbers]\n",
+        ),
+    );
+    let out = dir.path().join("numbers.jsonl");
+    let r = mediagraph(&[
+        "run",
+        &graph,
+        "--side",
+        "max_count=3",
+        "--dump",
+        &format!("numbers={}", out.display()),
+        "--quiet",
+    ]);
+    assert_ok(&r);
+    assert_eq!(
+        read(&out),
+        "{\"ts\":0,\"value\":0}\n{\"ts\":1,\"value\":1}\n{\"ts\":2,\"value\":2}\n"
+    );
+    let r = mediagraph(&["run", &graph, "--side", "max_count=three"]);
+    assert_contains(assert_failed(&r), &["--side max_count=three", "i64"]);
+}
+
+#[test]
+fn run_failing_graph_exits_non_zero_naming_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = write(
+        dir.path(),
+        "fail.yaml",
+        concat!(
+            "output_stream: [numbers]\n",
+            "node:\n",
+            "  - calculator: CountingSourceCalculator\n",
+            "    name: doomed\n",
+            "    output_stream: [numbers]\n",
+            "    options: {error_count: 2}\n",
+        ),
+    );
+    let out = dir.path().join("numbers.jsonl");
+    let r = mediagraph(&[
+        "run",
+        &graph,
+        "--dump",
+        &format!("numbers={}", out.display()),
+    ]);
+    let err = assert_failed(&r);
+    assert_contains(err, &["node \"doomed\"", "CountingSourceCalculator"]);
+    assert_eq!(
+        err.lines().filter(|l| l.contains("doomed")).count(),
+        1,
+        "the error is reported once:\n{err}"
+    );
+    // What was produced before the failure is still written.
+    assert_eq!(
+        read(&out),
+        "{\"ts\":0,\"value\":0}\n{\"ts\":1,\"value\":1}\n"
+    );
+}
+
+#[test]
+fn run_rejects_bad_stream_arguments() {
+    let r = mediagraph(&["run", "graphs/pass_through.yaml", "--feed", "out=x.jsonl"]);
+    assert_contains(
+        assert_failed(&r),
+        &["--feed out", "not a graph input stream", "in"],
+    );
+    let r = mediagraph(&[
+        "run",
+        "graphs/pass_through.yaml",
+        "--feed",
+        "in=/nonexistent.jsonl",
+    ]);
+    assert_contains(assert_failed(&r), &["/nonexistent.jsonl"]);
+    let r = mediagraph(&["run", "graphs/pass_through.yaml", "--dump", "nope=x.jsonl"]);
+    assert_contains(assert_failed(&r), &["--dump nope", "no stream"]);
+    let r = mediagraph(&["run", "graphs/pass_through.yaml", "--threads", "0"]);
+    assert_contains(assert_failed(&r), &["--threads"]);
+    let r = mediagraph(&["run", "graphs/nonexistent.yaml"]);
+    assert_contains(assert_failed(&r), &["graphs/nonexistent.yaml"]);
+}
+
+#[test]
+fn validate_accepts_the_bundled_graphs() {
+    let r = mediagraph(&["validate", "graphs/pass_through.yaml"]);
+    assert_eq!(assert_ok(&r), "ok: 1 nodes, 2 streams\n");
+    let r = mediagraph(&["validate", "graphs/counting_demo.yaml"]);
+    assert_eq!(assert_ok(&r), "ok: 3 nodes, 3 streams\n");
+}
+
+#[test]
+fn validate_reports_config_errors_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    // (file name, config, expected "line:column", words the message must name)
+    let cases: [(&str, &str, &str, &[&str]); 6] = [
+        (
+            "unknown_calculator.yaml",
+            concat!(
+                "input_stream: in\n",
+                "output_stream: out\n",
+                "node:\n",
+                "  - calculator: NoSuchCalculator\n",
+                "    name: mystery\n",
+                "    input_stream: in\n",
+                "    output_stream: out\n",
+            ),
+            "4:17",
+            &["mystery", "NoSuchCalculator"],
+        ),
+        (
+            "missing_producer.yaml",
+            concat!(
+                "input_stream: in\n",
+                "output_stream: out\n",
+                "node:\n",
+                "  - calculator: PassThroughCalculator\n",
+                "    name: relay\n",
+                "    input_stream: nowhere\n",
+                "    output_stream: out\n",
+            ),
+            "6:",
+            &["relay", "nowhere", "producer"],
+        ),
+        (
+            "type_mismatch.yaml",
+            concat!(
+                "input_stream: in\n",
+                "output_stream: out\n",
+                "node:\n",
+                "  - calculator: CountingSourceCalculator\n",
+                "    name: numbers\n",
+                "    output_stream: counts\n",
+                "    options: {count: 3}\n",
+                "  - calculator: GateCalculator\n",
+                "    name: gate\n",
+                "    input_stream: [in, \"ALLOW:counts\"]\n",
+                "    output_stream: out\n",
+            ),
+            "10:",
+            &["gate", "counts", "i64", "bool"],
+        ),
+        (
+            "cycle.yaml",
+            concat!(
+                "output_stream: b\n",
+                "node:\n",
+                "  - calculator: PassThroughCalculator\n",
+                "    name: a_node\n",
+                "    input_stream: b\n",
+                "    output_stream: a\n",
+                "  - calculator: PassThroughCalculator\n",
+                "    name: b_node\n",
+                "    input_stream: a\n",
+                "    output_stream: b\n",
+            ),
+            "3:",
+            &["a_node", "b_node", "cycle", "back_edge"],
+        ),
+        (
+            "malformed.yaml",
+            concat!(
+                "input_stream: in\n",
+                "node:\n",
+                "  - calculator: PassThroughCalculator\n",
+                "    input_stream: [in\n",
+                "    output_stream: out\n",
+            ),
+            "5:",
+            &["invalid graph config"],
+        ),
+        (
+            "duplicate_output.yaml",
+            concat!(
+                "input_stream: in\n",
+                "output_stream: out\n",
+                "node:\n",
+                "  - calculator: PassThroughCalculator\n",
+                "    name: first\n",
+                "    input_stream: in\n",
+                "    output_stream: out\n",
+                "  - calculator: PassThroughCalculator\n",
+                "    name: second\n",
+                "    input_stream: in\n",
+                "    output_stream: out\n",
+            ),
+            "11:",
+            &["second", "first", "\"out\"", "twice"],
+        ),
+    ];
+    for (name, config, line_col, words) in cases {
+        let path = write(dir.path(), name, config);
+        let r = mediagraph(&["validate", &path]);
+        let err = assert_failed(&r);
+        assert_eq!(r.stdout, "", "{name}");
+        assert_contains(err, &[&format!("{path}:{line_col}")]);
+        assert_contains(err, words);
+        // `run` refuses the same config the same way.
+        let r = mediagraph(&["run", &path]);
+        assert_contains(assert_failed(&r), &[&format!("{path}:{line_col}")]);
+    }
+}
+
+#[test]
+fn validate_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "two_errors.yaml",
+        concat!(
+            "input_stream: in\n",
+            "output_stream: out\n",
+            "node:\n",
+            "  - calculator: NoSuchCalculator\n",
+            "    input_stream: in\n",
+            "    output_stream: mid\n",
+            "  - calculator: PassThroughCalculator\n",
+            "    input_stream: nowhere\n",
+            "    output_stream: out\n",
+        ),
+    );
+    let r = mediagraph(&["validate", &path]);
+    let err = assert_failed(&r);
+    let first_line = err.lines().next().unwrap_or_default();
+    assert!(
+        first_line.starts_with(&format!("error: {path}:4:17: ")),
+        "the headline is the first error:\n{err}"
+    );
+    assert_contains(
+        err,
+        &[
+            "2 errors",
+            &format!("{path}:4:17"),
+            &format!("{path}:8:"),
+            "nowhere",
+        ],
+    );
+}
+
+#[test]
+fn calculators_lists_registered_calculators_sorted() {
+    let r = mediagraph(&["calculators"]);
+    let out = assert_ok(&r);
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for expected in [
+        "PassThroughCalculator",
+        "GateCalculator",
+        "CountingSourceCalculator",
+        "SidePacketToStreamCalculator",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing from:\n{out}");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let pass = out
+        .lines()
+        .find(|l| l.starts_with("PassThroughCalculator "))
+        .unwrap_or_default();
+    assert_contains(pass, &["PassThroughCalculator", "NoOptions"]);
+}
+
+#[test]
+fn usage_errors_exit_non_zero() {
+    let r = mediagraph(&["run"]);
+    assert!(!r.success);
+    assert!(!r.stderr.contains("panicked"));
+    let r = mediagraph(&["frobnicate"]);
+    assert!(!r.success);
+}
