@@ -57,6 +57,7 @@ pub struct Graph {
     spec: Arc<GraphSpec>,
     sinks: Vec<StreamSinks>,
     input_queue_limits: Vec<Option<usize>>,
+    input_headers: Vec<Option<Packet>>,
     add_mode: AddMode,
     clock: Arc<dyn Clock>,
     trace_path: Option<PathBuf>,
@@ -120,6 +121,7 @@ impl Graph {
             spec: Arc::new(spec),
             sinks: vec![StreamSinks::default(); n_streams],
             input_queue_limits: vec![None; n_inputs],
+            input_headers: vec![None; n_inputs],
             add_mode: AddMode::default(),
             clock: Arc::new(RealClock::new()),
             trace_path: None,
@@ -208,13 +210,7 @@ impl Graph {
     /// Overrides the queue limit of every queue fed directly by graph input `name`.
     pub fn set_input_stream_max_queue_size(&mut self, name: &str, size: usize) -> Result<()> {
         self.before_run("set_input_stream_max_queue_size")?;
-        let id = self.stream_id(name)?;
-        let i = self
-            .spec
-            .input_streams
-            .iter()
-            .position(|&s| s == id)
-            .ok_or_else(|| Error::NotFound(format!("\"{name}\" is not a graph input stream")))?;
+        let i = self.input_index(name)?;
         self.input_queue_limits[i] = Some(size);
         Ok(())
     }
@@ -233,6 +229,24 @@ impl Graph {
         self.before_run("enable_trace")?;
         self.trace_path = Some(path.into());
         Ok(())
+    }
+
+    /// Sets the header of graph input stream `name` (e.g. a `VideoHeader`), seen by its
+    /// consumers from `open` on (MediaPipe's `stream_headers` of `StartRun`).
+    pub fn set_input_stream_header(&mut self, name: &str, header: Packet) -> Result<()> {
+        self.before_run("set_input_stream_header")?;
+        let i = self.input_index(name)?;
+        self.input_headers[i] = Some(header.at(Timestamp::UNSET));
+        Ok(())
+    }
+
+    fn input_index(&self, name: &str) -> Result<usize> {
+        let id = self.stream_id(name)?;
+        self.spec
+            .input_streams
+            .iter()
+            .position(|&s| s == id)
+            .ok_or_else(|| Error::NotFound(format!("\"{name}\" is not a graph input stream")))
     }
 
     /// Chooses what `add_packet` does when the graph is throttled.
@@ -293,6 +307,7 @@ impl Graph {
                 side_packets: values,
                 sinks: self.sinks.clone(),
                 input_queue_limits: self.input_queue_limits.clone(),
+                input_headers: self.input_headers.clone(),
                 clock: self.clock.clone(),
                 trace: self.trace_path.is_some() || self.spec.trace_path.is_some(),
             },

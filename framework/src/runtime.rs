@@ -264,6 +264,7 @@ pub(crate) struct RunOptions {
     pub(crate) side_packets: Vec<Option<Packet>>,
     pub(crate) sinks: Vec<StreamSinks>,
     pub(crate) input_queue_limits: Vec<Option<usize>>,
+    pub(crate) input_headers: Vec<Option<Packet>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) trace: bool,
 }
@@ -309,7 +310,13 @@ impl RunState {
                         Producer::Node { .. } => spec.max_queue_size,
                     };
                     let limit = base.map_or(usize::MAX, |b| b.max(node.buffer_size_hint));
-                    InputQueue::new(limit)
+                    let mut q = InputQueue::new(limit);
+                    if let Some(i) = spec.input_streams.iter().position(|&x| x == s) {
+                        if let Some(h) = &opts.input_headers[i] {
+                            q.header = h.clone();
+                        }
+                    }
+                    q
                 })
                 .collect();
             let output_types: Vec<PacketType> = node

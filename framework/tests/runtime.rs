@@ -696,3 +696,23 @@ fn observers_can_see_timestamps_that_produced_nothing() {
     let twice: Vec<_> = once.iter().chain(once.iter()).cloned().collect();
     assert_eq!(*seen.lock().unwrap(), twice);
 }
+
+#[test]
+fn stream_headers_reach_consumers_before_open_and_pass_on() {
+    let got = with_timeout(20, || {
+        let mut g = graph(
+            "input_stream: [in]\noutput_stream: [c]\nnode:\n  - {calculator: THeader, input_stream: [in], output_stream: [b]}\n  - {calculator: THeader, input_stream: [b], output_stream: [c]}\n",
+        );
+        g.set_input_stream_header("in", Packet::new(77i64)).unwrap();
+        let poller = g.add_output_stream_poller("c").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        g.add_packet("in", pkt(1)).unwrap();
+        g.finish().unwrap();
+        ints(&poller)
+    });
+    assert_eq!(
+        got,
+        vec![(1, 77)],
+        "the second node saw the header the first one set"
+    );
+}

@@ -343,6 +343,33 @@ impl Calculator for TClock {
     }
 }
 
+/// Emits its input's header (an i64 read in `open`) with every packet; passes headers on.
+pub struct THeader {
+    header: i64,
+}
+impl Calculator for THeader {
+    type Options = NoOptions;
+    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+        cc.declare(&[&F_IN, &F_OUT])
+    }
+    fn create(_: &NoOptions) -> Result<Self> {
+        Ok(THeader { header: -1 })
+    }
+    fn open(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        let h = cx.input_header(0).clone();
+        if let Ok(v) = h.get::<i64>() {
+            self.header = *v;
+            cx.output(&F_OUT).set_header(h)?;
+        }
+        Ok(())
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let ts = cx.input_timestamp();
+        cx.output(&F_OUT).send(self.header, ts)?;
+        Ok(Flow::Continue)
+    }
+}
+
 /// Registers the test calculators once per test binary.
 pub fn setup() {
     static ONCE: Once = Once::new();
@@ -356,6 +383,7 @@ pub fn setup() {
         calculator::register::<TSide>("TSide");
         calculator::register::<TRecorder>("TRecorder");
         calculator::register::<TClock>("TClock");
+        calculator::register::<THeader>("THeader");
     });
 }
 
