@@ -9,11 +9,12 @@
 //!   `num_threads: 1` and `2` (the wall-time ratio should be close to 2);
 //! - memory: a bounded graph (source -> 2 pass-throughs -> observer, `max_queue_size: 8`) in a
 //!   child process; peak RSS (VmHWM) after 1M packets and after 10M packets of the same run
-//!   (10M only with `MEDIAGRAPH_BENCH_10M=1`; otherwise 1M and 2M).
+//!   (after a tenth and after all of `MEDIAGRAPH_BENCH_MEMORY_PACKETS`, default 10M;
+//!   30-60 s on the 2-core VM).
 //!
 //! Run with `cargo bench -p mediagraph-framework --bench scheduler`. Environment knobs:
 //! `MEDIAGRAPH_BENCH_REPS` (default 5), `MEDIAGRAPH_BENCH_M` (default 20000),
-//! `MEDIAGRAPH_BENCH_SKIP_MEMORY=1`, `MEDIAGRAPH_BENCH_10M=1`.
+//! `MEDIAGRAPH_BENCH_SKIP_MEMORY=1`, `MEDIAGRAPH_BENCH_MEMORY_PACKETS` (default 10,000,000).
 //! The lines starting with `RESULT ` are read by `scripts/bench-scheduler`.
 
 use std::collections::HashMap;
@@ -342,26 +343,78 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Chain slopes in µs per packet-hop (of the medians, of the minima); prints the raw times.
-fn bench_chain(label: &str, num_threads: usize, m: usize, reps: usize) -> (f64, f64) {
+/// Chain slopes in µs per packet-hop; prints the raw times. The shapes are interleaved (one
+/// round runs N = 1, 10, 50 once each; round 0 is a warm-up) so that a slow spell of a noisy
+/// machine hits every N alike instead of tilting the slope.
+fn bench_chain(label: &str, num_threads: usize, m: usize, reps: usize) -> ChainSlopes {
     let ns = [1usize, 10, 50];
-    let mut medians = Vec::new();
-    let mut minima = Vec::new();
-    for &n in &ns {
-        let times = time_reps(&chain_yaml(n, num_threads), &["out"], m, reps);
-        let med = median(&times);
+    let yamls: Vec<String> = ns.iter().map(|&n| chain_yaml(n, num_threads)).collect();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); ns.len()];
+    for round in 0..=reps {
+        for (k, yaml) in yamls.iter().enumerate() {
+            let mut graph = Graph::from_yaml_str(yaml).expect("graph config");
+            let t = timed_run(&mut graph, &["out"], m).as_secs_f64();
+            if round > 0 {
+                times[k].push(t);
+            }
+        }
+    }
+    for (k, &n) in ns.iter().enumerate() {
+        let med = median(&times[k]);
         println!(
             "  {label:<10} N={n:<3} median {:>8.1} ms  ({:>6.3} us/packet)  runs [ms]: {}",
             med * 1e3,
             med / m as f64 * 1e6,
-            fmt_times(&times)
+            fmt_times(&times[k])
         );
-        medians.push(med);
-        minima.push(times.iter().copied().fold(f64::INFINITY, f64::min));
     }
     let xs: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
     let per_hop = |ys: &[f64]| slope(&xs, ys) / m as f64 * 1e6;
-    (per_hop(&medians), per_hop(&minima))
+    let medians: Vec<f64> = times.iter().map(|t| median(t)).collect();
+    let minima: Vec<f64> = times
+        .iter()
+        .map(|t| t.iter().copied().fold(f64::INFINITY, f64::min))
+        .collect();
+    let mut rounds: Vec<f64> = (0..reps)
+        .map(|r| per_hop(&times.iter().map(|t| t[r]).collect::<Vec<_>>()))
+        .collect();
+    rounds.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    ChainSlopes {
+        of_medians: per_hop(&medians),
+        of_minima: per_hop(&minima),
+        rounds,
+    }
+}
+
+/// A chain's per-packet-hop cost in µs, three ways.
+struct ChainSlopes {
+    /// Slope of the per-N medians (the headline figure).
+    of_medians: f64,
+    /// Slope of the per-N minima.
+    of_minima: f64,
+    /// The slope of each round on its own, sorted (shows the spread).
+    rounds: Vec<f64>,
+}
+
+impl ChainSlopes {
+    fn describe(&self) -> String {
+        format!(
+            "{:.3} us (slope of minima {:.3}; per-round slopes {})",
+            self.of_medians,
+            self.of_minima,
+            self.rounds
+                .iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn read_status_kb(field: &str) -> u64 {
@@ -408,9 +461,8 @@ fn memory_child(first: u64, total: u64) {
     );
 }
 
-fn bench_memory(ten_million: bool) -> Option<(u64, u64, u64, u64, f64)> {
-    let first = 1_000_000u64;
-    let total = if ten_million { 10_000_000 } else { 2_000_000 };
+fn bench_memory(total: u64) -> Option<(u64, u64, u64, u64, f64)> {
+    let first = (total / 10).max(1);
     let exe = std::env::current_exe().ok()?;
     let out = std::process::Command::new(exe)
         .env("MEDIAGRAPH_BENCH_MEMORY_CHILD", format!("{first}:{total}"))
@@ -440,13 +492,19 @@ fn main() {
     let reps = env_usize("MEDIAGRAPH_BENCH_REPS", 5).max(1);
     let m = env_usize("MEDIAGRAPH_BENCH_M", 20_000).max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("mediagraph scheduler benchmark: M={m} packets, median of {reps} runs (+1 warm-up), {cores} cores");
+    println!("mediagraph scheduler benchmark: M={m} packets, median of {reps} runs (+1 warm-up), {cores} cores, load average {}", loadavg());
 
     println!("\nchain of N pass-through nodes, packets fed from the host thread:");
-    let (slope_default, slope_default_min) = bench_chain("default", 0, m, reps);
-    let (slope_one, slope_one_min) = bench_chain("1 thread", 1, m, reps);
-    println!("  per packet-hop (slope over N=1,10,50 of the medians; of the minima in brackets):");
-    println!("    default executor {slope_default:.3} us [{slope_default_min:.3}], num_threads=1 {slope_one:.3} us [{slope_one_min:.3}]");
+    let chain_default = bench_chain("default", 0, m, reps);
+    let chain_one = bench_chain("1 thread", 1, m, reps);
+    println!("  per packet-hop, slope over N=1,10,50 of the medians:");
+    println!("    default executor: {}", chain_default.describe());
+    println!("    num_threads=1:    {}", chain_one.describe());
+    let (slope_default, slope_default_min, slope_one) = (
+        chain_default.of_medians,
+        chain_default.of_minima,
+        chain_one.of_medians,
+    );
 
     println!("\nfan-out/fan-in 1 -> 8 pass-through branches -> merge:");
     let fan = time_reps(&fan_yaml(8), &["out"], m, reps);
@@ -481,16 +539,11 @@ fn main() {
     let memory = if env_flag("MEDIAGRAPH_BENCH_SKIP_MEMORY") {
         None
     } else {
-        let ten = env_flag("MEDIAGRAPH_BENCH_10M");
+        let total = env_usize("MEDIAGRAPH_BENCH_MEMORY_PACKETS", 10_000_000).max(1) as u64;
         println!(
-            "\nmemory: source -> 2 pass-throughs -> observer, max_queue_size 8, child process{}:",
-            if ten {
-                ""
-            } else {
-                " (10M is opt-in: MEDIAGRAPH_BENCH_10M=1)"
-            }
+            "\nmemory: source -> 2 pass-throughs -> observer, max_queue_size 8, {total} packets, child process:"
         );
-        let r = bench_memory(ten);
+        let r = bench_memory(total);
         match r {
             Some((first, hwm1, total, hwm2, secs)) => println!(
                 "  peak RSS after {first} packets: {:.1} MiB; after {total}: {:.1} MiB ({:+.1}%); run took {secs:.1} s",
@@ -503,7 +556,7 @@ fn main() {
         r
     };
 
-    println!("\nsummary:");
+    println!("\nsummary (load average now {}):", loadavg());
     println!("  {:<44} {:>12}", "measure", "value");
     println!(
         "  {:<44} {:>9.3} us",
@@ -532,6 +585,15 @@ fn main() {
     }
     println!("RESULT chain_slope_us={slope_default:.4}");
     println!("RESULT chain_slope_min_us={slope_default_min:.4}");
+    println!(
+        "RESULT chain_slope_rounds_us={}",
+        chain_default
+            .rounds
+            .iter()
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     println!("RESULT chain_slope_1thread_us={slope_one:.4}");
     println!("RESULT fan_us_per_packet={fan_us:.4}");
     println!("RESULT heavy_ratio={heavy_ratio:.3}");
@@ -543,6 +605,10 @@ fn main() {
     if let Some((first, hwm1, total, hwm2, secs)) = memory {
         println!("RESULT rss_kb_{first}={hwm1}");
         println!("RESULT rss_kb_{total}={hwm2}");
+        println!(
+            "RESULT rss_growth_pct={:.2}",
+            (hwm2 as f64 / hwm1 as f64 - 1.0) * 100.0
+        );
         println!("RESULT memory_run_secs={secs:.2}");
     }
 }

@@ -94,19 +94,47 @@ def fmt(times):
     return " ".join(f"{t * 1e3:.1f}" for t in times)
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def bench_chain(label, num_threads, m, reps):
-    medians, minima = [], []
-    for n in NS:
-        times = time_reps(chain_config(n, num_threads), m, reps)
-        med = statistics.median(times)
-        medians.append(med)
-        minima.append(min(times))
+    """Slopes in us per packet-hop: (of the medians, of the minima, sorted per-round slopes).
+
+    The shapes are interleaved (one round runs N = 1, 10, 50 once each; round 0 is a warm-up)
+    so that a slow spell of a noisy machine hits every N alike instead of tilting the slope.
+    """
+    configs = [chain_config(n, num_threads) for n in NS]
+    times = [[] for _ in NS]
+    for rnd in range(reps + 1):
+        for k, config in enumerate(configs):
+            t = timed_run(config, m)
+            if rnd > 0:
+                times[k].append(t)
+    for k, n in enumerate(NS):
+        med = statistics.median(times[k])
         print(
             f"  {label:<10} N={n:<3} median {med * 1e3:8.1f} ms  "
-            f"({med / m * 1e6:6.3f} us/packet)  runs [ms]: {fmt(times)}",
+            f"({med / m * 1e6:6.3f} us/packet)  runs [ms]: {fmt(times[k])}",
             flush=True,
         )
-    return slope(NS, medians) / m * 1e6, slope(NS, minima) / m * 1e6
+    per_hop = lambda ys: slope(NS, ys) / m * 1e6  # noqa: E731
+    rounds = sorted(per_hop([t[r] for t in times]) for r in range(reps))
+    return (
+        per_hop([statistics.median(t) for t in times]),
+        per_hop([min(t) for t in times]),
+        rounds,
+    )
+
+
+def describe(slopes):
+    of_medians, of_minima, rounds = slopes
+    per_round = " ".join(f"{x:.3f}" for x in rounds)
+    return f"{of_medians:.3f} us (slope of minima {of_minima:.3f}; per-round slopes {per_round})"
 
 
 def main():
@@ -122,20 +150,19 @@ def main():
     m, reps = args.m, max(1, args.reps)
     print(
         f"MediaPipe {mp.__version__} framework benchmark: M={m} packets, "
-        f"median of {reps} runs (+1 warm-up), {os.cpu_count()} cores",
+        f"median of {reps} runs (+1 warm-up), {os.cpu_count()} cores, load average {loadavg()}",
         flush=True,
     )
 
     print("\nchain of N PassThroughCalculators, packets fed from Python:", flush=True)
-    slope_default, slope_default_min = bench_chain("default", 0, m, reps)
-    slope_one = slope_one_min = None
-    if not args.no_threads_1:
-        slope_one, slope_one_min = bench_chain("1 thread", 1, m, reps)
-    print("  per packet-hop (slope over N=1,10,50 of the medians; of the minima in brackets):")
-    line = f"    default executor {slope_default:.3f} us [{slope_default_min:.3f}]"
-    if slope_one is not None:
-        line += f", num_threads=1 {slope_one:.3f} us [{slope_one_min:.3f}]"
-    print(line, flush=True)
+    chain_default = bench_chain("default", 0, m, reps)
+    chain_one = None if args.no_threads_1 else bench_chain("1 thread", 1, m, reps)
+    print("  per packet-hop, slope over N=1,10,50 of the medians:")
+    print(f"    default executor: {describe(chain_default)}")
+    if chain_one is not None:
+        print(f"    num_threads=1:    {describe(chain_one)}")
+    slope_default, slope_default_min, rounds = chain_default
+    slope_one = None if chain_one is None else chain_one[0]
 
     print("\nfan-out/fan-in 1 -> 8 PassThroughCalculators -> MergeCalculator:", flush=True)
     fan = time_reps(fan_config(8), m, reps)
@@ -146,8 +173,10 @@ def main():
         flush=True,
     )
 
+    print(f"load average now {loadavg()}")
     print(f"RESULT chain_slope_us={slope_default:.4f}")
     print(f"RESULT chain_slope_min_us={slope_default_min:.4f}")
+    print("RESULT chain_slope_rounds_us=" + ",".join(f"{x:.3f}" for x in rounds))
     if slope_one is not None:
         print(f"RESULT chain_slope_1thread_us={slope_one:.4f}")
     print(f"RESULT fan_us_per_packet={fan_us:.4f}")
