@@ -18,7 +18,16 @@ mod pass_through;
 mod previous_loopback;
 mod side_packet_to_stream;
 
+pub mod begin_end_loop;
+pub mod clip_vector_size;
+pub mod immediate_mux;
+pub mod make_pair;
+pub mod packet_cloner;
 pub mod packet_resampler;
+pub mod packet_thinner;
+pub mod round_robin_demux;
+pub mod sequence_shift;
+pub mod split_vector;
 
 pub use counting_source::{CountingSourceCalculator, CountingSourceOptions};
 pub use flow_limiter::{FlowLimiterCalculator, FlowLimiterOptions};

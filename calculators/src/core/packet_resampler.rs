@@ -602,7 +602,7 @@ impl Jitter {
 
 enum Strategy {
     NoJitter(NoJitter),
-    Reproducible(Reproducible),
+    Reproducible(Box<Reproducible>),
     Jitter(Box<Jitter>),
 }
 
@@ -715,12 +715,12 @@ impl Calculator for PacketResamplerCalculator {
 
         let seed = seed.unwrap_or_default();
         let strategy = if o.reproducible_sampling {
-            Strategy::Reproducible(Reproducible {
+            Strategy::Reproducible(Box::new(Reproducible {
                 rng: SeededRng::new(&seed),
                 lo: None,
                 next: 0,
                 emitted_this_period: false,
-            })
+            }))
         } else if o.jitter == 0.0 {
             Strategy::NoJitter(NoJitter {
                 base: o.base_timestamp,

@@ -1,0 +1,388 @@
+//! `PacketThinnerCalculator`: keeps at most one packet per period.
+
+use mediagraph_framework::contract::TypeDecl;
+use mediagraph_framework::prelude::*;
+use mediagraph_framework::PortKind;
+use serde::{Deserialize, Serialize};
+
+use crate::VideoHeader;
+
+const NAME: &str = "PacketThinnerCalculator";
+
+/// Thins a stream to at most one packet per `period` µs (MediaPipe's
+/// `PacketThinnerCalculator`).
+///
+/// * Input stream: one untagged stream (any type). Output stream: one untagged stream (same
+///   type).
+/// * Input side packets: optional `OPTIONS` (JSON object of option fields merged over the
+///   node's options) and `PERIOD` (i64, overrides `period`).
+/// * Options ([`PacketThinnerCalculatorOptions`]): `thinner_type` (`ASYNC` default, or
+///   `SYNC`), `period` (µs, default 1, must be > 0), `start_time` (default `Min` for ASYNC,
+///   0 for SYNC), `end_time` (default `Max`; must be after `start_time`),
+///   `sync_output_timestamps` (default true), `update_frame_rate` (default false).
+///
+/// ASYNC: a packet is emitted if it is at least `period` after the last emitted one
+/// (timestamp offset 0). SYNC: periods are centred on `start_time + k * period`; the packet
+/// nearest the centre (the later one on ties) is emitted, at the centre with
+/// `sync_output_timestamps` or else at its own timestamp, once a packet of a later period
+/// arrives (or at close). Packets before `start_time` are dropped; the first packet at or
+/// after `end_time` closes the output. With `update_frame_rate` a `VideoHeader` stream
+/// header gets the thinned frame rate.
+///
+/// ```yaml
+/// - calculator: PacketThinnerCalculator
+///   input_stream: [frames]
+///   output_stream: [thinned]
+///   options: {thinner_type: SYNC, period: 100000}
+/// ```
+pub struct PacketThinnerCalculator {
+    options: PacketThinnerCalculatorOptions,
+    sync: bool,
+    period: i64,
+    start: i64,
+    end: i64,
+    next_valid: i64,
+    saved: Packet,
+    closed: bool,
+}
+
+/// Thinner algorithm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ThinnerType {
+    /// Refractory period after each emitted packet.
+    #[default]
+    #[serde(rename = "ASYNC")]
+    Async,
+    /// One packet per period centred on a fixed grid.
+    #[serde(rename = "SYNC")]
+    Sync,
+}
+
+/// Options of [`PacketThinnerCalculator`] (MediaPipe's `PacketThinnerCalculatorOptions`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacketThinnerCalculatorOptions {
+    /// `ASYNC` (default) or `SYNC`.
+    pub thinner_type: ThinnerType,
+    /// The period in µs (default 1).
+    pub period: i64,
+    /// Drop packets before this timestamp.
+    pub start_time: Option<i64>,
+    /// Close the output at the first packet at or after this timestamp.
+    pub end_time: Option<i64>,
+    /// SYNC: emit at the period centre (default true) instead of the packet's own timestamp.
+    pub sync_output_timestamps: bool,
+    /// Update the frame rate of a `VideoHeader` stream header.
+    pub update_frame_rate: bool,
+}
+
+impl Default for PacketThinnerCalculatorOptions {
+    fn default() -> Self {
+        PacketThinnerCalculatorOptions {
+            thinner_type: ThinnerType::Async,
+            period: 1,
+            start_time: None,
+            end_time: None,
+            sync_output_timestamps: true,
+            update_frame_rate: false,
+        }
+    }
+}
+
+const IN: Input<AnyPacket> = Input::any("");
+const OUT: Output<AnyPacket> = Output::any("");
+const OPTIONS_SIDE: SideInput<serde_json::Value> = SideInput::new("OPTIONS").optional();
+const PERIOD_SIDE: SideInput<i64> = SideInput::new("PERIOD").optional();
+
+fn config(message: impl Into<String>) -> crate::Error {
+    crate::Error::Config {
+        calculator: NAME,
+        message: message.into(),
+    }
+}
+
+/// Period, start and end, checked.
+fn limits(
+    o: &PacketThinnerCalculatorOptions,
+    period: i64,
+) -> Result<(i64, i64, i64), crate::Error> {
+    if period <= 0 {
+        return Err(config(format!(
+            "option period must be positive (got {period})"
+        )));
+    }
+    let start = o.start_time.unwrap_or(match o.thinner_type {
+        ThinnerType::Async => Timestamp::MIN.value(),
+        ThinnerType::Sync => 0,
+    });
+    let end = o.end_time.unwrap_or(Timestamp::MAX.value());
+    for (name, v) in [("start_time", start), ("end_time", end)] {
+        if Timestamp::try_new(v).is_err() {
+            return Err(config(format!(
+                "option {name} must be a range timestamp (got {v})"
+            )));
+        }
+    }
+    if start >= end {
+        return Err(config(format!(
+            "option start_time ({start}) must be earlier than end_time ({end})"
+        )));
+    }
+    Ok((period, start, end))
+}
+
+impl PacketThinnerCalculator {
+    fn nearest_sync(&self, now: i64) -> Timestamp {
+        let (n, s, p) = (now as i128, self.start as i128, self.period as i128);
+        let sync = (n - s + p / 2) / p * p + s;
+        Timestamp::new(sync.clamp(
+            Timestamp::MIN.value() as i128,
+            Timestamp::MAX.value() as i128,
+        ) as i64)
+    }
+}
+
+impl Calculator for PacketThinnerCalculator {
+    type Options = PacketThinnerCalculatorOptions;
+
+    fn contract(cc: &mut Contract, o: &PacketThinnerCalculatorOptions) -> Result<()> {
+        cc.declare(&[&IN, &OUT, &OPTIONS_SIDE, &PERIOD_SIDE])?;
+        cc.set_type(PortKind::Output, 0, TypeDecl::SameAs(PortKind::Input, 0));
+        if !cc.side_inputs().has_tag("OPTIONS") {
+            let period = if cc.side_inputs().has_tag("PERIOD") {
+                1
+            } else {
+                o.period
+            };
+            limits(o, period).map_err(|e| cc.error(e))?;
+        }
+        Ok(())
+    }
+
+    fn create(o: &PacketThinnerCalculatorOptions) -> Result<Self> {
+        Ok(PacketThinnerCalculator {
+            options: o.clone(),
+            sync: false,
+            period: 1,
+            start: 0,
+            end: 0,
+            next_valid: 0,
+            saved: Packet::empty(),
+            closed: false,
+        })
+    }
+
+    fn open(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        let o = match cx.side_input_opt(&OPTIONS_SIDE)? {
+            Some(serde_json::Value::Object(fields)) => {
+                let mut merged = serde_json::to_value(&self.options).map_err(Error::other)?;
+                if let serde_json::Value::Object(m) = &mut merged {
+                    m.extend(fields.clone());
+                }
+                serde_json::from_value(merged).map_err(|e| crate::Error::SidePacket {
+                    tag: "OPTIONS",
+                    message: format!("invalid {NAME} options: {e}"),
+                })?
+            }
+            Some(other) => {
+                return Err(crate::Error::SidePacket {
+                    tag: "OPTIONS",
+                    message: format!("expected a JSON object of options, got {other}"),
+                }
+                .into())
+            }
+            None => self.options.clone(),
+        };
+        let period = cx
+            .side_input_opt(&PERIOD_SIDE)?
+            .copied()
+            .unwrap_or(o.period);
+        let (period, start, end) = limits(&o, period)?;
+        self.sync = o.thinner_type == ThinnerType::Sync;
+        self.period = period;
+        self.start = start;
+        self.end = end;
+        self.next_valid = start;
+        self.options = o;
+        if !self.sync {
+            cx.set_offset(0)?;
+        }
+        cx.output(&OUT)
+            .set_next_timestamp_bound(Timestamp::new(start))?;
+        let header = cx.input_header(0).clone();
+        if !header.is_empty() {
+            if self.options.update_frame_rate {
+                let h = header.get::<VideoHeader>().map_err(|e| {
+                    config(format!(
+                        "option update_frame_rate needs a VideoHeader stream header: {e}"
+                    ))
+                })?;
+                let p = self.options.period as f64;
+                let rate = if self.sync {
+                    h.frame_rate.min(1e6 / p)
+                } else {
+                    h.frame_rate / (h.frame_rate * p / 1e6).ceil()
+                };
+                let new = VideoHeader {
+                    width: h.width,
+                    height: h.height,
+                    frame_rate: rate,
+                    duration: h.duration,
+                    frame_count: None,
+                };
+                cx.output(&OUT).set_header(Packet::new(new))?;
+            } else {
+                cx.output(&OUT).set_header(header)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let ts = cx.input_timestamp();
+        let now = ts.value();
+        if now < self.start {
+            return Ok(Flow::Continue);
+        }
+        if now >= self.end {
+            if !self.closed {
+                cx.output(&OUT).close();
+                self.closed = true;
+            }
+            return Ok(Flow::Continue);
+        }
+        let p = cx.input(&IN).packet().clone();
+        if !self.sync {
+            if now >= self.next_valid {
+                cx.output(&OUT).send_packet(p)?;
+                self.next_valid = now.saturating_add(self.period).min(Timestamp::MAX.value());
+                cx.output(&OUT)
+                    .set_next_timestamp_bound(Timestamp::new(self.next_valid))?;
+            }
+            return Ok(Flow::Continue);
+        }
+        if self.saved.is_empty() {
+            self.saved = p;
+            let b = if self.options.sync_output_timestamps {
+                self.nearest_sync(now)
+            } else {
+                ts
+            };
+            let mut out = cx.output(&OUT);
+            if b >= out.next_timestamp_bound() {
+                out.set_next_timestamp_bound(b)?;
+            }
+            return Ok(Flow::Continue);
+        }
+        let saved = self.saved.timestamp().value();
+        let saved_sync = self.nearest_sync(saved);
+        let now_sync = self.nearest_sync(now);
+        if saved_sync == now_sync {
+            let d_now = (now as i128 - now_sync.value() as i128).abs();
+            let d_saved = (saved as i128 - saved_sync.value() as i128).abs();
+            if d_now <= d_saved {
+                self.saved = p;
+            }
+        } else {
+            let (emit, bound) = if self.options.sync_output_timestamps {
+                (self.saved.at(saved_sync), now_sync)
+            } else {
+                (self.saved.clone(), ts)
+            };
+            let mut out = cx.output(&OUT);
+            out.send_packet(emit)?;
+            if bound >= out.next_timestamp_bound() {
+                out.set_next_timestamp_bound(bound)?;
+            }
+            self.saved = p;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn close(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        // MediaPipe adds the saved packet even when end_time has closed the output, which
+        // fails the run ("packet sent to closed stream"); it is dropped here instead.
+        if !self.saved.is_empty() && !self.closed {
+            let p = if self.options.sync_output_timestamps {
+                self.saved
+                    .at(self.nearest_sync(self.saved.timestamp().value()))
+            } else {
+                self.saved.clone()
+            };
+            cx.output(&OUT).send_packet(p)?;
+        }
+        Ok(())
+    }
+}
+
+mediagraph_framework::register_calculator!(PacketThinnerCalculator, "PacketThinnerCalculator");
+
+#[cfg(test)]
+mod tests {
+    use crate::test_util::*;
+
+    fn run(opts: &str, inputs: &[i64]) -> Vec<(i64, i64)> {
+        let mut g = graph(&format!(
+            "input_stream: [in]\nnode:\n  - calculator: PacketThinnerCalculator\n    input_stream: [in]\n    output_stream: [out]\n    options: {opts}\n"
+        ));
+        let out = record(&mut g, "out");
+        g.start_run(Default::default()).unwrap();
+        for &t in inputs {
+            g.add_packet("in", at(t, t)).unwrap();
+        }
+        g.finish().unwrap();
+        out.values::<i64>()
+            .into_iter()
+            .map(|(t, v)| (t.value(), v))
+            .collect()
+    }
+
+    #[test]
+    fn async_keeps_a_refractory_period() {
+        let inputs = [0, 3, 5, 9, 10, 16, 25];
+        assert_eq!(
+            run("{period: 5}", &inputs),
+            vec![(0, 0), (5, 5), (10, 10), (16, 16), (25, 25)]
+        );
+        assert_eq!(
+            run("{period: 5, start_time: 4, end_time: 20}", &inputs),
+            vec![(5, 5), (10, 10), (16, 16)]
+        );
+    }
+
+    #[test]
+    fn sync_keeps_the_packet_nearest_each_centre() {
+        // Centres 0, 10, 20, 30 (start_time 0); periods [c-5, c+5).
+        let inputs = [1, 4, 8, 11, 15, 19, 22, 33];
+        assert_eq!(
+            run("{thinner_type: SYNC, period: 10}", &inputs),
+            vec![(0, 1), (10, 11), (20, 19), (30, 33)]
+        );
+        assert_eq!(
+            run(
+                "{thinner_type: SYNC, period: 10, sync_output_timestamps: false}",
+                &inputs
+            ),
+            vec![(1, 1), (11, 11), (19, 19), (33, 33)]
+        );
+        // Ties go to the later packet: 8 and 12 are both 2 from 10.
+        assert_eq!(
+            run("{thinner_type: SYNC, period: 10}", &[8, 12]),
+            vec![(10, 12)]
+        );
+    }
+
+    #[test]
+    fn invalid_options_are_errors() {
+        for (opts, needle) in [
+            ("{period: 0}", "period"),
+            ("{start_time: 10, end_time: 10}", "start_time"),
+            ("{thinner_type: FAST}", "unknown variant"),
+        ] {
+            let err = config_error(&format!(
+                "input_stream: [in]\nnode:\n  - calculator: PacketThinnerCalculator\n    input_stream: [in]\n    output_stream: [out]\n    options: {opts}\n"
+            ));
+            assert!(err.contains(needle), "{opts}: {err}");
+        }
+    }
+}
