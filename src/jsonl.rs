@@ -212,6 +212,9 @@ mod tests {
         assert_eq!(format_packet(&p).unwrap(), "{\"ts\":3,\"value\":4}");
         let err = parse_packet("{\"ts\": 3, \"value\": \"x\"}", &PacketType::of::<i64>());
         assert!(err.is_err());
+        struct Opaque;
+        let err = format_packet(&Packet::new(Opaque).at(Timestamp::new(1))).unwrap_err();
+        assert!(err.to_string().contains("Opaque"), "{err}");
         let any = parse_packet("{\"ts\": 3, \"value\": [1, \"a\"]}", &PacketType::Any).unwrap();
         assert_eq!(
             format_packet(&any).unwrap(),

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -207,7 +207,7 @@ struct Dump {
     stream: String,
     path: PathBuf,
     writer: Arc<Mutex<BufWriter<File>>>,
-    count: Arc<Mutex<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 /// A `--feed` source.
@@ -286,7 +286,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             stream: stream.to_string(),
             path,
             writer: Arc::new(Mutex::new(BufWriter::new(handle))),
-            count: Arc::new(Mutex::new(0)),
+            count: Arc::new(AtomicU64::new(0)),
         });
     }
 
@@ -305,6 +305,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let stream = dump.stream.clone();
         let path = dump.path.clone();
         graph.observe_output_stream(&dump.stream, move |packet: &Packet| {
+            if packet.is_empty() {
+                return Ok(());
+            }
             let line = jsonl::format_packet(packet).map_err(|e| {
                 mediagraph::Error::msg(format!("--dump {stream}: stream \"{stream}\": {e}"))
             })?;
@@ -315,9 +318,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 path: path.clone(),
                 source,
             })?;
-            if let Ok(mut c) = count.lock() {
-                *c += 1;
-            }
+            count.fetch_add(1, Ordering::Relaxed);
             Ok(())
         })?;
     }
@@ -453,7 +454,7 @@ fn summary(graph: &Graph, dumps: &[Dump], elapsed: std::time::Duration) {
         );
     }
     for d in dumps {
-        let n = d.count.lock().map(|c| *c).unwrap_or(0);
+        let n = d.count.load(Ordering::Relaxed);
         eprintln!(
             "  dumped {n} packets of \"{}\" to {}",
             d.stream,
