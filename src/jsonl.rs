@@ -82,8 +82,7 @@ pub fn parse_line(line: &str) -> Result<(Timestamp, Value)> {
     Ok((ts, value))
 }
 
-/// Parses one line into a packet of type `packet_type` (see
-/// [`packet_from_json`](mediagraph_framework::types::packet_from_json)).
+/// Parses one line into a packet of type `packet_type` (see [`packet_from_json`]).
 pub fn parse_packet(line: &str, packet_type: &PacketType) -> Result<Packet> {
     let (ts, value) = parse_line(line)?;
     Ok(packet_from_json(value, packet_type)?.into_at(ts))
