@@ -7,6 +7,10 @@
 //! * [`core`]: the framework-level building blocks (`PassThroughCalculator`, `GateCalculator`,
 //!   `PreviousLoopbackCalculator`, `MergeCalculator`, `SidePacketToStreamCalculator`,
 //!   `CountingSourceCalculator`).
+//! * [`image`]: the `ImageFrame` packet type, `ImageTransformationCalculator`,
+//!   `AnnotationOverlayCalculator` and the render-agnostic `Annotations` they draw (OpenCV).
+//! * [`video`]: `OpenCvVideoDecoderCalculator`, `OpenCvVideoEncoderCalculator`,
+//!   `CameraSourceCalculator`, `DisplaySinkCalculator` (OpenCV).
 //!
 //! Every calculator registers itself at link time; linking this crate is enough for YAML
 //! graphs to name them.

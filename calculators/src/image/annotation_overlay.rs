@@ -353,3 +353,82 @@ impl Painter<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::annotation::PointAnnotation;
+    use crate::test_util::{at, graph, record};
+
+    const GRAPH: &str = r#"
+input_stream: [frames, boxes, points]
+output_stream: [out]
+node:
+  - calculator: AnnotationOverlayCalculator
+    input_stream: ["IMAGE:frames", boxes, points]
+    output_stream: ["IMAGE:out"]
+    options: {thickness: 1}
+"#;
+
+    fn gray_frame() -> ImageFrame {
+        ImageFrame::from_pixels(ImageFormat::Srgb, 96, 96, vec![90; 96 * 96 * 3]).unwrap()
+    }
+
+    #[test]
+    fn draws_each_annotation_stream_at_its_timestamp() {
+        let mut g = graph(GRAPH);
+        let out = record(&mut g, "out");
+        g.start_run(Default::default()).unwrap();
+        let mut boxes = Annotations::new();
+        boxes.push(RectAnnotation {
+            id: Some(4),
+            ..RenderAnnotation::rect(20.0, 40.0, 60.0, 80.0)
+        });
+        let mut points = Annotations::new();
+        points.push(PointAnnotation {
+            x: 0.85,
+            y: 0.15,
+            normalized: true,
+            radius: Some(2.0),
+            ..PointAnnotation::default()
+        });
+        let input = gray_frame();
+        g.add_packet("frames", at(input.clone(), 0)).unwrap();
+        g.add_packet("boxes", at(boxes, 0)).unwrap();
+        g.add_packet("points", at(points, 0)).unwrap();
+        // Timestamp 1: a frame and no annotations.
+        g.add_packet("frames", at(input.clone(), 1)).unwrap();
+        g.finish().unwrap();
+
+        let frames = out.values::<ImageFrame>();
+        assert_eq!(frames.len(), 2);
+        let (first, second) = (&frames[0].1, &frames[1].1);
+        let c = Color::for_id(4);
+        assert_eq!(first.pixel(20, 60), Some(&[c.r, c.g, c.b][..]));
+        assert_eq!(
+            first.pixel(40, 60),
+            Some(&[90, 90, 90][..]),
+            "inside the box"
+        );
+        assert_eq!(first.pixel(82, 14), Some(&[255, 0, 0][..]), "the point");
+        // The id tab ("#4") sits above the box in the id's color.
+        assert_eq!(first.pixel(21, 38), Some(&[c.r, c.g, c.b][..]));
+        assert_eq!(second, &input, "nothing to draw at timestamp 1");
+        assert!(
+            second.shares_pixels_with(&input),
+            "undrawn frames are not copied"
+        );
+        assert!(
+            input.pixels().iter().all(|&p| p == 90),
+            "the input is not changed"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        let err = crate::test_util::config_error(
+            "node: [{calculator: AnnotationOverlayCalculator, input_stream: ['IMAGE:a'], output_stream: ['IMAGE:b'], options: {thickness: 0}}]",
+        );
+        assert!(err.contains("thickness must be positive"), "{err}");
+    }
+}
