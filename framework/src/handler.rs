@@ -126,6 +126,13 @@ pub(crate) struct InputHandler {
     /// call of its own (MediaPipe's legacy behaviour); true once that call was made.
     done_call_made: Vec<bool>,
     truncation: Option<Truncation>,
+    /// The set states computed by the last `readiness` call, reused by the `fill` that follows
+    /// it under the same lock.
+    states: Vec<SetState>,
+    states_valid: bool,
+    /// One sync set with every input, no bound calls, no truncation: the common case, with
+    /// a shorter path.
+    simple: bool,
 }
 
 impl InputHandler {
@@ -210,6 +217,9 @@ impl InputHandler {
             process_at_max_before_close: name == "ImmediateInputStreamHandler",
             done_call_made: vec![name != "ImmediateInputStreamHandler" || process_bounds; n],
             truncation,
+            states: Vec::with_capacity(n),
+            states_valid: false,
+            simple: n == 1 && !process_bounds && truncation.is_none(),
         })
     }
 
@@ -277,15 +287,23 @@ impl InputHandler {
 
     /// Decides what the node can do next; may drop packets (fixed-size policy), counted in
     /// `dropped`.
-    pub(crate) fn readiness(&self, queues: &mut [InputQueue], dropped: &mut u64) -> Readiness {
-        *dropped += self.truncate(queues);
+    pub(crate) fn readiness(&mut self, queues: &mut [InputQueue], dropped: &mut u64) -> Readiness {
+        if self.simple {
+            return simple_readiness(queues);
+        }
+        if self.truncation.is_some() {
+            *dropped += self.truncate(queues);
+        }
         if self.sets.is_empty() {
             return Readiness::Close;
         }
         let mut best: Option<Timestamp> = None;
         let mut all_done = true;
+        self.states.clear();
         for s in 0..self.sets.len() {
-            match self.set_state(s, queues) {
+            let state = self.set_state(s, queues);
+            self.states.push(state);
+            match state {
                 SetState::Done => {}
                 SetState::Ready(t) => {
                     all_done = false;
@@ -294,9 +312,12 @@ impl InputHandler {
                 SetState::NotReady => all_done = false,
             }
         }
-        if let (Some(t), false) = (self.done_call_timestamp(queues), all_done) {
-            best = Some(best.map_or(t, |b| b.min(t)));
+        if !self.done_call_made.iter().all(|d| *d) {
+            if let (Some(t), false) = (self.done_call_timestamp(queues), all_done) {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
         }
+        self.states_valid = true;
         match best {
             Some(t) => Readiness::Process(t),
             None if all_done => Readiness::Close,
@@ -328,18 +349,37 @@ impl InputHandler {
         queues: &mut [InputQueue],
         inputs: &mut Vec<Packet>,
     ) -> u64 {
+        if self.simple {
+            inputs.clear();
+            inputs.extend(queues.iter_mut().map(|q| {
+                if q.head_timestamp() == Some(ts) {
+                    q.pop_front()
+                } else {
+                    q.settled_empty()
+                }
+            }));
+            return 0;
+        }
         inputs.clear();
         inputs.resize(queues.len(), Packet::empty());
         let mut dropped = 0;
-        if self.done_call_timestamp(queues) == Some(ts) {
+        if !self.states_valid {
+            self.states.clear();
             for s in 0..self.sets.len() {
-                if self.set_state(s, queues) == SetState::Done {
+                let state = self.set_state(s, queues);
+                self.states.push(state);
+            }
+        }
+        self.states_valid = false;
+        if !self.done_call_made.iter().all(|d| *d) && self.done_call_timestamp(queues) == Some(ts) {
+            for s in 0..self.sets.len() {
+                if self.states[s] == SetState::Done {
                     self.done_call_made[s] = true;
                 }
             }
         }
         for s in 0..self.sets.len() {
-            if self.set_state(s, queues) == SetState::Ready(ts) {
+            if self.states[s] == SetState::Ready(ts) {
                 for &i in &self.sets[s] {
                     let (packet, d) = queues[i].take_at(ts);
                     inputs[i] = packet;
@@ -362,6 +402,25 @@ impl InputHandler {
             .map(|q| q.min_timestamp_or_bound())
             .min()
             .unwrap_or(Timestamp::DONE)
+    }
+}
+
+/// Readiness of one sync set holding every input (default handler rules).
+fn simple_readiness(queues: &[InputQueue]) -> Readiness {
+    let mut min_packet = Timestamp::DONE;
+    let mut min_bound = Timestamp::DONE;
+    for q in queues {
+        match q.head_timestamp() {
+            Some(t) => min_packet = min_packet.min(t),
+            None => min_bound = min_bound.min(q.bound()),
+        }
+    }
+    if min_packet.min(min_bound) >= Timestamp::ONE_OVER_POST_STREAM {
+        Readiness::Close
+    } else if min_packet < min_bound {
+        Readiness::Process(min_packet)
+    } else {
+        Readiness::NotReady
     }
 }
 
@@ -391,7 +450,7 @@ mod tests {
 
     #[test]
     fn default_waits_until_every_stream_is_settled() {
-        let h = handler("DefaultInputStreamHandler", 2, false);
+        let mut h = handler("DefaultInputStreamHandler", 2, false);
         let mut q = queues(2);
         let mut d = 0;
         push(&mut q[0], 10);
@@ -551,7 +610,7 @@ mod tests {
             input_stream_handler: "FixedSizeInputStreamHandler".into(),
             options: serde_json::json!({"trigger_queue_size": 3, "target_queue_size": 1}),
         };
-        let h = InputHandler::new(&cfg, &ports(2), false).unwrap();
+        let mut h = InputHandler::new(&cfg, &ports(2), false).unwrap();
         let mut q = queues(2);
         for t in 1..=3 {
             push(&mut q[0], t);

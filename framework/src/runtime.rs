@@ -189,7 +189,7 @@ struct Delivery {
 /// Cross-node work collected under a node lock and applied after it is released.
 #[derive(Default)]
 struct Effects {
-    deliveries: SmallVec<[Delivery; 2]>,
+    deliveries: Vec<Delivery>,
     side_packets: Vec<(SidePacketId, Packet)>,
     unthrottled: Vec<usize>,
     opened: Option<NodeId>,
@@ -717,7 +717,7 @@ impl RunState {
                 self.release_queue(n, port, &mut st, &mut effects);
             }
         }
-        self.apply(effects);
+        self.apply(&mut effects);
     }
 
     // ----- throttling -----
@@ -974,15 +974,19 @@ impl RunState {
     fn deliver_all(&self, first: Delivery) {
         let mut effects = Effects::default();
         effects.deliveries.push(first);
-        self.apply(effects);
+        self.apply(&mut effects);
     }
 
-    fn apply(&self, mut effects: Effects) {
+    fn apply(&self, effects: &mut Effects) {
         loop {
             if !effects.deliveries.is_empty() {
                 // In order; deliveries they cause are applied in the next round.
-                for d in std::mem::take(&mut effects.deliveries) {
-                    self.deliver(d, &mut effects);
+                let mut round = std::mem::take(&mut effects.deliveries);
+                for d in round.drain(..) {
+                    self.deliver(d, effects);
+                }
+                if effects.deliveries.is_empty() {
+                    effects.deliveries = round;
                 }
                 continue;
             }
@@ -1390,12 +1394,12 @@ impl RunState {
                 self.release_drained(n, &mut st, &mut effects);
                 self.propagate_offset_bounds(n, &mut st, &mut effects);
                 drop(st);
-                self.apply(effects);
+                self.apply(&mut effects);
                 return;
             }
             Readiness::Close => {
                 self.close_node(n, st, &mut effects, true);
-                self.apply(effects);
+                self.apply(&mut effects);
                 return;
             }
             Readiness::Process(ts) => ts,
@@ -1430,7 +1434,7 @@ impl RunState {
                 st.busy = false;
                 drop(st);
                 self.record_error(self.node_error(n, Phase::Process, ts, e));
-                self.apply(effects);
+                self.apply(&mut effects);
                 return;
             }
         }
@@ -1444,14 +1448,13 @@ impl RunState {
 
     /// Delivers an invocation's outputs while the node is still busy (so the next invocation
     /// cannot overtake them), then lets the node run again if it is ready.
-    fn finish_invocation(&self, n: NodeId, effects: Effects) {
-        self.apply(effects);
-        let mut effects = Effects::default();
+    fn finish_invocation(&self, n: NodeId, mut effects: Effects) {
+        self.apply(&mut effects);
         let mut st = self.nodes[n].state.lock();
         st.busy = false;
         self.after_input_change(n, &mut st, &mut effects);
         drop(st);
-        self.apply(effects);
+        self.apply(&mut effects);
     }
 
     fn run_source(&self, n: NodeId) {
@@ -1464,7 +1467,7 @@ impl RunState {
         let mut effects = Effects::default();
         if self.stopping.load(Ordering::SeqCst) {
             self.close_node(n, st, &mut effects, true);
-            self.apply(effects);
+            self.apply(&mut effects);
             return;
         }
         if self.is_throttled(n) {
@@ -1487,11 +1490,11 @@ impl RunState {
         self.collect_outputs(n, &mut st, ts, &mut effects);
         if flow == Flow::Stop {
             self.close_node(n, st, &mut effects, true);
-            self.apply(effects);
+            self.apply(&mut effects);
             return;
         }
         drop(st);
-        self.apply(effects);
+        self.apply(&mut effects);
         let mut effects = Effects::default();
         let mut st = node.state.lock();
         if self.stopping.load(Ordering::SeqCst) {
@@ -1502,7 +1505,7 @@ impl RunState {
         } else {
             self.push_source(n, &st);
         }
-        self.apply(effects);
+        self.apply(&mut effects);
     }
 
     /// Calls `close`, then closes every output. `deliver` is false during cleanup after the

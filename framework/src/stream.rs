@@ -94,6 +94,11 @@ impl InputQueue {
         Packet::empty_at(self.min_timestamp_or_bound().previous_allowed_in_stream())
     }
 
+    /// Removes and returns the head packet (the caller checked there is one).
+    pub(crate) fn pop_front(&mut self) -> Packet {
+        self.queue.pop_front().unwrap_or_default()
+    }
+
     /// Removes every packet at or below `ts` and returns the one exactly at `ts` (or the
     /// settled empty packet); the bound is raised past `ts`. Returns the number of packets
     /// removed below `ts` as well (dropped).
@@ -111,7 +116,7 @@ impl InputQueue {
             Some(head) if head.timestamp() == ts => self.queue.pop_front().expect("non-empty"),
             _ => self.settled_empty(),
         };
-        if ts.is_allowed_in_stream() {
+        if self.bound <= ts && ts.is_allowed_in_stream() {
             self.raise_bound(ts.next_allowed_in_stream());
         }
         (packet, dropped)
