@@ -470,7 +470,6 @@ mod tests {
         push(&mut q[0], 11);
         q[0].close();
         q[1].close();
-        let mut h = h;
         let mut inputs = Vec::new();
         h.fill(Timestamp::new(10), &mut q, &mut inputs);
         assert_eq!(inputs[0].timestamp(), Timestamp::new(10));
