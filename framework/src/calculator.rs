@@ -539,11 +539,20 @@ impl<'a> CalculatorContext<'a> {
             .ok_or_else(|| Error::msg(format!("input side packet {} is not connected", port.tag())))
     }
 
-    /// The typed side packet of `port`, or `None` if the optional port is not connected.
+    /// The typed side packet of `port`, or `None` if the optional port is not connected or the
+    /// run was not given the side packet.
     pub fn side_input_opt<T: 'static>(&self, port: &SideInput<T>) -> Result<Option<&'a T>> {
         match self.side_inputs().id(port.tag(), 0) {
             None => Ok(None),
-            Some(id) => self.side_input_packet(id).get::<T>().map(Some),
+            Some(id) => {
+                let packet = self.side_input_packet(id);
+                if packet.is_empty() {
+                    // An optional side packet the run was not given.
+                    Ok(None)
+                } else {
+                    packet.get::<T>().map(Some)
+                }
+            }
         }
     }
 

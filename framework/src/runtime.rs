@@ -677,11 +677,14 @@ impl RunState {
                 && self.nodes[n].state.lock().source_waiting
         });
         if throttled_source || throttled_input {
-            self.resolve_deadlock();
+            self.resolve_deadlock(generation);
         }
     }
 
-    fn resolve_deadlock(&self) {
+    /// Grows (or, under `report_deadlock`, reports) every full input queue, but only while the
+    /// graph is still as idle as when the idle handler started at `generation`: a queue that
+    /// filled because new work just arrived is not a deadlock.
+    fn resolve_deadlock(&self, generation: u64) {
         let mut effects = Effects::default();
         for n in 0..self.nodes.len() {
             let mut st = self.nodes[n].state.lock();
@@ -691,6 +694,11 @@ impl RunState {
             for port in 0..st.queues.len() {
                 if !st.queues[port].full {
                     continue;
+                }
+                if !self.sched.is_quiet(generation) {
+                    drop(st);
+                    self.apply(&mut effects);
+                    return;
                 }
                 let stream = self.spec.streams[self.spec.nodes[n].input_streams[port]]
                     .name

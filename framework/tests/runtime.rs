@@ -716,3 +716,26 @@ fn stream_headers_reach_consumers_before_open_and_pass_on() {
         "the second node saw the header the first one set"
     );
 }
+
+#[test]
+fn a_busy_linear_graph_is_never_reported_as_deadlocked() {
+    with_timeout(60, || {
+        let mut g = graph(
+            "input_stream: [in]\noutput_stream: [out]\nmax_queue_size: 2\nreport_deadlock: true\nnode:\n  - {calculator: TPass, input_stream: [in], output_stream: [out]}\n",
+        );
+        let count = Arc::new(Mutex::new(0usize));
+        let c2 = count.clone();
+        g.observe_output_stream("out", move |_| {
+            *c2.lock().unwrap() += 1;
+            Ok(())
+        })
+        .unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..20_000 {
+            g.add_packet("in", pkt(t)).unwrap();
+        }
+        g.finish().unwrap();
+        assert_eq!(*count.lock().unwrap(), 20_000);
+        assert_eq!(g.stats()[0].queue_growths, 0);
+    });
+}

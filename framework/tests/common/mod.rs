@@ -398,11 +398,19 @@ pub fn graph(yaml: &str) -> Graph {
 /// Runs `f` on another thread and fails the test if it does not finish within `secs`.
 pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let worker = std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .unwrap_or_else(|_| panic!("test did not finish within {secs} s (hang)"))
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("test did not finish within {secs} s (hang)")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => panic!("test thread ended without a result"),
+        },
+    }
 }
 
 pub fn ints(poller: &mediagraph_framework::OutputStreamPoller) -> Vec<(i64, i64)> {
