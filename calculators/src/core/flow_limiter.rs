@@ -91,7 +91,11 @@ impl Calculator for FlowLimiterCalculator {
             ));
         }
         for (o_id, i_id) in cc.outputs().ids("").zip(cc.inputs().ids("")) {
-            cc.set_type(PortKind::Output, o_id, TypeDecl::SameAs(PortKind::Input, i_id));
+            cc.set_type(
+                PortKind::Output,
+                o_id,
+                TypeDecl::SameAs(PortKind::Input, i_id),
+            );
         }
         cc.set_input_stream_handler(HandlerConfig::named("ImmediateInputStreamHandler"));
         cc.set_process_timestamp_bounds(true);
@@ -156,7 +160,9 @@ impl Calculator for FlowLimiterCalculator {
 
         // 4. Admit queued main packets while slots are free.
         while self.in_flight.len() < self.max_in_flight {
-            let Some(p) = self.queue.pop_front() else { break };
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
             let t = p.timestamp();
             cx.output_index(&DATA_OUT, 0).send_packet(p)?;
             cx.output(&ALLOW).send(true, t)?;
@@ -166,7 +172,9 @@ impl Calculator for FlowLimiterCalculator {
 
         // 5. Drop the oldest main packets beyond the queue limit.
         while self.queue.len() > self.max_in_queue {
-            let Some(p) = self.queue.pop_front() else { break };
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
             let t = p.timestamp();
             cx.output(&ALLOW).send(false, t)?;
             cx.record_dropped(1);
@@ -297,8 +305,14 @@ node:
         // Auxiliary packets follow the decision at their timestamp.
         assert_eq!(aux.values::<i64>(), vec![(ts(0), 100), (ts(3), 103)]);
         let stats = g.stats();
-        let limiter = stats.iter().find(|s| s.calculator == "FlowLimiterCalculator").unwrap();
-        assert_eq!(limiter.dropped, 4, "2 main and 2 auxiliary packets, counted");
+        let limiter = stats
+            .iter()
+            .find(|s| s.calculator == "FlowLimiterCalculator")
+            .unwrap();
+        assert_eq!(
+            limiter.dropped, 4,
+            "2 main and 2 auxiliary packets, counted"
+        );
     }
 
     #[test]
@@ -370,7 +384,11 @@ node:
         assert!(!got.is_empty());
         assert!(got.windows(2).all(|w| w[0] < w[1]));
         let dropped: u64 = g.stats().iter().map(|s| s.dropped).sum();
-        assert_eq!(got.len() as u64 + dropped, 50, "each frame is processed or counted as dropped");
+        assert_eq!(
+            got.len() as u64 + dropped,
+            50,
+            "each frame is processed or counted as dropped"
+        );
     }
 
     #[test]
