@@ -486,19 +486,15 @@ fn video_annotate_graph_runs() {
     result.expect("run");
     let header = probe(&out).expect("probe output");
     assert_eq!(header.frame_count, Some(250));
-    // 480 wide, height by aspect ratio (640x272 -> 480x204); the frame rate went through the
-    // transformation and the overlay as the VIDEO stream header.
+    // 480 wide, height by aspect ratio (640x272 -> 480x204); the frame rate from the
+    // decoder's VIDEO_PRESTREAM header.
     assert_eq!((header.width, header.height), (480, 204));
     assert!((header.frame_rate - 25.0).abs() < 0.01, "{header:?}");
 }
 
-/// The encoder with `VIDEO_PRESTREAM` connected next to `VIDEO`, as in MediaPipe's graphs.
-/// Ignored: the framework settles the `VIDEO` input past everything when the node runs at
-/// `PreStream` for the header packet (`InputQueue::take_at(PreStream)` raises the bound to
-/// `OneOverPostStream`), so the frames that follow are rejected with "packet timestamp
-/// mismatch" or lost. Un-ignore once the framework is fixed.
+/// The encoder with `VIDEO_PRESTREAM` connected next to `VIDEO`, as in MediaPipe's graphs:
+/// the header packet at `PreStream` must not hold back or reject the frames that follow.
 #[test]
-#[ignore = "framework: a PreStream packet on one input settles the other inputs past everything"]
 fn encoder_takes_the_prestream_header() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bikes.avi").to_string_lossy().into_owned();
