@@ -161,6 +161,18 @@ impl CalculatorRegistration {
         (self.parse_options)(value)
     }
 
+    /// What the calculator declares with default options: its typed ports, timestamp offset,
+    /// preferred input stream handler. Ports a calculator only declares by inspecting the
+    /// connected ones (rather than with typed port constants) do not show.
+    pub fn describe(&self) -> Contract {
+        let mut cc = Contract::describing(&self.name);
+        if let Ok(options) = self.parse_options(&serde_json::Value::Null) {
+            // Checks that need connected ports fail here; what was declared before is kept.
+            let _ = (self.contract)(&mut cc, &options);
+        }
+        cc
+    }
+
     /// Runs the calculator's contract function.
     pub fn fill_contract(&self, cc: &mut Contract, options: &SharedOptions) -> Result<()> {
         (self.contract)(cc, options)?;

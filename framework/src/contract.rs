@@ -99,6 +99,23 @@ pub struct Contract {
     pub(crate) timestamp_offset: Option<TimestampDiff>,
     pub(crate) handler: Option<HandlerConfig>,
     pub(crate) process_timestamp_bounds: bool,
+    /// In describe mode (listing calculators), the typed ports declared so far.
+    pub(crate) described: Option<Vec<PortDescription>>,
+}
+
+/// A typed port as a calculator declares it (for listings and documentation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortDescription {
+    /// Which kind of port.
+    pub kind: PortKind,
+    /// Its tag (`""` for untagged).
+    pub tag: &'static str,
+    /// The type it carries.
+    pub packet_type: PacketType,
+    /// May be left unconnected.
+    pub optional: bool,
+    /// May be connected at several indexes.
+    pub multiple: bool,
 }
 
 fn kind_index(kind: PortKind) -> usize {
@@ -125,7 +142,21 @@ impl Contract {
             timestamp_offset: None,
             handler: None,
             process_timestamp_bounds: false,
+            described: None,
         }
+    }
+
+    /// A contract with no connected ports that records the typed ports a calculator declares
+    /// instead of checking them (used to list calculators and their ports).
+    pub fn describing(calculator: &str) -> Contract {
+        let mut cc = Contract::new(calculator, Default::default());
+        cc.described = Some(Vec::new());
+        cc
+    }
+
+    /// The typed ports recorded in describe mode.
+    pub fn described_ports(&self) -> &[PortDescription] {
+        self.described.as_deref().unwrap_or(&[])
     }
 
     /// The node's name (for messages).
@@ -328,6 +359,16 @@ macro_rules! typed_port {
 
         impl<T> DeclarePort for $name<T> {
             fn declare(&self, cc: &mut Contract) -> Result<()> {
+                if let Some(described) = cc.described.as_mut() {
+                    described.push(PortDescription {
+                        kind: $kind,
+                        tag: self.tag,
+                        packet_type: (self.packet_type)(),
+                        optional: self.optional,
+                        multiple: self.multiple,
+                    });
+                    return Ok(());
+                }
                 let count = cc.ports($kind).count(self.tag);
                 if count == 0 && !self.optional {
                     return Err(cc.error(format!(
@@ -434,5 +475,28 @@ mod tests {
         );
         let err = cc.declare(&[&IN]).unwrap_err().to_string();
         assert!(err.contains("connected 2 times"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    #[test]
+    fn describe_mode_records_typed_ports_without_checking() {
+        const IN: Input<i64> = Input::new("IN");
+        const OPT: SideInput<String> = SideInput::new("NAME").optional();
+        const OUTS: Output<AnyPacket> = Output::any("").multiple();
+        let mut cc = Contract::describing("X");
+        cc.declare(&[&IN, &OPT, &OUTS]).unwrap();
+        let ports = cc.described_ports();
+        assert_eq!(ports.len(), 3);
+        assert_eq!(
+            (ports[0].kind, ports[0].tag, ports[0].optional),
+            (PortKind::Input, "IN", false)
+        );
+        assert_eq!(ports[0].packet_type, PacketType::of::<i64>());
+        assert!(ports[1].optional && ports[1].kind == PortKind::SideInput);
+        assert!(ports[2].multiple && ports[2].packet_type == PacketType::Any);
     }
 }

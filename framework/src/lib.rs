@@ -30,7 +30,8 @@ pub use calculator::{
     OutputRef, OutputShard,
 };
 pub use contract::{
-    AnyPacket, Contract, HandlerConfig, Input, Output, PortKind, SideInput, SideOutput,
+    AnyPacket, Contract, HandlerConfig, Input, Output, PortDescription, PortKind, SideInput,
+    SideOutput,
 };
 pub use error::{Error, Location, Phase, Result};
 pub use graph::{AddMode, Graph, OutputStreamPoller, SidePackets};
