@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::contract::HandlerConfig;
 
 /// A whole graph config (or a subgraph config, when `type` is set).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GraphConfig {
     /// The nodes, in config order (`nodes:` is accepted too).
@@ -24,6 +24,7 @@ pub struct GraphConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub input_stream: Vec<String>,
     /// Graph output streams; in a subgraph, the interface matched against the node's
     /// `output_stream`.
@@ -32,6 +33,7 @@ pub struct GraphConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub output_stream: Vec<String>,
     /// Side packets given by the application; in a subgraph, its side packet inputs.
     #[serde(
@@ -39,6 +41,7 @@ pub struct GraphConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub input_side_packet: Vec<String>,
     /// Side packets the graph makes available; in a subgraph, its side packet outputs.
     #[serde(
@@ -46,6 +49,7 @@ pub struct GraphConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub output_side_packet: Vec<String>,
     /// Worker threads of the default executor (0 = let the runtime choose).
     #[serde(default, skip_serializing_if = "is_zero_usize")]
@@ -74,6 +78,7 @@ pub struct GraphConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub subgraphs: Vec<String>,
     /// MediaPipe's name-lookup namespace; accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,7 +86,7 @@ pub struct GraphConfig {
 }
 
 /// One node of a graph config.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// A registered calculator name or a subgraph type.
@@ -95,6 +100,7 @@ pub struct NodeConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub input_stream: Vec<String>,
     /// Output streams, `TAG:index:name` each.
     #[serde(
@@ -102,6 +108,7 @@ pub struct NodeConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub output_stream: Vec<String>,
     /// Input side packets, `TAG:index:name` each (`external_input:` is accepted too).
     #[serde(
@@ -110,6 +117,7 @@ pub struct NodeConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub input_side_packet: Vec<String>,
     /// Output side packets, `TAG:index:name` each.
     #[serde(
@@ -117,6 +125,7 @@ pub struct NodeConfig {
         deserialize_with = "one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub output_side_packet: Vec<String>,
     /// The calculator's options (any YAML value; absent = `null`).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
@@ -142,7 +151,7 @@ pub struct NodeConfig {
 }
 
 /// A node's `input_stream_info` entry.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputStreamInfo {
     /// The input port: `TAG`, `TAG:i`, `:i` or `""`.
@@ -153,7 +162,7 @@ pub struct InputStreamInfo {
 }
 
 /// A declared executor.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutorConfig {
     /// The name nodes use in `executor:`.
@@ -167,7 +176,7 @@ pub struct ExecutorConfig {
 }
 
 /// Profiling and tracing settings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilerConfig {
     /// Write a Chrome trace of every run to this file (relative to the config file's
@@ -229,6 +238,41 @@ impl<'de> Deserialize<'de> for HandlerSpec {
         }
         d.deserialize_any(V)
     }
+}
+
+impl schemars::JsonSchema for HandlerSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HandlerSpec".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An input stream handler: a name, or {input_stream_handler: NAME, options: {...}}.",
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "input_stream_handler": {"type": "string"},
+                        "options": true
+                    },
+                    "required": ["input_stream_handler"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+/// The schema of a [`one_or_many`] field: a string, a list of strings, or null.
+fn one_or_many_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "null"}
+        ]
+    })
 }
 
 /// Deserializes a list of strings, also accepting a single string (and `null` as empty).
