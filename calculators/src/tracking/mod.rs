@@ -10,6 +10,7 @@
 //! * [`motion_analysis`]: the per-frame pipeline with long tracks.
 //! * [`tracking_data`]: the compact per-frame `TrackingData` and its binary codec.
 //! * [`flow_packager`]: region flow + camera motion -> `TrackingData`.
+//! * [`visualize`]: feature tracks drawn on frames.
 
 pub mod camera_motion;
 pub mod features;
@@ -19,6 +20,7 @@ pub mod klt;
 pub mod motion_analysis;
 pub mod region_flow;
 pub mod tracking_data;
+pub mod visualize;
 
 pub use camera_motion::{
     CameraMotion, CameraMotionType, Homography, LinearSimilarityModel, TranslationModel,
