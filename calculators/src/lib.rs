@@ -17,6 +17,8 @@
 
 pub mod core;
 pub mod image;
+pub mod tracking;
+pub mod tracking_calculators;
 pub mod video;
 pub mod video_header;
 
