@@ -159,8 +159,6 @@ struct NodeState {
     open_scheduled: bool,
     /// A throttled source that waits to be rescheduled.
     source_waiting: bool,
-    headers: Arc<Vec<Packet>>,
-    side_inputs: Arc<Vec<Packet>>,
     inputs_buf: Vec<Packet>,
     shards: Vec<OutputShard>,
     side_out: Vec<Option<Packet>>,
@@ -171,6 +169,10 @@ struct NodeState {
 
 pub(crate) struct NodeRuntime {
     info: NodeInfo,
+    /// Input stream headers, fixed when the node opens.
+    headers: std::sync::OnceLock<Vec<Packet>>,
+    /// Input side packets, fixed when the node opens.
+    side_inputs: std::sync::OnceLock<Vec<Packet>>,
     state: Mutex<NodeState>,
     opened: AtomicBool,
     open_deps: Vec<NodeId>,
@@ -187,12 +189,37 @@ struct Delivery {
 }
 
 /// Cross-node work collected under a node lock and applied after it is released.
-#[derive(Default)]
 struct Effects {
     deliveries: Vec<Delivery>,
     side_packets: Vec<(SidePacketId, Packet)>,
     unthrottled: Vec<usize>,
     opened: Option<NodeId>,
+}
+
+thread_local! {
+    /// A delivery buffer kept per thread, so collecting effects allocates nothing per call.
+    static SPARE_DELIVERIES: std::cell::Cell<Vec<Delivery>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Default for Effects {
+    fn default() -> Self {
+        Effects {
+            deliveries: SPARE_DELIVERIES.take(),
+            side_packets: Vec::new(),
+            unthrottled: Vec::new(),
+            opened: None,
+        }
+    }
+}
+
+impl Drop for Effects {
+    fn drop(&mut self) {
+        let mut spare = std::mem::take(&mut self.deliveries);
+        if spare.capacity() > 0 && spare.capacity() <= 64 {
+            spare.clear();
+            SPARE_DELIVERIES.set(spare);
+        }
+    }
 }
 
 struct InputsState {
@@ -378,8 +405,6 @@ impl RunState {
                     busy: false,
                     open_scheduled: false,
                     source_waiting: false,
-                    headers: Arc::new(Vec::new()),
-                    side_inputs: Arc::new(Vec::new()),
                     inputs_buf: Vec::new(),
                     shards,
                     side_out: vec![None; node.side_outputs.len()],
@@ -387,6 +412,8 @@ impl RunState {
                     process_times: LatencyHistogram::default(),
                     trace: opts.trace.then(|| NodeTrace::new(DEFAULT_EVENTS_PER_NODE)),
                 }),
+                headers: std::sync::OnceLock::new(),
+                side_inputs: std::sync::OnceLock::new(),
                 opened: AtomicBool::new(false),
                 open_deps,
                 is_source: node.is_source(),
@@ -986,15 +1013,14 @@ impl RunState {
     }
 
     fn apply(&self, effects: &mut Effects) {
+        let mut round = Vec::new();
         loop {
             if !effects.deliveries.is_empty() {
-                // In order; deliveries they cause are applied in the next round.
-                let mut round = std::mem::take(&mut effects.deliveries);
+                // In order; deliveries they cause are applied in the next round. The two
+                // buffers trade places, so their capacity is reused.
+                std::mem::swap(&mut round, &mut effects.deliveries);
                 for d in round.drain(..) {
                     self.deliver(d, effects);
-                }
-                if effects.deliveries.is_empty() {
-                    effects.deliveries = round;
                 }
                 continue;
             }
@@ -1018,6 +1044,9 @@ impl RunState {
                 continue;
             }
             break;
+        }
+        if round.capacity() > effects.deliveries.capacity() {
+            effects.deliveries = round;
         }
     }
 
@@ -1046,7 +1075,9 @@ impl RunState {
                 poller.finish();
             }
         }
-        for c in &stream.consumers {
+        let mut d = d;
+        let last = stream.consumers.len().saturating_sub(1);
+        for (k, c) in stream.consumers.iter().enumerate() {
             let mut st = self.nodes[c.node].state.lock();
             if matches!(
                 st.status,
@@ -1058,7 +1089,8 @@ impl RunState {
             if let Some(h) = &d.header {
                 q.header = h.clone();
             }
-            for p in &d.packets {
+            for i in 0..d.packets.len() {
+                let p = &d.packets[i];
                 if let Err(message) = q.check_timestamp(p.timestamp()) {
                     let port = self.nodes[c.node]
                         .info
@@ -1076,7 +1108,12 @@ impl RunState {
                     });
                     return;
                 }
-                q.push(p.clone());
+                // The last consumer takes the packet itself; the others share it.
+                q.push(if k == last {
+                    std::mem::take(&mut d.packets[i])
+                } else {
+                    p.clone()
+                });
             }
             q.raise_bound(d.bound);
             if d.bound == Timestamp::DONE {
@@ -1274,8 +1311,8 @@ impl RunState {
         }
         let mut shards = std::mem::take(&mut st.shards);
         let mut side_out = std::mem::take(&mut st.side_out);
-        let headers = st.headers.clone();
-        let side_inputs = st.side_inputs.clone();
+        let headers = node.headers.get().map_or(&[][..], Vec::as_slice);
+        let side_inputs = node.side_inputs.get().map_or(&[][..], Vec::as_slice);
         drop(st);
 
         let started = Instant::now();
@@ -1285,9 +1322,9 @@ impl RunState {
                 phase,
                 input_timestamp: ts,
                 inputs: &inputs,
-                input_headers: &headers,
+                input_headers: headers,
                 outputs: &mut shards,
-                side_inputs: &side_inputs,
+                side_inputs,
                 side_outputs: &mut side_out,
                 clock: &*self.clock,
                 dropped: 0,
@@ -1355,10 +1392,12 @@ impl RunState {
             }
         };
         st.calculator = Some(calculator);
-        st.headers = Arc::new(st.queues.iter().map(|q| q.header.clone()).collect());
+        let _ = node
+            .headers
+            .set(st.queues.iter().map(|q| q.header.clone()).collect());
         {
             let side = self.side_packets.read();
-            st.side_inputs = Arc::new(
+            let _ = node.side_inputs.set(
                 spec.side_inputs
                     .iter()
                     .map(|&sp| side[sp].clone().unwrap_or_default())
