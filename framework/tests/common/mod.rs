@@ -402,7 +402,10 @@ pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send +
         let _ = tx.send(f());
     });
     match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(v) => v,
+        Ok(v) => {
+            let _ = worker.join();
+            v
+        }
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
             panic!("test did not finish within {secs} s (hang)")
         }
