@@ -9,6 +9,10 @@
 //!   `CountingSourceCalculator`).
 //! * [`image`]: the `ImageFrame` packet type, `ImageTransformationCalculator`,
 //!   `AnnotationOverlayCalculator` and the render-agnostic `Annotations` they draw (OpenCV).
+//! * [`detection`]: object detection on ONNX Runtime (`ImageToTensorCalculator`,
+//!   `InferenceCalculator`, `TensorsToDetectionsCalculator`, `NonMaxSuppressionCalculator`,
+//!   `DetectionLabelIdToTextCalculator`, `DetectionsToAnnotationsCalculator`) and the
+//!   `Detection` type.
 //! * [`video`]: `OpenCvVideoDecoderCalculator`, `OpenCvVideoEncoderCalculator`,
 //!   `CameraSourceCalculator`, `DisplaySinkCalculator` (OpenCV).
 //!
@@ -16,6 +20,7 @@
 //! graphs to name them.
 
 pub mod core;
+pub mod detection;
 pub mod image;
 pub mod tracking;
 pub mod tracking_calculators;
