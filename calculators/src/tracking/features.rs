@@ -198,11 +198,8 @@ fn grid_candidates(
 
 /// Picks up to `wanted` corners round robin over the cells, skipping occupied places.
 fn pick(
-    cells: &[Vec<(f32, u32)>],
-    rw: usize,
-    scale: f32,
-    width: usize,
-    height: usize,
+    (cells, rw, scale): (&[Vec<(f32, u32)>], usize, f32),
+    (width, height): (usize, usize),
     wanted: usize,
     mask: &mut OccupancyMask,
     options: &FeatureOptions,
@@ -263,23 +260,14 @@ pub fn extract_corners(
     }
     let resp = min_eig_response(img)?;
     let cells = grid_candidates(&resp, w, h, 1.0, w, h, options);
-    pick(&cells, w, 1.0, w, h, wanted, mask, options, &mut out);
+    pick((&cells, w, 1.0), (w, h), wanted, mask, options, &mut out);
     if out.len() < wanted && options.adaptive_extraction_levels >= 2 && w >= 16 && h >= 16 {
         let half = pyr_down(img)?;
         let resp = min_eig_response(&half)?;
         let cells = grid_candidates(&resp, half.width(), half.height(), 2.0, w, h, options);
         let missing = wanted - out.len();
-        pick(
-            &cells,
-            half.width(),
-            2.0,
-            w,
-            h,
-            missing,
-            mask,
-            options,
-            &mut out,
-        );
+        let half_cells = (&cells[..], half.width(), 2.0);
+        pick(half_cells, (w, h), missing, mask, options, &mut out);
     }
     Ok(out)
 }

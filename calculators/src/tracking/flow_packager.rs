@@ -97,7 +97,7 @@ impl FlowPackager {
                 (c, r, vx, vy, f.track_id)
             })
             .collect();
-        items.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        items.sort_by_key(|a| (a.0, a.1));
 
         let mut md = MotionData {
             num_elements: items.len() as i32,
