@@ -1,5 +1,6 @@
 //! Embedding mediagraph in a Rust program: build a graph from a YAML string, feed a graph
-//! input stream, read an output stream with a poller, and print what came out.
+//! input stream, read an output stream with a poller, print what came out and the per-node
+//! statistics.
 //!
 //! `cargo run --example embed`
 
@@ -40,11 +41,26 @@ pub fn run(words: &[&str]) -> Result<Vec<(i64, String)>> {
     Ok(out)
 }
 
+/// Runs the graph once more and returns its per-node statistics as a table (calls, packets,
+/// `process` time percentiles, queue high-water marks).
+pub fn stats() -> Result<String> {
+    let mut graph = Graph::from_yaml_str(GRAPH)?;
+    graph.start_run(Default::default())?;
+    for i in 0..100 {
+        graph.add_packet("in", Packet::new(i.to_string()).at(Timestamp::new(i)))?;
+    }
+    graph.finish()?;
+    Ok(mediagraph::inspect::stats_table(&graph.stats()))
+}
+
 fn main() -> std::process::ExitCode {
     match run(&["hello", "from", "mediagraph"]) {
         Ok(results) => {
             for (ts, word) in results {
                 println!("{ts} {word}");
+            }
+            if let Ok(stats) = stats() {
+                print!("{stats}");
             }
             std::process::ExitCode::SUCCESS
         }

@@ -5,9 +5,17 @@
 //!
 //! This crate is the embeddable facade: it re-exports the runtime
 //! ([`mediagraph_framework`]) and links the bundled calculators ([`calculators`]), so that a
-//! graph config can name any of them. The `mediagraph` binary (`mediagraph run`, `validate`,
-//! `calculators`) is built on the same API; [`jsonl`] is the packet file format it reads and
-//! writes.
+//! graph config can name any of them. The `mediagraph` binary (`run`, `validate`,
+//! `calculators`, `graph`, `schema`) is built on the same API: [`jsonl`] is the packet file
+//! format it reads and writes, [`inspect`] lists calculators and formats run statistics,
+//! [`render`] draws graphs (DOT, SVG, HTML) and [`schema`] describes graph files for editors.
+//!
+//! ## Load a graph, feed it, poll an output
+//!
+//! A graph comes from a YAML string ([`Graph::from_yaml_str`]) or file
+//! ([`Graph::from_yaml_file`]); either is validated completely first, and every problem is
+//! reported with its line and column. Pollers and observers are attached before
+//! [`Graph::start_run`]; packets go in with [`Graph::add_packet`].
 //!
 //! ```
 //! use mediagraph::{Graph, Packet, Timestamp};
@@ -37,8 +45,115 @@
 //! assert_eq!(got, [(0, 0), (1, 10), (2, 20)]);
 //! # Ok::<(), mediagraph::Error>(())
 //! ```
+//!
+//! A bad config is refused with every error located:
+//!
+//! ```
+//! let err = mediagraph::Graph::from_yaml_str("node:\n  - calculator: NoSuchCalculator\n")
+//!     .err()
+//!     .unwrap();
+//! assert!(err.to_string().contains("2:17"), "{err}");
+//! ```
+//!
+//! ## Observe an output as it is produced
+//!
+//! [`Graph::observe_output_stream`] calls a closure with every packet, on the worker thread
+//! that produced it; [`Graph::finish`] closes the graph inputs and waits.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use mediagraph::{Graph, Packet};
+//!
+//! let mut graph = Graph::from_yaml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/graphs/counting_demo.yaml"))?;
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let sink = seen.clone();
+//! graph.observe_output_stream("counted", move |p: &Packet| {
+//!     sink.lock().unwrap().push(*p.get::<i64>()?);
+//!     Ok(())
+//! })?;
+//! graph.run(Default::default())?;
+//! assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<i64>>());
+//! # Ok::<(), mediagraph::Error>(())
+//! ```
+//!
+//! ## Add a calculator of your own
+//!
+//! Implement [`Calculator`] (typed ports as constants, a contract, `process`), then register
+//! it: at compile time with [`register_calculator!`], or at run time with
+//! [`calculator::register`] (e.g. under a name chosen by configuration). Graphs loaded
+//! afterwards can name it. `examples/custom_calculator.rs` is a complete program.
+//!
+//! ```
+//! use mediagraph::prelude::*;
+//!
+//! /// Doubles every integer.
+//! struct Double;
+//! const IN: Input<i64> = Input::new("");
+//! const OUT: Output<i64> = Output::new("");
+//!
+//! impl Calculator for Double {
+//!     type Options = NoOptions;
+//!     fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+//!         cc.declare(&[&IN, &OUT])
+//!     }
+//!     fn create(_: &NoOptions) -> Result<Self> {
+//!         Ok(Double)
+//!     }
+//!     fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+//!         if let Some(v) = cx.input(&IN).get()? {
+//!             let ts = cx.input_timestamp();
+//!             cx.output(&OUT).send(v * 2, ts)?;
+//!         }
+//!         Ok(Flow::Continue)
+//!     }
+//! }
+//!
+//! mediagraph::calculator::register::<Double>("DoubleCalculator");
+//! let mut graph = mediagraph::Graph::from_yaml_str(
+//!     "input_stream: in\noutput_stream: out\nnode:\n  - {calculator: DoubleCalculator, input_stream: in, output_stream: out}\n",
+//! )?;
+//! let out = graph.add_output_stream_poller("out")?;
+//! graph.start_run(Default::default())?;
+//! graph.add_packet("in", Packet::new(21i64).at(Timestamp::new(0)))?;
+//! graph.finish()?;
+//! assert_eq!(*out.next().unwrap().get::<i64>()?, 42);
+//! # Ok::<(), mediagraph::Error>(())
+//! ```
+//!
+//! ## Statistics, traces, cancellation
+//!
+//! [`Graph::stats`] gives per-node counters at any time (during a run: so far; after: the last
+//! run), [`inspect::stats_table`] formats them. [`Graph::enable_trace`] (or
+//! `profiler_config: {trace_path: FILE}` in the config) writes a Chrome trace-event file when
+//! the run ends, which Perfetto (ui.perfetto.dev) and chrome://tracing open.
+//! [`Graph::cancel`] can be called from any thread; the run then ends with
+//! [`Error::Cancelled`] and the trace is still written.
+//!
+//! ```
+//! use mediagraph::Graph;
+//!
+//! let dir = std::env::temp_dir().join(format!("mediagraph-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let trace = dir.join("trace.json");
+//! let mut graph = Graph::from_yaml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/graphs/counting_demo.yaml"))?;
+//! graph.enable_trace(&trace)?;
+//! graph.run(Default::default())?;
+//!
+//! let stats = graph.stats();
+//! let source = stats.iter().find(|s| s.name == "source").unwrap();
+//! assert_eq!(source.packets_out, 10);
+//! let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+//! assert!(json["traceEvents"].as_array().unwrap().iter().any(|e| e["ph"] == "X"));
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), mediagraph::Error>(())
+//! ```
 
+#![warn(missing_docs)]
+
+pub mod inspect;
 pub mod jsonl;
+pub mod render;
+pub mod schema;
 
 pub use mediagraph_framework::{
     bail, calculator, config, contract, error, graph, packet, port, prelude, register_calculator,

@@ -1,19 +1,26 @@
 //! The `mediagraph` command line: run, validate and inspect graphs.
+//!
+//! Exit codes: 0 success, 1 failure (the first line on stderr is `error: <cause>`), 2 usage
+//! error, 130 run cancelled with Ctrl-C (stats and trace are still written).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use mediagraph::framework::spec::{GraphSpec, SideProducer};
+use mediagraph::render::GraphView;
 use mediagraph::types::packet_from_json;
-use mediagraph::{jsonl, Graph, Packet, PacketType};
+use mediagraph::{inspect, jsonl, Graph, NodeStats, Packet, PacketType};
+
+/// Exit code of a run cancelled with Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_CANCELLED: u8 = 130;
 
 /// Run, validate and inspect mediagraph dataflow graphs.
 #[derive(Parser)]
@@ -25,15 +32,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a graph: feed graph input streams from JSONL files, dump streams to JSONL files.
+    /// Run a graph: feed graph input streams from JSONL files, dump streams to JSONL files,
+    /// show progress, print statistics, record a trace. Ctrl-C cancels cleanly.
     Run(RunArgs),
     /// Load and validate a graph; print every error with its file:line:column.
     Validate {
         /// The graph config (YAML).
         graph: PathBuf,
     },
-    /// List every registered calculator with its Rust type and options type.
-    Calculators,
+    /// List every registered calculator with its ports, types and options type.
+    Calculators {
+        /// Print JSON (an array of calculators) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the expanded graph (subgraphs as clusters, stream names and types on edges).
+    Graph(GraphArgs),
+    /// Print the JSON schema of graph config files (for editor autocompletion and checks).
+    Schema {
+        /// Write to FILE instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -52,28 +72,102 @@ struct RunArgs {
     /// Worker threads (overrides the config's num_threads).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Print no run summary.
+    /// At the end (also after a failure or Ctrl-C), print a table per node: calls, packets
+    /// in/out, process time p50/p99/total, largest input queue, drops, queue growths.
+    #[arg(long)]
+    stats: bool,
+    /// Also write the per-node statistics as JSON to FILE.
+    #[arg(long, value_name = "FILE.json")]
+    stats_json: Option<PathBuf>,
+    /// Record a Chrome trace-event file of the run (open it in ui.perfetto.dev or
+    /// chrome://tracing); written also after a failure or Ctrl-C.
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
+    /// Warn when no calculator call has finished for this many seconds (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    stall_warning: u64,
+    /// No progress bar and no run summary (errors and --stats are still printed).
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Output formats of `mediagraph graph`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Graphviz DOT text.
+    Dot,
+    /// A standalone SVG picture.
+    Svg,
+    /// An HTML page: the picture, a legend, tables of nodes and streams.
+    Html,
+}
+
+/// Who lays out the picture of `mediagraph graph`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Layout {
+    /// mediagraph's own layered layout (no Graphviz needed).
+    Builtin,
+    /// Graphviz `dot` (must be on PATH).
+    Graphviz,
+}
+
+#[derive(clap::Args)]
+struct GraphArgs {
+    /// The graph config (YAML).
+    graph: PathBuf,
+    /// What to write.
+    #[arg(long, short, value_enum, default_value_t = Format::Dot)]
+    format: Format,
+    /// How to lay out svg and html: the built-in layered layout, or Graphviz's `dot`.
+    #[arg(long, value_enum, default_value_t = Layout::Builtin)]
+    layout: Layout,
+    /// Write to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// How a command ended, beyond success.
+enum Failure {
+    /// An error, to be printed as `error: <cause>`; exit code 1.
+    Error(anyhow::Error),
+    /// Already reported on stderr (e.g. before a run's statistics); exit with this code.
+    Exit(u8),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+impl From<mediagraph::Error> for Failure {
+    fn from(e: mediagraph::Error) -> Failure {
+        Failure::Error(e.into())
+    }
 }
 
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), Failure> = match cli.command {
         Command::Run(args) => run(args),
-        Command::Validate { graph } => validate(&graph),
-        Command::Calculators => {
-            list_calculators();
-            Ok(())
+        Command::Validate { graph } => validate(&graph).map_err(Failure::from),
+        Command::Calculators { json } => list_calculators(json).map_err(Failure::from),
+        Command::Graph(args) => draw_graph(&args).map_err(Failure::from),
+        Command::Schema { output } => {
+            let text = serde_json::to_string_pretty(&mediagraph::schema::graph_config_schema())
+                .map_err(|e| anyhow!(e));
+            text.and_then(|t| emit(output.as_deref(), &(t + "\n")))
+                .map_err(Failure::from)
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Error(e)) => {
             report(&e);
             ExitCode::FAILURE
         }
+        Err(Failure::Exit(code)) => ExitCode::from(code),
     }
 }
 
@@ -149,18 +243,79 @@ fn validate(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list_calculators() {
-    let all = mediagraph::calculator::registered();
-    let width = all.iter().map(|r| r.name.len()).max().unwrap_or(0);
-    let type_width = all.iter().map(|r| (r.type_name)().len()).max().unwrap_or(0);
-    for reg in all {
-        println!(
-            "{:width$}  {:type_width$}  options: {}",
-            reg.name,
-            (reg.type_name)(),
-            (reg.options_type)()
+fn list_calculators(json: bool) -> anyhow::Result<()> {
+    // A contract that panics when described is reported in the listing, not as a crash.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let all = inspect::calculators();
+    std::panic::set_hook(hook);
+    let text = if json {
+        serde_json::to_string_pretty(&all)? + "\n"
+    } else {
+        inspect::calculators_text(&all)
+    };
+    emit(None, &text)
+}
+
+/// Writes `text` to `path`, or to stdout (a closed pipe, as with `| head`, is not an error).
+fn emit(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow!(e).context("cannot write to stdout"))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn draw_graph(args: &GraphArgs) -> anyhow::Result<()> {
+    let spec = mediagraph::config::load_file(&args.graph)?;
+    let view = GraphView::new(&spec);
+    let graphviz =
+        |dot: &str| -> anyhow::Result<String> { run_graphviz(dot).context("--layout graphviz") };
+    let text = match (args.format, args.layout) {
+        (Format::Dot, _) => view.to_dot(),
+        (Format::Svg, Layout::Builtin) => view.to_svg(),
+        (Format::Html, Layout::Builtin) => view.to_html(None),
+        (Format::Svg, Layout::Graphviz) => graphviz(&view.to_dot())?,
+        (Format::Html, Layout::Graphviz) => view.to_html(Some(&graphviz(&view.to_dot())?)),
+    };
+    emit(args.output.as_deref(), &text)
+}
+
+/// Lays out DOT text with Graphviz (`dot -Tsvg`).
+fn run_graphviz(dot: &str) -> anyhow::Result<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow!("Graphviz `dot` is not on PATH (install graphviz, or leave out --layout graphviz for the built-in layout)")
+            } else {
+                anyhow!(e).context("cannot start `dot`")
+            }
+        })?;
+    let mut stdin = child.stdin.take().context("dot: no stdin")?;
+    let input = dot.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().context("dot failed")?;
+    let _ = writer.join();
+    if !output.status.success() {
+        bail!(
+            "dot failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    String::from_utf8(output.stdout).context("dot wrote invalid UTF-8")
 }
 
 /// Splits `NAME=VALUE` of option `--flag`.
@@ -218,7 +373,37 @@ struct Feed {
     file: File,
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Ctrl-C presses seen so far.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+/// True while a run is watched: a first Ctrl-C then cancels it cleanly. Otherwise (or on a
+/// second Ctrl-C) the process exits at once.
+static WATCHING: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler (once per process).
+fn install_ctrlc() {
+    let installed = ctrlc::set_handler(|| {
+        let n = INTERRUPTS.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= 2 || !WATCHING.load(Ordering::SeqCst) {
+            eprintln!("error: interrupted (Ctrl-C); exiting without waiting for the run");
+            std::process::exit(EXIT_CANCELLED.into());
+        }
+    });
+    if let Err(e) = installed {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+}
+
+/// A run, ready to start: the graph with its observers, what to feed, where to dump.
+struct Prepared {
+    graph: Graph,
+    side_packets: mediagraph::SidePackets,
+    feeds: Vec<Feed>,
+    dumps: Vec<Dump>,
+    unfed: Vec<String>,
+}
+
+/// Loads the graph and checks every argument of `run` before anything starts.
+fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let mut spec = mediagraph::config::load_file(&args.graph)?;
     if let Some(n) = args.threads {
         if n == 0 {
@@ -323,6 +508,32 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         })?;
     }
 
+    if let Some(path) = &args.trace {
+        graph.enable_trace(path)?;
+    }
+    Ok(Prepared {
+        graph,
+        side_packets,
+        feeds,
+        dumps,
+        unfed,
+    })
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
+    install_ctrlc();
+    let Prepared {
+        mut graph,
+        side_packets,
+        feeds,
+        dumps,
+        unfed,
+    } = prepare(&args)?;
+    let trace_path = args
+        .trace
+        .clone()
+        .or_else(|| graph.spec().trace_path.clone());
+
     let started = Instant::now();
     graph.start_run(side_packets)?;
     for name in &unfed {
@@ -330,9 +541,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         graph.close_input_stream(name)?;
     }
 
-    // One thread per fed input, so a throttled input does not hold up the others.
+    let watch = Watch {
+        progress_bar: !args.quiet && std::io::stderr().is_terminal(),
+        stall_warning: (args.stall_warning > 0).then(|| Duration::from_secs(args.stall_warning)),
+        stop: AtomicBool::new(false),
+    };
+    WATCHING.store(true, Ordering::SeqCst);
+    if INTERRUPTS.load(Ordering::SeqCst) > 0 {
+        graph.cancel();
+    }
+    // One thread per fed input, so a throttled input does not hold up the others; one
+    // watcher for Ctrl-C, the progress bar and stalls. The run is over (or idle with nothing
+    // left to feed) when `wait_until_idle` returns after the feeders are done.
     let aborting = AtomicBool::new(false);
     let feed_errors: Vec<anyhow::Error> = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| watch.run(&graph));
         let handles: Vec<_> = feeds
             .into_iter()
             .map(|feed| {
@@ -341,15 +564,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 scope.spawn(move || feed_stream(graph, feed, aborting))
             })
             .collect();
-        handles
+        let errors = handles
             .into_iter()
             .filter_map(|h| match h.join() {
                 Ok(result) => result.err(),
                 Err(_) => Some(anyhow!("a feeding thread panicked")),
             })
-            .collect()
+            .collect();
+        let _ = graph.wait_until_idle();
+        watch.stop.store(true, Ordering::SeqCst);
+        let _ = watcher.join();
+        errors
     });
+    WATCHING.store(false, Ordering::SeqCst);
     let run_result = graph.wait_until_done();
+    let elapsed = started.elapsed();
 
     let mut flush_error = None;
     for dump in &dumps {
@@ -366,21 +595,185 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    if let Some(first) = feed_errors.into_iter().next() {
-        return Err(first);
-    }
-    run_result.map_err(|e| match e {
-        mediagraph::Error::Run(_) => anyhow!(e),
-        e => anyhow!(e).context("graph run failed"),
-    })?;
-    if let Some(e) = flush_error {
-        return Err(e);
-    }
+    // The outcome's one-line cause comes first on stderr, then the statistics.
+    let interrupted = INTERRUPTS.load(Ordering::SeqCst) > 0;
+    let outcome: Result<(), Failure> = if run_result.as_ref().is_err_and(|e| e.is_cancelled()) {
+        let why = if interrupted { " (Ctrl-C)" } else { "" };
+        eprintln!(
+            "error: run cancelled{why} after {:.3} s",
+            elapsed.as_secs_f64()
+        );
+        Err(Failure::Exit(EXIT_CANCELLED))
+    } else if let Some(first) = feed_errors.into_iter().next() {
+        Err(Failure::Error(first))
+    } else if let Err(e) = run_result {
+        Err(Failure::Error(match e {
+            mediagraph::Error::Run(_) => anyhow!(e),
+            e => anyhow!(e).context("graph run failed"),
+        }))
+    } else if let Some(e) = flush_error {
+        Err(Failure::Error(e))
+    } else {
+        Ok(())
+    };
+    let outcome = match outcome {
+        Err(Failure::Error(e)) => {
+            report(&e);
+            Err(Failure::Exit(1))
+        }
+        other => other,
+    };
 
-    if !args.quiet {
-        summary(&graph, &dumps, started.elapsed());
+    let stats = graph.stats();
+    if outcome.is_ok() && !args.quiet {
+        summary(&stats, &dumps, elapsed);
     }
-    Ok(())
+    if args.stats {
+        eprint!("{}", inspect::stats_table(&stats));
+    }
+    if let Some(path) = &args.stats_json {
+        let json = stats_json(&stats, elapsed);
+        let written = serde_json::to_string_pretty(&json)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(path, text + "\n"));
+        if let Err(e) = written {
+            let e = anyhow!(e).context(format!("--stats-json: cannot write {}", path.display()));
+            if outcome.is_ok() {
+                return Err(Failure::Error(e));
+            }
+            eprintln!("  also: {e:#}");
+        }
+    }
+    if let (Some(path), false) = (&trace_path, args.quiet) {
+        if path.exists() {
+            eprintln!(
+                "trace written to {} (open it in https://ui.perfetto.dev or chrome://tracing)",
+                path.display()
+            );
+        }
+    }
+    outcome
+}
+
+/// The watcher of a run: cancels it on Ctrl-C, draws the progress bar of a node that reports
+/// progress, and warns when no calculator call has finished for a while.
+struct Watch {
+    progress_bar: bool,
+    stall_warning: Option<Duration>,
+    stop: AtomicBool,
+}
+
+impl Watch {
+    fn run(&self, graph: &Graph) {
+        const TICK: Duration = Duration::from_millis(50);
+        const STATS_EVERY: Duration = Duration::from_millis(200);
+        let mut bar: Option<indicatif::ProgressBar> = None;
+        let mut cancelled = false;
+        let mut last_stats = Instant::now();
+        let mut last_calls = 0u64;
+        let mut last_change = Instant::now();
+        let mut warned = false;
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(TICK);
+            if !cancelled && INTERRUPTS.load(Ordering::SeqCst) > 0 {
+                cancelled = true;
+                tracing::info!("Ctrl-C: cancelling the run");
+                graph.cancel();
+                if let Some(b) = bar.take() {
+                    b.abandon();
+                }
+            }
+            if cancelled || last_stats.elapsed() < STATS_EVERY {
+                continue;
+            }
+            last_stats = Instant::now();
+            let stats = graph.stats();
+            if self.progress_bar {
+                update_bar(&mut bar, &stats);
+            }
+            let calls: u64 = stats.iter().map(|s| s.invocations).sum();
+            if calls != last_calls {
+                last_calls = calls;
+                last_change = Instant::now();
+                warned = false;
+            } else if let Some(limit) = self.stall_warning {
+                if !warned && last_change.elapsed() >= limit {
+                    warned = true;
+                    tracing::warn!(
+                        "no calculator call has finished for {} s (the graph may be stuck or a call is slow); calls per node so far: {}. Ctrl-C cancels; --stats shows queues.",
+                        limit.as_secs(),
+                        stats
+                            .iter()
+                            .map(|s| format!("{}={}", s.name, s.invocations))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Creates or advances the progress bar from the first node that reports progress.
+fn update_bar(bar: &mut Option<indicatif::ProgressBar>, stats: &[NodeStats]) {
+    let Some((node, done, total)) = stats
+        .iter()
+        .find_map(|s| s.progress.map(|(d, t)| (s.name.as_str(), d, t)))
+    else {
+        return;
+    };
+    let b = bar.get_or_insert_with(|| {
+        let (b, template) = match total {
+            Some(t) => (
+                indicatif::ProgressBar::new(t),
+                "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} frames, {per_sec}, eta {eta}",
+            ),
+            None => (
+                indicatif::ProgressBar::new_spinner(),
+                "{prefix} [{elapsed_precise}] {spinner} {pos} frames, {per_sec}",
+            ),
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            b.set_style(style);
+        }
+        b.set_prefix(node.to_string());
+        b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
+        b
+    });
+    if let Some(t) = total {
+        if b.length() != Some(t) {
+            b.set_length(t);
+        }
+    }
+    b.set_position(done);
+}
+
+/// The statistics as JSON (for `--stats-json`).
+fn stats_json(stats: &[NodeStats], elapsed: Duration) -> serde_json::Value {
+    let secs = |d: Duration| d.as_secs_f64();
+    serde_json::json!({
+        "elapsed_s": secs(elapsed),
+        "nodes": stats.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "calculator": s.calculator,
+            "invocations": s.invocations,
+            "packets_in": s.packets_in,
+            "packets_out": s.packets_out,
+            "process_time_s": secs(s.process_time),
+            "process_p50_s": secs(s.process_p50),
+            "process_p99_s": secs(s.process_p99),
+            "open_close_time_s": secs(s.open_close_time),
+            "dropped": s.dropped,
+            "queue_high_water": s.queue_high_water.iter()
+                .map(|(stream, n)| serde_json::json!({"stream": stream, "max": n}))
+                .collect::<Vec<_>>(),
+            "queue_growths": s.queue_growths,
+            "progress": s.progress.map(|(done, total)| serde_json::json!({"done": done, "total": total})),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Feeds one graph input stream from its JSONL file, then closes it. On an error, closes every
@@ -436,23 +829,20 @@ fn names(spec: &GraphSpec, ids: &[usize]) -> String {
         .join(", ")
 }
 
-/// Prints per-node counters and the dumped packet counts to stderr.
-fn summary(graph: &Graph, dumps: &[Dump], elapsed: std::time::Duration) {
-    eprintln!("run finished in {:.3} s", elapsed.as_secs_f64());
-    for s in graph.stats() {
-        eprintln!(
-            "  node {} ({}): {} calls, {} packets in, {} out, {} dropped, process {:.3} ms (p50 {:.3} ms, p99 {:.3} ms)",
-            s.name,
-            s.calculator,
-            s.invocations,
-            s.packets_in,
-            s.packets_out,
-            s.dropped,
-            ms(s.process_time),
-            ms(s.process_p50),
-            ms(s.process_p99),
-        );
-    }
+/// Prints a one-line run summary and the dumped packet counts to stderr.
+fn summary(stats: &[NodeStats], dumps: &[Dump], elapsed: Duration) {
+    let calls: u64 = stats.iter().map(|s| s.invocations).sum();
+    let packets: u64 = stats.iter().map(|s| s.packets_out).sum();
+    eprintln!(
+        "run finished in {:.3} s: {} nodes, {calls} calls, {packets} packets out{}",
+        elapsed.as_secs_f64(),
+        stats.len(),
+        if stats.iter().any(|s| s.queue_growths > 0) {
+            " (queues were grown to resolve a throttling deadlock: see --stats)"
+        } else {
+            ""
+        }
+    );
     for d in dumps {
         let n = d.count.load(Ordering::Relaxed);
         eprintln!(
@@ -461,8 +851,4 @@ fn summary(graph: &Graph, dumps: &[Dump], elapsed: std::time::Duration) {
             d.path.display()
         );
     }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

@@ -1,112 +1,10 @@
 //! Integration tests of the `mediagraph` binary: `run` (feed, dump, side packets, failures),
-//! `validate` (ok and every kind of config error) and `calculators`.
+//! `validate` (ok and every kind of config error) and `calculators`. Statistics, traces,
+//! Ctrl-C, `graph` and `schema` are tested in `tests/observe_cli.rs`.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// What a finished `mediagraph` process left behind.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// The repository root (where `graphs/` lives).
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs the binary with `args` in `dir`; kills it (and fails the test) after 60 s, so a hung
-/// graph cannot hang the test suite.
-fn mediagraph_in(dir: &Path, args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mediagraph"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the mediagraph binary starts");
-    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for mediagraph") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mediagraph {args:?} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        success: status.success(),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
-}
-
-/// Runs the binary with `args` in the repository root.
-fn mediagraph(args: &[&str]) -> Run {
-    mediagraph_in(&repo(), args)
-}
-
-/// Asserts success and returns stdout.
-fn assert_ok(r: &Run) -> &str {
-    assert!(
-        r.success,
-        "expected success; stdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-    &r.stdout
-}
-
-/// Asserts a clean failure (non-zero exit, an `error:` headline, no panic) and returns stderr.
-fn assert_failed(r: &Run) -> &str {
-    assert!(
-        !r.success,
-        "expected failure; stdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-    assert!(r.stderr.starts_with("error: "), "stderr:\n{}", r.stderr);
-    assert!(!r.stderr.contains("panicked"), "stderr:\n{}", r.stderr);
-    &r.stderr
-}
-
-fn assert_contains(haystack: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(
-            haystack.contains(needle),
-            "expected {needle:?} in:\n{haystack}"
-        );
-    }
-}
-
-/// Writes `text` to `dir/name` and returns the path as a string.
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("temp file is writable");
-    path.display().to_string()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).expect("output file exists")
-}
+use common::*;
 
 #[test]
 fn run_feeds_and_dumps_jsonl_round_trip() {
@@ -212,7 +110,8 @@ fn run_counting_demo_prints_a_summary() {
     assert_contains(
         &r.stderr,
         &[
-            "node source (CountingSourceCalculator)",
+            "run finished in ",
+            "3 nodes, 31 calls, 30 packets out",
             "dumped 10 packets of \"counted\"",
         ],
     );
@@ -618,8 +517,10 @@ fn validate_lists_every_error() {
 fn calculators_lists_registered_calculators_sorted() {
     let r = mediagraph(&["calculators"]);
     let out = assert_ok(&r);
+    // One unindented line per calculator, then its ports indented.
     let names: Vec<&str> = out
         .lines()
+        .filter(|l| !l.starts_with(' '))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     for expected in [
