@@ -19,6 +19,7 @@ pub mod image;
 pub mod klt;
 pub mod motion_analysis;
 pub mod region_flow;
+pub mod tracked_detection_manager;
 pub mod tracking_data;
 pub mod visualize;
 
