@@ -11,13 +11,18 @@
 //! * [`tracking_data`]: the compact per-frame `TrackingData` and its binary codec.
 //! * [`flow_packager`]: region flow + camera motion -> `TrackingData`.
 //! * [`visualize`]: feature tracks drawn on frames.
+//! * [`motion_box`]: one tracked box and its IRLS track step.
+//! * [`box_tracker`]: timed boxes, many boxes over a cache of frames (catch-up, cancel,
+//!   random access) and path interpolation.
 
+pub mod box_tracker;
 pub mod camera_motion;
 pub mod features;
 pub mod flow_packager;
 pub mod image;
 pub mod klt;
 pub mod motion_analysis;
+pub mod motion_box;
 pub mod region_flow;
 pub mod tracked_detection_manager;
 pub mod tracking_data;

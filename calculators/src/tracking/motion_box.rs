@@ -1,0 +1,1781 @@
+//! One tracked box and its track step: the box moves by the motion of the features inside
+//! it (object motion, fitted by IRLS on camera-compensated vectors) composed with the camera
+//! motion evaluated at the box.
+//!
+//! * [`MotionVectorFrame`]: a frame's [`TrackingData`] in the aspect-preserving domain (longer
+//!   side 1), with [`MotionVectorFrame::inverted`] for forward tracking.
+//! * [`MotionBoxState`]: position, size, scale, rotation, velocity, prior, kinetic energy,
+//!   disparity, background discrimination, inlier / outlier features, status, confidence.
+//! * [`track_step`]: one step as tracking.md section 4.3 describes it (search region,
+//!   featureless / out-of-view handling, prior weights, IRLS translation and object scale,
+//!   inlier scoring, disparity, reset, camera motion through the box corners, failure rules).
+//! * [`MotionBox`]: the states of one box indexed by frame, tracked forward or backward.
+//!
+//! States are kept in per-axis normalized coordinates ([0, 1] across the frame); velocities
+//! are per 33.3 ms frame. A step rescales into the aspect domain and per-frame units and back.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::camera_motion::Homography;
+use super::tracking_data::{
+    TrackingData, FLAG_BACKGROUND_UNSTABLE, FLAG_CHUNK_BOUNDARY, FLAG_DUPLICATED,
+};
+
+/// Frame duration the velocities refer to (30 fps).
+pub const NOMINAL_FRAME_MS: f32 = 100.0 / 3.0;
+
+/// `ramp(x, lo, hi)`: clamp((x - lo) / (hi - lo), 0, 1).
+fn ramp(x: f32, lo: f32, hi: f32) -> f32 {
+    if hi == lo {
+        return if x >= hi { 1.0 } else { 0.0 };
+    }
+    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+fn lerp(a: f32, b: f32, t: f32) -> f32 {
+    a * (1.0 - t) + b * t
+}
+
+fn norm(v: [f32; 2]) -> f32 {
+    v[0].hypot(v[1])
+}
+
+/// One feature of a [`MotionVectorFrame`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MotionVector {
+    /// Position in the from-frame (aspect domain).
+    pub pos: [f32; 2],
+    /// Camera motion at `pos` (from-frame -> to-frame); zero when the background is unstable.
+    pub background: [f32; 2],
+    /// Residual (object) motion after the camera motion is removed.
+    pub object: [f32; 2],
+    /// Long-track id (-1: unknown).
+    pub track_id: i32,
+}
+
+impl MotionVector {
+    /// Full motion (camera + object).
+    pub fn motion(&self) -> [f32; 2] {
+        [
+            self.background[0] + self.object[0],
+            self.background[1] + self.object[1],
+        ]
+    }
+}
+
+/// A frame's motion in the aspect domain: x in [0, `extent[0]`], y in [0, `extent[1]`],
+/// the longer side being 1. Vectors are sorted by (x, y).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MotionVectorFrame {
+    /// The features, sorted by x then y.
+    pub vectors: Vec<MotionVector>,
+    /// Camera motion from-frame -> to-frame in this domain (identity when invalid).
+    pub background_model: Homography,
+    /// Whether `background_model` is usable.
+    pub valid_background: bool,
+    /// The frame repeats the previous one.
+    pub is_duplicated: bool,
+    /// First frame of a chunk (track ids are not comparable across it).
+    pub is_chunk_boundary: bool,
+    /// Width / height of the frame (in [0.1, 10]).
+    pub aspect_ratio: f32,
+    /// Domain size (1, 1/aspect) or (aspect, 1).
+    pub extent: [f32; 2],
+    /// Duration of the step in ms.
+    pub duration_ms: f32,
+    /// Track ids that ended on purpose (sorted).
+    pub actively_discarded: Vec<i32>,
+}
+
+/// The inverse of a homography (h22 normalized to 1); `None` if singular.
+pub fn invert_homography(h: &Homography) -> Option<Homography> {
+    let m = [
+        [f64::from(h.h00), f64::from(h.h01), f64::from(h.h02)],
+        [f64::from(h.h10), f64::from(h.h11), f64::from(h.h12)],
+        [f64::from(h.h20), f64::from(h.h21), 1.0],
+    ];
+    let c = |r: usize, k: usize| -> f64 {
+        let (r1, r2) = ((r + 1) % 3, (r + 2) % 3);
+        let (k1, k2) = ((k + 1) % 3, (k + 2) % 3);
+        m[r1][k1] * m[r2][k2] - m[r1][k2] * m[r2][k1]
+    };
+    let det = m[0][0] * c(0, 0) + m[0][1] * c(0, 1) + m[0][2] * c(0, 2);
+    if !det.is_finite() || det.abs() < 1e-12 {
+        return None;
+    }
+    // inverse[i][j] = cofactor(j, i) / det
+    let inv = |i: usize, j: usize| c(j, i) / det;
+    let s = inv(2, 2);
+    if !s.is_finite() || s.abs() < 1e-12 {
+        return None;
+    }
+    let a = [
+        inv(0, 0) / s,
+        inv(0, 1) / s,
+        inv(0, 2) / s,
+        inv(1, 0) / s,
+        inv(1, 1) / s,
+        inv(1, 2) / s,
+        inv(2, 0) / s,
+        inv(2, 1) / s,
+    ]
+    .map(|v| v as f32);
+    a.iter()
+        .all(|v| v.is_finite())
+        .then(|| Homography::from_array(a))
+}
+
+impl MotionVectorFrame {
+    /// The aspect-domain extent for an aspect ratio (reset to 1 outside [0.1, 10]).
+    pub fn extent_for_aspect(aspect: f32) -> [f32; 2] {
+        let a = if aspect.is_finite() && (0.1..=10.0).contains(&aspect) {
+            aspect
+        } else {
+            1.0
+        };
+        if a >= 1.0 {
+            [1.0, 1.0 / a]
+        } else {
+            [a, 1.0]
+        }
+    }
+
+    /// Converts `data` (motion of frame f to f-1, positions in f: the backward direction).
+    /// `duration_ms` is the time between the two frames.
+    pub fn from_tracking_data(data: &TrackingData, duration_ms: f32) -> MotionVectorFrame {
+        let extent = Self::extent_for_aspect(data.frame_aspect);
+        let aspect = extent[0] / extent[1];
+        let (dw, dh) = (
+            data.domain_width.max(1) as f32,
+            data.domain_height.max(1) as f32,
+        );
+        let (kx, ky) = (extent[0] / dw, extent[1] / dh);
+        let valid = data.frame_flags & FLAG_BACKGROUND_UNSTABLE == 0
+            && data
+                .background_model
+                .is_some_and(|h| h.to_array().iter().all(|v| v.is_finite()));
+        let domain_model = data.background_model.unwrap_or(Homography::IDENTITY);
+        let mut vectors = Vec::with_capacity(data.motion_data.num_elements.max(0) as usize);
+        let ncols = data.motion_data.col_starts.len().saturating_sub(1);
+        for c in 0..ncols {
+            for (r, vx, vy, id) in data.column(c) {
+                if !(vx.is_finite() && vy.is_finite()) {
+                    continue;
+                }
+                let (cx, ry) = (c as f32, r as f32);
+                let background = if valid {
+                    let (mx, my) = domain_model.map(cx, ry);
+                    [(mx - cx) * kx, (my - ry) * ky]
+                } else {
+                    [0.0, 0.0]
+                };
+                vectors.push(MotionVector {
+                    pos: [cx * kx, ry * ky],
+                    background,
+                    object: [vx * kx, vy * ky],
+                    track_id: id.unwrap_or(-1),
+                });
+            }
+        }
+        let mut actively_discarded = data.motion_data.actively_discarded_tracked_ids.clone();
+        actively_discarded.sort_unstable();
+        MotionVectorFrame {
+            vectors,
+            background_model: if valid {
+                domain_model.scaled(kx, ky)
+            } else {
+                Homography::IDENTITY
+            },
+            valid_background: valid,
+            is_duplicated: data.frame_flags & FLAG_DUPLICATED != 0,
+            is_chunk_boundary: data.frame_flags & FLAG_CHUNK_BOUNDARY != 0,
+            aspect_ratio: aspect,
+            extent,
+            duration_ms: if duration_ms.is_finite() && duration_ms > 0.0 {
+                duration_ms
+            } else {
+                NOMINAL_FRAME_MS
+            },
+            actively_discarded,
+        }
+    }
+
+    /// The same motion in the other direction (for forward tracking f-1 -> f): each vector
+    /// moves to its match, both motions are negated, vectors leaving the domain are dropped
+    /// and the camera model is inverted.
+    pub fn inverted(&self) -> MotionVectorFrame {
+        let mut vectors: Vec<MotionVector> = self
+            .vectors
+            .iter()
+            .filter_map(|v| {
+                let m = v.motion();
+                let pos = [v.pos[0] + m[0], v.pos[1] + m[1]];
+                let inside = (0.0..=self.extent[0]).contains(&pos[0])
+                    && (0.0..=self.extent[1]).contains(&pos[1]);
+                inside.then_some(MotionVector {
+                    pos,
+                    background: [-v.background[0], -v.background[1]],
+                    object: [-v.object[0], -v.object[1]],
+                    track_id: v.track_id,
+                })
+            })
+            .collect();
+        vectors.sort_by(|a, b| {
+            a.pos[0]
+                .total_cmp(&b.pos[0])
+                .then(a.pos[1].total_cmp(&b.pos[1]))
+        });
+        let inverse = if self.valid_background {
+            invert_homography(&self.background_model)
+        } else {
+            None
+        };
+        MotionVectorFrame {
+            vectors,
+            background_model: inverse.unwrap_or(Homography::IDENTITY),
+            valid_background: inverse.is_some(),
+            ..self.clone_header()
+        }
+    }
+
+    fn clone_header(&self) -> MotionVectorFrame {
+        MotionVectorFrame {
+            vectors: Vec::new(),
+            background_model: self.background_model,
+            valid_background: self.valid_background,
+            is_duplicated: self.is_duplicated,
+            is_chunk_boundary: self.is_chunk_boundary,
+            aspect_ratio: self.aspect_ratio,
+            extent: self.extent,
+            duration_ms: self.duration_ms,
+            actively_discarded: self.actively_discarded.clone(),
+        }
+    }
+
+    /// Index range of the vectors with x in [x0, x1].
+    fn x_range(&self, x0: f32, x1: f32) -> std::ops::Range<usize> {
+        let a = self.vectors.partition_point(|v| v.pos[0] < x0);
+        let b = self.vectors.partition_point(|v| v.pos[0] <= x1);
+        a..b.max(a)
+    }
+}
+
+/// Result of a track step.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrackStatus {
+    /// Not tracked (failed, or leaving the frame).
+    #[default]
+    Untracked = 0,
+    /// The box became too small.
+    Empty = 1,
+    /// No features while moving (or without a background model).
+    NoFeatures = 2,
+    /// Tracked.
+    Tracked = 3,
+    /// Copied from a duplicated frame.
+    Duplicated = 4,
+    /// Out of view or featureless, moved by camera motion only.
+    TrackedOutOfBound = 5,
+}
+
+/// Degrees of freedom of the object motion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrackingDegrees {
+    /// Translation only.
+    #[default]
+    TrackingDegreeTranslation,
+    /// Translation and scale (the box-tracking graph's choice).
+    TrackingDegreeObjectScale,
+    /// Translation and in-plane rotation.
+    TrackingDegreeObjectRotation,
+    /// Translation, rotation and scale.
+    TrackingDegreeObjectRotationScale,
+}
+
+impl TrackingDegrees {
+    fn scale(self) -> bool {
+        matches!(
+            self,
+            Self::TrackingDegreeObjectScale | Self::TrackingDegreeObjectRotationScale
+        )
+    }
+    fn rotation(self) -> bool {
+        matches!(
+            self,
+            Self::TrackingDegreeObjectRotation | Self::TrackingDegreeObjectRotationScale
+        )
+    }
+}
+
+/// Options of the track step (defaults: tracking.md section 7; the box-tracking graph
+/// overrides four of them, see [`TrackStepOptions::box_tracking_graph`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackStepOptions {
+    /// Degrees of freedom of the object motion.
+    pub tracking_degrees: TrackingDegrees,
+    /// Apply the camera motion through the box corners (scale / rotation of the camera
+    /// reach the box) rather than as a translation at the center.
+    pub track_object_and_camera: bool,
+    /// IRLS iterations of the object fit.
+    pub irls_iterations: u32,
+    /// Minimum spatial sigma (fraction of the box size).
+    pub spatial_sigma: f32,
+    /// Minimum sigma of the motion prior.
+    pub min_motion_sigma: f32,
+    /// Motion prior sigma relative to the previous speed.
+    pub relative_motion_sigma: f32,
+    /// Disparity ramp start.
+    pub motion_disparity_low_level: f32,
+    /// Disparity ramp end.
+    pub motion_disparity_high_level: f32,
+    /// Decay of the disparity per step.
+    pub disparity_decay: f32,
+    /// Minimum blend of the motion prior.
+    pub motion_prior_weight: f32,
+    /// Background discrimination ramp start.
+    pub background_discrimination_low_level: f32,
+    /// Background discrimination ramp end.
+    pub background_discrimination_high_level: f32,
+    /// IRLS weight at which inlierness starts.
+    pub inlier_low_weight: f32,
+    /// IRLS weight of full inlierness.
+    pub inlier_high_weight: f32,
+    /// Dead zone of the spring, relative to the box size.
+    pub inlier_center_relative_distance: f32,
+    /// Spring force toward the inlier center (0 disables).
+    pub inlier_spring_force: f32,
+    /// Weight of the previous velocity in the velocity update.
+    pub velocity_update_weight: f32,
+    /// Failing steps (high disparity) tolerated in the last `max + 1`.
+    pub max_track_failures: u32,
+    /// Minimum expansion of the search region.
+    pub expansion_size: f32,
+    /// Kinetic energy decay per step.
+    pub kinetic_energy_decay: f32,
+    /// Kinetic energy ramp start (per 30 fps frame).
+    pub low_kinetic_energy: f32,
+    /// Kinetic energy ramp end (per 30 fps frame).
+    pub high_kinetic_energy: f32,
+    /// Prior change per step.
+    pub prior_weight_increase: f32,
+    /// Speed below which a box counts as static (per 30 fps frame).
+    pub static_motion_temporal_ratio: f32,
+    /// Continued inliers needed before the object similarity is fitted.
+    pub object_similarity_min_contd_inliers: u32,
+    /// Largest accepted object scale change per step.
+    pub box_similarity_max_scale: f32,
+    /// Largest accepted object rotation per step (rad).
+    pub box_similarity_max_rotation: f32,
+}
+
+impl Default for TrackStepOptions {
+    fn default() -> Self {
+        TrackStepOptions {
+            tracking_degrees: TrackingDegrees::TrackingDegreeTranslation,
+            track_object_and_camera: false,
+            irls_iterations: 5,
+            spatial_sigma: 0.15,
+            min_motion_sigma: 0.002,
+            relative_motion_sigma: 0.3,
+            motion_disparity_low_level: 8e-3,
+            motion_disparity_high_level: 1.6e-2,
+            disparity_decay: 0.8,
+            motion_prior_weight: 0.2,
+            background_discrimination_low_level: 4e-3,
+            background_discrimination_high_level: 8e-3,
+            inlier_low_weight: 250.0,
+            inlier_high_weight: 500.0,
+            inlier_center_relative_distance: 0.1,
+            inlier_spring_force: 0.3,
+            velocity_update_weight: 0.7,
+            max_track_failures: 10,
+            expansion_size: 0.05,
+            kinetic_energy_decay: 0.98,
+            low_kinetic_energy: 1e-3,
+            high_kinetic_energy: 4e-3,
+            prior_weight_increase: 0.2,
+            static_motion_temporal_ratio: 3e-3,
+            object_similarity_min_contd_inliers: 30,
+            box_similarity_max_scale: 1.05,
+            box_similarity_max_rotation: 0.2,
+        }
+    }
+}
+
+impl TrackStepOptions {
+    /// The live box-tracking graph's settings: object scale, object and camera, no spring,
+    /// static ratio 3e-2.
+    pub fn box_tracking_graph() -> TrackStepOptions {
+        TrackStepOptions {
+            tracking_degrees: TrackingDegrees::TrackingDegreeObjectScale,
+            track_object_and_camera: true,
+            inlier_spring_force: 0.0,
+            static_motion_temporal_ratio: 3e-2,
+            ..TrackStepOptions::default()
+        }
+    }
+}
+
+/// A remembered feature: id, consecutive frames observed, match position (normalized).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureRecord {
+    /// Track id.
+    pub id: i32,
+    /// Consecutive frames it was an inlier (0 for outliers).
+    pub length: i32,
+    /// Where it matched in the frame the state refers to.
+    pub match_pos: [f32; 2],
+}
+
+/// State of one box at one frame (normalized coordinates, velocities per 30 fps frame).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MotionBoxState {
+    /// Left of the unscaled box.
+    pub pos_x: f32,
+    /// Top of the unscaled box.
+    pub pos_y: f32,
+    /// Base width (never changes).
+    pub width: f32,
+    /// Base height (never changes).
+    pub height: f32,
+    /// Scale about the center.
+    pub scale: f32,
+    /// Rotation about the center (rad).
+    pub rotation: f32,
+    /// Object velocity x (camera motion removed).
+    pub dx: f32,
+    /// Object velocity y.
+    pub dy: f32,
+    /// Inlier-weighted average object speed (aspect units per frame).
+    pub kinetic_energy: f32,
+    /// Confidence in the prior, [0, 1].
+    pub prior_weight: f32,
+    /// Signed disparity between measured and expected motion, [-1, 1].
+    pub motion_disparity: f32,
+    /// How distinct the object motion is from the background, [0, 1].
+    pub background_discrimination: f32,
+    /// Inlier center x.
+    pub inlier_center_x: f32,
+    /// Inlier center y.
+    pub inlier_center_y: f32,
+    /// Inlier extent x (0: unset).
+    pub inlier_width: f32,
+    /// Inlier extent y (0: unset).
+    pub inlier_height: f32,
+    /// Sum of inlierness.
+    pub inlier_sum: f32,
+    /// inlier_sum relative to the best of the recent history.
+    pub inlier_ratio: f32,
+    /// Inlier features, sorted by id.
+    pub inliers: Vec<FeatureRecord>,
+    /// Outlier features, sorted by id.
+    pub outliers: Vec<FeatureRecord>,
+    /// Status of the step that produced the state.
+    pub track_status: TrackStatus,
+    /// Confidence, [0, 1].
+    pub tracking_confidence: f32,
+}
+
+impl Default for MotionBoxState {
+    fn default() -> Self {
+        MotionBoxState {
+            pos_x: 0.0,
+            pos_y: 0.0,
+            width: 0.0,
+            height: 0.0,
+            scale: 1.0,
+            rotation: 0.0,
+            dx: 0.0,
+            dy: 0.0,
+            kinetic_energy: 0.0,
+            prior_weight: 0.0,
+            motion_disparity: 0.0,
+            background_discrimination: 0.0,
+            inlier_center_x: 0.0,
+            inlier_center_y: 0.0,
+            inlier_width: 0.0,
+            inlier_height: 0.0,
+            inlier_sum: 0.0,
+            inlier_ratio: 0.0,
+            inliers: Vec::new(),
+            outliers: Vec::new(),
+            track_status: TrackStatus::Untracked,
+            tracking_confidence: 0.0,
+        }
+    }
+}
+
+impl MotionBoxState {
+    /// A state for an axis-aligned box (normalized left, top, right, bottom).
+    pub fn from_rect(left: f32, top: f32, right: f32, bottom: f32, rotation: f32) -> Self {
+        let (w, h) = ((right - left).max(0.0), (bottom - top).max(0.0));
+        MotionBoxState {
+            pos_x: left,
+            pos_y: top,
+            width: w,
+            height: h,
+            rotation: if rotation.is_finite() { rotation } else { 0.0 },
+            inlier_center_x: left + w / 2.0,
+            inlier_center_y: top + h / 2.0,
+            ..Default::default()
+        }
+    }
+
+    /// (left, top, right, bottom) of the scaled box, before rotation.
+    pub fn rect(&self) -> [f32; 4] {
+        let (hw, hh) = (
+            self.width * self.scale / 2.0,
+            self.height * self.scale / 2.0,
+        );
+        let (cx, cy) = self.center();
+        [cx - hw, cy - hh, cx + hw, cy + hh]
+    }
+
+    /// Box center.
+    pub fn center(&self) -> (f32, f32) {
+        (
+            self.pos_x + self.width / 2.0,
+            self.pos_y + self.height / 2.0,
+        )
+    }
+
+    /// Corners of the scaled, rotated box (TL, BL, BR, TR).
+    pub fn corners(&self) -> [[f32; 2]; 4] {
+        let (cx, cy) = self.center();
+        let (hw, hh) = (
+            self.width * self.scale / 2.0,
+            self.height * self.scale / 2.0,
+        );
+        let (s, c) = self.rotation.sin_cos();
+        [(-hw, -hh), (-hw, hh), (hw, hh), (hw, -hh)]
+            .map(|(x, y)| [cx + c * x - s * y, cy + s * x + c * y])
+    }
+
+    /// Whether the numbers are usable (finite, non-negative size).
+    pub fn is_valid(&self) -> bool {
+        [
+            self.pos_x,
+            self.pos_y,
+            self.width,
+            self.height,
+            self.scale,
+            self.rotation,
+            self.dx,
+            self.dy,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+            && self.width >= 0.0
+            && self.height >= 0.0
+            && self.scale > 0.0
+    }
+
+    /// The state with x quantities multiplied by `sx`, y quantities by `sy`, and
+    /// velocities additionally by `vt`.
+    fn rescaled(&self, sx: f32, sy: f32, vt: f32) -> MotionBoxState {
+        let rec = |r: &FeatureRecord| FeatureRecord {
+            match_pos: [r.match_pos[0] * sx, r.match_pos[1] * sy],
+            ..*r
+        };
+        MotionBoxState {
+            pos_x: self.pos_x * sx,
+            pos_y: self.pos_y * sy,
+            width: self.width * sx,
+            height: self.height * sy,
+            dx: self.dx * sx * vt,
+            dy: self.dy * sy * vt,
+            inlier_center_x: self.inlier_center_x * sx,
+            inlier_center_y: self.inlier_center_y * sy,
+            inlier_width: self.inlier_width * sx,
+            inlier_height: self.inlier_height * sy,
+            inliers: self.inliers.iter().map(rec).collect(),
+            outliers: self.outliers.iter().map(rec).collect(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Initializes `state` on the frame it starts at: vectors inside the box become inliers
+/// (length 1), the others outliers; prior 1 if any inlier; inlier center and extent from
+/// the inliers' bounding box. `frame` is the frame's own data (positions in that frame).
+pub fn initialize_inliers(state: &mut MotionBoxState, frame: &MotionVectorFrame) {
+    let [ex, ey] = frame.extent;
+    let s = state.rescaled(ex, ey, 1.0);
+    let corners = s.corners();
+    let inside = |p: [f32; 2]| {
+        (0..4).all(|i| {
+            let a = corners[i];
+            let b = corners[(i + 1) % 4];
+            // Corners run counter-clockwise in image coordinates (y down): TL, BL, BR, TR.
+            (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) <= 0.0
+        })
+    };
+    let (mut inliers, mut outliers) = (Vec::new(), Vec::new());
+    let mut bb = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
+    for v in &frame.vectors {
+        let rec = FeatureRecord {
+            id: v.track_id,
+            length: 1,
+            match_pos: [v.pos[0] / ex, v.pos[1] / ey],
+        };
+        if inside(v.pos) {
+            bb = [
+                bb[0].min(rec.match_pos[0]),
+                bb[1].min(rec.match_pos[1]),
+                bb[2].max(rec.match_pos[0]),
+                bb[3].max(rec.match_pos[1]),
+            ];
+            inliers.push(rec);
+        } else {
+            outliers.push(FeatureRecord { length: 0, ..rec });
+        }
+    }
+    inliers.retain(|r| r.id >= 0);
+    outliers.retain(|r| r.id >= 0);
+    inliers.sort_by_key(|r| r.id);
+    inliers.dedup_by_key(|r| r.id);
+    outliers.sort_by_key(|r| r.id);
+    outliers.dedup_by_key(|r| r.id);
+    state.prior_weight = if inliers.is_empty() { 0.0 } else { 1.0 };
+    if !inliers.is_empty() {
+        state.inlier_center_x = (bb[0] + bb[2]) / 2.0;
+        state.inlier_center_y = (bb[1] + bb[3]) / 2.0;
+        state.inlier_width = bb[2] - bb[0];
+        state.inlier_height = bb[3] - bb[1];
+    }
+    state.inliers = inliers;
+    state.outliers = outliers;
+}
+
+/// Weighted linear similarity fit of `obj = (a-1, b) applied to (p - c) + t`:
+/// returns (alpha = a - 1, b, tx, ty).
+fn fit_similarity(
+    points: &[[f32; 2]],
+    motions: &[[f32; 2]],
+    weights: &[f32],
+    c: [f32; 2],
+) -> Option<[f64; 4]> {
+    let mut ata = [[0f64; 4]; 4];
+    let mut atb = [0f64; 4];
+    for ((p, m), &w) in points.iter().zip(motions).zip(weights) {
+        let (x, y) = (f64::from(p[0] - c[0]), f64::from(p[1] - c[1]));
+        let w = f64::from(w);
+        // rows: [x, -y, 1, 0] -> mx ; [y, x, 0, 1] -> my
+        let rows = [
+            ([x, -y, 1.0, 0.0], f64::from(m[0])),
+            ([y, x, 0.0, 1.0], f64::from(m[1])),
+        ];
+        for (r, rhs) in rows {
+            for i in 0..4 {
+                atb[i] += w * r[i] * rhs;
+                for j in 0..4 {
+                    ata[i][j] += w * r[i] * r[j];
+                }
+            }
+        }
+    }
+    solve4(ata, atb)
+}
+
+/// Solves a 4x4 system by Gaussian elimination with partial pivoting.
+fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
+    let scale = a.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+    if scale <= 0.0 || !scale.is_finite() {
+        return None;
+    }
+    for col in 0..4 {
+        let piv = (col..4).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-12 * scale {
+            return None;
+        }
+        a.swap(col, piv);
+        b.swap(col, piv);
+        for r in col + 1..4 {
+            let f = a[r][col] / a[col][col];
+            let pivot_row = a[col];
+            for (dst, src) in a[r].iter_mut().zip(pivot_row).skip(col) {
+                *dst -= f * src;
+            }
+            b[r] -= f * b[col];
+        }
+    }
+    let mut x = [0f64; 4];
+    for r in (0..4).rev() {
+        let s: f64 = (r + 1..4).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
+
+/// Anisotropic error of a residual `d` w.r.t. the direction `dir`.
+fn aniso_error(d: [f32; 2], dir: [f32; 2], scale: [f32; 2]) -> f32 {
+    let par = (d[0] * dir[0] + d[1] * dir[1]) * scale[0];
+    let orth = (d[1] * dir[0] - d[0] * dir[1]) * scale[1];
+    par.hypot(orth)
+}
+
+/// Moves the box by the camera motion `h` (from-frame -> to-frame), through the corners
+/// (similarity fit) or as a translation at the center.
+fn apply_camera_motion(s: &mut MotionBoxState, h: &Homography, opts: &TrackStepOptions) {
+    let (cx, cy) = s.center();
+    let through_corners = opts.track_object_and_camera
+        && opts.tracking_degrees != TrackingDegrees::TrackingDegreeTranslation;
+    if !through_corners {
+        let (mx, my) = h.map(cx, cy);
+        s.pos_x += mx - cx;
+        s.pos_y += my - cy;
+        return;
+    }
+    let corners = s.corners();
+    let motions: Vec<[f32; 2]> = corners
+        .iter()
+        .map(|p| {
+            let (mx, my) = h.map(p[0], p[1]);
+            [mx - p[0], my - p[1]]
+        })
+        .collect();
+    match fit_similarity(&corners, &motions, &[1.0; 4], [cx, cy]) {
+        Some([alpha, b, tx, ty]) if (tx.is_finite() && ty.is_finite()) => {
+            s.pos_x += tx as f32;
+            s.pos_y += ty as f32;
+            let sc = ((1.0 + alpha).hypot(b)) as f32;
+            if opts.tracking_degrees.scale() && sc.is_finite() && sc > 0.0 {
+                s.scale *= sc;
+            }
+            if opts.tracking_degrees.rotation() {
+                s.rotation += b.atan2(1.0 + alpha) as f32;
+            }
+        }
+        _ => {
+            let (mx, my) = h.map(cx, cy);
+            s.pos_x += mx - cx;
+            s.pos_y += my - cy;
+        }
+    }
+}
+
+/// Looks a feature up among stored records: by id, or (at chunk boundaries, where ids are
+/// not comparable) by match position within 2e-3.
+fn lookup<'a>(
+    records: &'a [FeatureRecord],
+    v: &MotionVector,
+    by_position: bool,
+) -> Option<&'a FeatureRecord> {
+    if by_position {
+        records.iter().find(|r| {
+            (r.match_pos[0] - v.pos[0]).abs() < 2e-3 && (r.match_pos[1] - v.pos[1]).abs() < 2e-3
+        })
+    } else if v.track_id >= 0 {
+        records
+            .binary_search_by_key(&v.track_id, |r| r.id)
+            .ok()
+            .map(|i| &records[i])
+    } else {
+        None
+    }
+}
+
+/// One track step of `prev` through `frame` (from-frame -> to-frame). `history` holds the
+/// earlier states in tracking order (oldest first, `prev` excluded; up to 10 are used);
+/// `first_step` is true on the step right after the box was started. Returns the new state;
+/// its `track_status` tells whether the step succeeded (see [`is_failure`]).
+pub fn track_step(
+    prev: &MotionBoxState,
+    history: &[&MotionBoxState],
+    frame: &MotionVectorFrame,
+    first_step: bool,
+    opts: &TrackStepOptions,
+) -> MotionBoxState {
+    if !prev.is_valid() {
+        return MotionBoxState {
+            track_status: TrackStatus::Untracked,
+            tracking_confidence: 0.0,
+            ..prev.clone()
+        };
+    }
+    if frame.is_duplicated {
+        return MotionBoxState {
+            track_status: TrackStatus::Duplicated,
+            ..prev.clone()
+        };
+    }
+    let [ex, ey] = frame.extent;
+    let ts = frame.duration_ms / NOMINAL_FRAME_MS;
+    let p = prev.rescaled(ex, ey, ts);
+    let hist: Vec<MotionBoxState> = history
+        .iter()
+        .rev()
+        .take(10)
+        .map(|s| s.rescaled(ex, ey, ts))
+        .collect();
+    let mut out = step_denormalized(&p, &hist, frame, first_step, opts, ts);
+    // Leaving the frame while moving: untracked.
+    let static_motion = opts.static_motion_temporal_ratio * ts;
+    let v = [out.dx, out.dy];
+    if norm(v) > static_motion && out.track_status >= TrackStatus::Tracked {
+        let (w, h) = (out.width * out.scale, out.height * out.scale);
+        let r = out.rect();
+        let leaving = |lo: f32, size: f32, ext: f32, vel: f32| {
+            (lo < -0.3 * size && vel < -static_motion / 2.0)
+                || (lo > ext - 0.7 * size && vel > static_motion / 2.0)
+        };
+        if leaving(r[0], w, ex, v[0]) || leaving(r[1], h, ey, v[1]) {
+            out.track_status = TrackStatus::Untracked;
+        }
+    }
+    if out.track_status < TrackStatus::Tracked {
+        out.tracking_confidence = 0.0;
+    }
+    out.rescaled(1.0 / ex, 1.0 / ey, 1.0 / ts)
+}
+
+/// True if `states` (tracking order, newest last) mean a failed track: the newest status is
+/// below TRACKED, or at least `max_track_failures` of the last `max + 1` (out-of-bound ones
+/// excluded) have |disparity| x prior > 0.8.
+pub fn is_failure(states: &[&MotionBoxState], opts: &TrackStepOptions) -> bool {
+    let Some(last) = states.last() else {
+        return true;
+    };
+    if last.track_status < TrackStatus::Tracked {
+        return true;
+    }
+    let window = opts.max_track_failures as usize + 1;
+    let bad = states
+        .iter()
+        .rev()
+        .take(window)
+        .filter(|s| s.track_status != TrackStatus::TrackedOutOfBound)
+        .filter(|s| s.motion_disparity.abs() * s.prior_weight > 0.8)
+        .count();
+    opts.max_track_failures > 0 && bad >= opts.max_track_failures as usize
+}
+
+/// The step in the aspect domain, velocities per actual frame.
+fn step_denormalized(
+    prev: &MotionBoxState,
+    hist: &[MotionBoxState],
+    frame: &MotionVectorFrame,
+    first_step: bool,
+    opts: &TrackStepOptions,
+    ts: f32,
+) -> MotionBoxState {
+    let [ex, ey] = frame.extent;
+    let static_motion = opts.static_motion_temporal_ratio * ts;
+    let v_prev = [prev.dx, prev.dy];
+    let speed_prev = norm(v_prev);
+    let prior = prev.prior_weight.clamp(0.0, 1.0);
+    let bg_valid = frame.valid_background;
+    let (bw, bh) = (prev.width * prev.scale, prev.height * prev.scale);
+    let (cx, cy) = prev.center();
+
+    // 1. Search region.
+    let corners = prev.corners();
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for c in &corners {
+        x0 = x0.min(c[0]);
+        y0 = y0.min(c[1]);
+        x1 = x1.max(c[0]);
+        y1 = y1.max(c[1]);
+    }
+    let e = opts
+        .expansion_size
+        .max((0.25 * bw.hypot(bh)).min(2.0 * speed_prev));
+    let (sx0, sy0, sx1, sy1) = (x0 - e, y0 - e, x1 + e, y1 + e);
+    let rotated = prev.rotation.abs() > 0.01;
+    let (sin, cos) = prev.rotation.sin_cos();
+    let in_region = |v: &MotionVector| {
+        if v.pos[1] < sy0 || v.pos[1] > sy1 {
+            return false;
+        }
+        if rotated {
+            let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
+            let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
+            return lx.abs() <= bw / 2.0 + e && ly.abs() <= bh / 2.0 + e;
+        }
+        true
+    };
+    let region: Vec<&MotionVector> = frame.vectors[frame.x_range(sx0, sx1)]
+        .iter()
+        .filter(|v| in_region(v))
+        .collect();
+
+    let camera_only = |status: TrackStatus| {
+        let mut s = prev.clone();
+        if bg_valid {
+            apply_camera_motion(&mut s, &frame.background_model, opts);
+        }
+        s.track_status = status;
+        s
+    };
+
+    // 2. Featureless or out of view.
+    let outside = sx1 < 0.0 || sy1 < 0.0 || sx0 > ex || sy0 > ey;
+    if region.is_empty() || outside {
+        if speed_prev > static_motion || (!bg_valid && !first_step) {
+            return MotionBoxState {
+                track_status: TrackStatus::NoFeatures,
+                ..prev.clone()
+            };
+        }
+        return camera_only(TrackStatus::TrackedOutOfBound);
+    }
+    // 3. Validity.
+    let (cx0, cy0, cx1, cy1) = (x0.max(0.0), y0.max(0.0), x1.min(ex), y1.min(ey));
+    if cx1 - cx0 < 1e-3 || cy1 - cy0 < 1e-3 {
+        return MotionBoxState {
+            track_status: TrackStatus::Empty,
+            ..prev.clone()
+        };
+    }
+    if bw > 1e4 || bh > 1e4 {
+        return MotionBoxState {
+            track_status: TrackStatus::Untracked,
+            ..prev.clone()
+        };
+    }
+
+    // 4. Prior weights.
+    let by_position = frame.is_chunk_boundary;
+    let mut prev_outliers: Vec<FeatureRecord> = prev.outliers.clone();
+    for h in hist {
+        prev_outliers.extend_from_slice(&h.outliers);
+    }
+    prev_outliers.sort_by_key(|r| r.id);
+    prev_outliers.dedup_by_key(|r| r.id);
+    let was_inlier: Vec<Option<&FeatureRecord>> = region
+        .iter()
+        .map(|v| lookup(&prev.inliers, v, by_position))
+        .collect();
+    let was_outlier: Vec<bool> = region
+        .iter()
+        .map(|v| lookup(&prev_outliers, v, by_position).is_some())
+        .collect();
+    let continued = was_inlier.iter().filter(|r| r.is_some()).count();
+    let center = [
+        lerp(cx, prev.inlier_center_x, prior.min(0.5)),
+        lerp(cy, prev.inlier_center_y, prior.min(0.5)),
+    ];
+    let sig = |extent: f32, size: f32| {
+        let rel = if size > 0.0 && extent > 0.0 {
+            extent / size
+        } else {
+            0.0
+        };
+        opts.spatial_sigma.max(rel * 0.5 * prior / 1.65)
+    };
+    let (sigx, sigy) = (sig(prev.inlier_width, bw), sig(prev.inlier_height, bh));
+    let sigma_m = opts
+        .min_motion_sigma
+        .max(opts.relative_motion_sigma * speed_prev);
+    let lambda = opts.motion_prior_weight.max(prev.motion_disparity.abs()) * prior;
+    let k = ramp(
+        prev.kinetic_energy,
+        opts.low_kinetic_energy * ts,
+        opts.high_kinetic_energy * ts,
+    );
+    let contd_score = ramp(continued as f32, 10.0, 30.0);
+    let mut prior_w: Vec<f32> = Vec::with_capacity(region.len());
+    for (i, v) in region.iter().enumerate() {
+        let (mut ox, mut oy) = (v.pos[0] - center[0], v.pos[1] - center[1]);
+        if rotated {
+            let (rx, ry) = (cos * ox + sin * oy, -sin * ox + cos * oy);
+            ox = rx;
+            oy = ry;
+        }
+        ox /= bw.max(1e-6);
+        oy /= bh.max(1e-6);
+        let spatial = (-0.5 * (ox * ox / (sigx * sigx) + oy * oy / (sigy * sigy))).exp();
+        let obj = norm(v.object);
+        let mut w = spatial;
+        if bg_valid {
+            let dm = obj - speed_prev;
+            let mw = (-0.5 * dm * dm / (sigma_m * sigma_m)).exp();
+            w = lerp(spatial, mw, lambda);
+        }
+        if was_inlier[i].is_some() {
+            let up = lerp(5.0, 20.0, contd_score.max((1.0 - 2.0 * k).max(0.0)));
+            w *= up.min(100.0);
+        } else {
+            let mut down = 1.0f32;
+            if was_outlier[i] {
+                down *= 20.0;
+            }
+            if k >= prior && obj < opts.low_kinetic_energy * ts {
+                down *= 2.0 * lerp(1.0, 10.0, prior);
+            }
+            w /= down.min(100.0);
+        }
+        if k >= 0.8 * prior && obj > opts.high_kinetic_energy * ts && !was_outlier[i] {
+            w *= (5.0 * lerp(1.0, 10.0, prior)).min(100.0);
+        }
+        prior_w.push(if w.is_finite() { w } else { 0.0 });
+    }
+    let good = prior_w.iter().filter(|&&w| w >= 0.1).count();
+    let wsum: f32 = prior_w.iter().sum();
+    if wsum > 0.0 {
+        prior_w.iter_mut().for_each(|w| *w /= wsum);
+    }
+
+    // 5. Static fallback.
+    if good < 3 && speed_prev <= static_motion {
+        return camera_only(TrackStatus::Tracked);
+    }
+
+    // 6. Object motion by IRLS.
+    let mut rough = [0f32; 2];
+    for (v, &w) in region.iter().zip(&prior_w) {
+        let m = v.motion();
+        rough[0] += w * m[0];
+        rough[1] += w * m[1];
+    }
+    let mag = norm(rough).max(speed_prev * prior);
+    let irls_scale = [
+        if mag > 0.0 {
+            (1.25e-3 / (0.1 * mag)).min(1.0)
+        } else {
+            1.0
+        },
+        if mag > 0.0 {
+            (1.25e-3 / (0.25 * mag)).min(1.0)
+        } else {
+            1.0
+        },
+    ];
+    let dir = if norm(rough) > 0.0 {
+        [rough[0] / norm(rough), rough[1] / norm(rough)]
+    } else {
+        [1.0, 0.0]
+    };
+    let iters = opts.irls_iterations.max(1);
+    let mut weights = prior_w.clone();
+    let mut t = v_prev;
+    let no_good = good == 0 || wsum <= 0.0;
+    if !no_good {
+        for it in 0..iters {
+            let sw: f32 = weights.iter().sum();
+            if sw <= 0.0 {
+                break;
+            }
+            let (mut tx, mut ty) = (0f32, 0f32);
+            for (v, &w) in region.iter().zip(&weights) {
+                tx += w * v.object[0];
+                ty += w * v.object[1];
+            }
+            t = [tx / sw, ty / sw];
+            for (i, v) in region.iter().enumerate() {
+                let d = [v.object[0] - t[0], v.object[1] - t[1]];
+                let err = aniso_error(d, dir, irls_scale);
+                let num = if it + 1 == iters { 1.0 } else { prior_w[i] };
+                weights[i] = num / (err + 1e-8);
+            }
+        }
+    }
+    // Object similarity (scale / rotation).
+    let mut similarity: Option<(f32, f32, [f32; 2])> = None; // (scale, rotation, t at center)
+    let want_sim = opts.tracking_degrees != TrackingDegrees::TrackingDegreeTranslation;
+    if want_sim
+        && !no_good
+        && continued >= opts.object_similarity_min_contd_inliers as usize
+        && region.len() >= 4
+    {
+        let pts: Vec<[f32; 2]> = region.iter().map(|v| v.pos).collect();
+        let objs: Vec<[f32; 2]> = region.iter().map(|v| v.object).collect();
+        let mut sw = prior_w.clone();
+        let mut model = None;
+        for it in 0..iters {
+            let Some(m) = fit_similarity(&pts, &objs, &sw, [cx, cy]) else {
+                model = None;
+                break;
+            };
+            model = Some(m);
+            let [al, b, tx, ty] = m.map(|x| x as f32);
+            for i in 0..pts.len() {
+                let (x, y) = (pts[i][0] - cx, pts[i][1] - cy);
+                let pred = [al * x - b * y + tx, b * x + al * y + ty];
+                let d = [objs[i][0] - pred[0], objs[i][1] - pred[1]];
+                let err = aniso_error(d, dir, irls_scale);
+                let num = if it + 1 == iters { 1.0 } else { prior_w[i] };
+                sw[i] = num / (err + 1e-8);
+            }
+        }
+        if let Some([al, b, tx, ty]) = model {
+            let scale = ((1.0 + al).hypot(b)) as f32;
+            let rot = b.atan2(1.0 + al) as f32;
+            let ms = opts.box_similarity_max_scale.max(1.0);
+            if (1.0 / ms..=ms).contains(&scale) && rot.abs() <= opts.box_similarity_max_rotation {
+                similarity = Some((scale, rot, [tx as f32, ty as f32]));
+                t = [tx as f32, ty as f32];
+                weights = sw;
+            }
+        }
+    }
+
+    // 7. Inlier scoring.
+    let t_mag = norm(t);
+    let discrimination = if bg_valid {
+        ramp(
+            t_mag,
+            opts.background_discrimination_low_level,
+            opts.background_discrimination_high_level,
+        )
+    } else {
+        prev.background_discrimination
+    };
+    let half_extent = [
+        0.55 * if prev.inlier_width > 0.0 {
+            prev.inlier_width
+        } else {
+            bw
+        },
+        0.55 * if prev.inlier_height > 0.0 {
+            prev.inlier_height
+        } else {
+            bh
+        },
+    ];
+    let mut inlierness = vec![0f32; region.len()];
+    let mut accepted: Vec<usize> = Vec::new();
+    let mut outlier_idx: Vec<usize> = Vec::new();
+    if !no_good {
+        for i in 0..region.len() {
+            let s = ramp(weights[i], opts.inlier_low_weight, opts.inlier_high_weight);
+            if s > 0.5 {
+                let v = region[i];
+                if discrimination < 0.5
+                    && ((v.pos[0] - prev.inlier_center_x).abs() > half_extent[0]
+                        || (v.pos[1] - prev.inlier_center_y).abs() > half_extent[1])
+                {
+                    continue;
+                }
+                inlierness[i] = s;
+                accepted.push(i);
+            } else if s < 0.1 {
+                outlier_idx.push(i);
+            }
+        }
+    }
+    // 10x10 density grid over the search region.
+    let (gw, gh) = ((sx1 - sx0).max(1e-6), (sy1 - sy0).max(1e-6));
+    let grid_pos = |p: [f32; 2]| {
+        let gx = ((p[0] - sx0) / gw * 9.0).clamp(0.0, 9.0);
+        let gy = ((p[1] - sy0) / gh * 9.0).clamp(0.0, 9.0);
+        let (ix, iy) = ((gx as usize).min(8), (gy as usize).min(8));
+        (ix, iy, gx - ix as f32, gy - iy as f32)
+    };
+    let mut grid = [[0f32; 10]; 10];
+    for &i in &accepted {
+        let (ix, iy, fx, fy) = grid_pos(region[i].pos);
+        grid[iy][ix] += (1.0 - fx) * (1.0 - fy);
+        grid[iy][ix + 1] += fx * (1.0 - fy);
+        grid[iy + 1][ix] += (1.0 - fx) * fy;
+        grid[iy + 1][ix + 1] += fx * fy;
+    }
+    let mut new_inliers = Vec::with_capacity(accepted.len());
+    let mut density = Vec::with_capacity(accepted.len());
+    let (mut kin_sum, mut kin_w, mut motion_inliers) = (0f32, 0f32, 0f32);
+    let (mut contd_inliers, mut swapped) = (0usize, 0usize);
+    let inlier_sigma = opts
+        .min_motion_sigma
+        .max(opts.relative_motion_sigma * speed_prev);
+    for &i in &accepted {
+        let v = region[i];
+        let m = v.motion();
+        let prev_len = was_inlier[i].map_or(0, |r| r.length);
+        if was_inlier[i].is_some() {
+            contd_inliers += 1;
+        }
+        if was_outlier[i] {
+            swapped += 1;
+        }
+        new_inliers.push(FeatureRecord {
+            id: v.track_id,
+            length: prev_len + 1,
+            match_pos: [v.pos[0] + m[0], v.pos[1] + m[1]],
+        });
+        let (ix, iy, fx, fy) = grid_pos(v.pos);
+        let local = grid[iy][ix] * (1.0 - fx) * (1.0 - fy)
+            + grid[iy][ix + 1] * fx * (1.0 - fy)
+            + grid[iy + 1][ix] * (1.0 - fx) * fy
+            + grid[iy + 1][ix + 1] * fx * fy;
+        density.push(2.0 * if local > 1.0 { 1.0 / local } else { 1.0 });
+        let obj = norm(v.object);
+        kin_sum += obj * prior_w[i];
+        kin_w += prior_w[i];
+        if (obj - speed_prev).abs() * prior < inlier_sigma.max(2e-3) {
+            motion_inliers += prior_w[i];
+        }
+    }
+    let kinetic_avg = if kin_w > 0.0 { kin_sum / kin_w } else { 0.0 };
+
+    // 8. Disparity.
+    let mut disparity = if no_good {
+        1.0
+    } else {
+        let measured = ramp(
+            (t_mag - speed_prev).abs() * irls_scale[0],
+            opts.motion_disparity_low_level,
+            opts.motion_disparity_high_level,
+        );
+        // The reference caps with 1 - (continued inlier count): an integer, so any
+        // continued inlier disables the measured term.
+        let capped = measured.min(1.0 - contd_inliers as f32);
+        let d = (opts.disparity_decay * prev.motion_disparity.abs()).max(capped) * prior;
+        let d = d.min(1.0 - ramp(new_inliers.len() as f32, 20.0, 40.0));
+        if t_mag < speed_prev {
+            -d
+        } else {
+            d
+        }
+    };
+
+    // 9. Reset rule.
+    let prev_inlier_count = prev.inliers.len();
+    let discarded = prev
+        .inliers
+        .iter()
+        .filter(|r| frame.actively_discarded.binary_search(&r.id).is_ok())
+        .count();
+    let denom = prev_inlier_count.saturating_sub(discarded);
+    let continuity = if denom > 0 {
+        contd_inliers as f32 / denom as f32
+    } else {
+        1.0
+    };
+    let swap_ratio = if prev_inlier_count > 0 {
+        swapped as f32 / prev_inlier_count as f32
+    } else {
+        0.0
+    };
+    let reset =
+        continuity.max(motion_inliers) < 0.15 || disparity.abs() >= 1.0 || swap_ratio >= 2.5;
+    let mut outliers: Vec<FeatureRecord> = outlier_idx
+        .iter()
+        .map(|&i| FeatureRecord {
+            id: region[i].track_id,
+            length: 0,
+            match_pos: {
+                let m = region[i].motion();
+                [region[i].pos[0] + m[0], region[i].pos[1] + m[1]]
+            },
+        })
+        .filter(|r| r.id >= 0)
+        .collect();
+    let mut discrimination = discrimination;
+    if reset {
+        new_inliers.clear();
+        density.clear();
+        accepted.clear();
+        outliers.clear();
+        inlierness.iter_mut().for_each(|s| *s = 0.0);
+        disparity = if disparity < 0.0 { -1.0 } else { 1.0 };
+        t = v_prev;
+        similarity = None;
+        discrimination = prev.background_discrimination;
+    }
+
+    // 10. Statistics and velocity blend.
+    let inlier_sum: f32 = accepted.iter().map(|&i| inlierness[i]).sum();
+    let confidence = if hist.is_empty() && first_step {
+        1.0
+    } else {
+        ramp(new_inliers.len() as f32, 10.0, 30.0)
+    };
+    let kinetic_energy = (opts.kinetic_energy_decay * prev.kinetic_energy)
+        .max(kinetic_avg * (1.0 - disparity.abs()));
+    let max_hist_sum = hist
+        .iter()
+        .map(|h| h.inlier_sum)
+        .chain(std::iter::once(prev.inlier_sum))
+        .fold(0f32, f32::max);
+    let inlier_ratio = inlier_sum / (max_hist_sum + 1e-3);
+    let perfect = inlier_ratio > 0.85 && inlier_ratio < 1.15;
+    if bg_valid && !perfect {
+        let a = disparity.abs().min(0.8);
+        t = [lerp(t[0], v_prev[0], a), lerp(t[1], v_prev[1], a)];
+    }
+
+    // 11. Apply object motion, then camera motion.
+    let mut s = prev.clone();
+    match similarity {
+        Some((scale, rot, _)) if !reset => {
+            s.pos_x += t[0];
+            s.pos_y += t[1];
+            if opts.tracking_degrees.scale() {
+                s.scale *= scale;
+            }
+            if opts.tracking_degrees.rotation() {
+                s.rotation += rot;
+            }
+        }
+        _ => {
+            s.pos_x += t[0];
+            s.pos_y += t[1];
+        }
+    }
+    if bg_valid {
+        apply_camera_motion(&mut s, &frame.background_model, opts);
+    }
+    let (ncx, ncy) = s.center();
+    let shift = [ncx - cx, ncy - cy];
+
+    // 12. Inlier center and extent.
+    let r = s.rect();
+    let (mut sw, mut mx, mut my) = (0f32, 0f32, 0f32);
+    let weights_c: Vec<f32> = accepted
+        .iter()
+        .zip(&new_inliers)
+        .zip(&density)
+        .map(|((&i, rec), &d)| {
+            let inside = rec.match_pos[0] >= r[0]
+                && rec.match_pos[0] <= r[2]
+                && rec.match_pos[1] >= r[1]
+                && rec.match_pos[1] <= r[3];
+            inlierness[i] * d * if inside { 1.0 } else { 0.25 }
+        })
+        .collect();
+    for (rec, &w) in new_inliers.iter().zip(&weights_c) {
+        sw += w;
+        mx += w * rec.match_pos[0];
+        my += w * rec.match_pos[1];
+    }
+    let prev_ic = [
+        prev.inlier_center_x + shift[0],
+        prev.inlier_center_y + shift[1],
+    ];
+    let measured_center = if inlier_sum > 2.0 && sw > 0.0 {
+        [mx / sw, my / sw]
+    } else {
+        [lerp(ncx, prev_ic[0], 0.5), lerp(ncy, prev_ic[1], 0.5)]
+    };
+    let dc = norm([
+        measured_center[0] - prev_ic[0],
+        measured_center[1] - prev_ic[1],
+    ]);
+    let size_n = (bw).hypot(bh).max(1e-6);
+    let f = (lerp(0.95, 0.6, discrimination).min(dc / size_n) * prior).clamp(0.0, 1.0);
+    s.inlier_center_x = lerp(measured_center[0], prev_ic[0], f);
+    s.inlier_center_y = lerp(measured_center[1], prev_ic[1], f);
+    if sw > 30.0 {
+        let (mut vx, mut vy) = (0f32, 0f32);
+        let mean = [mx / sw, my / sw];
+        for (rec, &w) in new_inliers.iter().zip(&weights_c) {
+            vx += w * (rec.match_pos[0] - mean[0]).powi(2);
+            vy += w * (rec.match_pos[1] - mean[1]).powi(2);
+        }
+        let ext = [3.29 * (vx / sw).sqrt(), 3.29 * (vy / sw).sqrt()];
+        let a = (prior * lerp(1.0, 0.85, discrimination)).clamp(0.0, 1.0);
+        s.inlier_width = if prev.inlier_width > 0.0 {
+            lerp(ext[0], prev.inlier_width, a)
+        } else {
+            ext[0]
+        };
+        s.inlier_height = if prev.inlier_height > 0.0 {
+            lerp(ext[1], prev.inlier_height, a)
+        } else {
+            ext[1]
+        };
+    }
+
+    // 13. Spring toward the inlier center.
+    let force = (opts.inlier_spring_force * discrimination).min(1.0);
+    if force > 0.0 {
+        let (bcx, bcy) = s.center();
+        let (sw_, sh_) = (s.width * s.scale, s.height * s.scale);
+        let pull = |d: f32, size: f32| {
+            let dead = opts.inlier_center_relative_distance * size;
+            if d.abs() > dead {
+                force * (d.abs() - dead) * d.signum()
+            } else {
+                0.0
+            }
+        };
+        s.pos_x += pull(s.inlier_center_x - bcx, sw_);
+        s.pos_y += pull(s.inlier_center_y - bcy, sh_);
+    }
+
+    // 14. Velocity, prior, status.
+    let u = if !bg_valid {
+        1.0
+    } else if perfect {
+        0.0
+    } else {
+        opts.velocity_update_weight * prior
+    };
+    s.dx = lerp(t[0], v_prev[0], u);
+    s.dy = lerp(t[1], v_prev[1], u);
+    s.prior_weight = if bg_valid {
+        (prior + opts.prior_weight_increase).min(1.0)
+    } else {
+        (prior - opts.prior_weight_increase).max(0.0)
+    };
+    s.kinetic_energy = kinetic_energy;
+    s.motion_disparity = disparity.clamp(-1.0, 1.0);
+    s.background_discrimination = discrimination;
+    s.inlier_sum = inlier_sum;
+    s.inlier_ratio = inlier_ratio;
+    new_inliers.retain(|r| r.id >= 0);
+    new_inliers.sort_by_key(|r| r.id);
+    new_inliers.dedup_by_key(|r| r.id);
+    outliers.sort_by_key(|r| r.id);
+    outliers.dedup_by_key(|r| r.id);
+    s.inliers = new_inliers;
+    s.outliers = outliers;
+    s.tracking_confidence = confidence;
+    s.track_status = TrackStatus::Tracked;
+    if !s.is_valid() {
+        s.track_status = TrackStatus::Untracked;
+    }
+    s
+}
+
+/// One box's states indexed by frame number, tracked forward or backward.
+#[derive(Clone, Debug)]
+pub struct MotionBox {
+    states: VecDeque<MotionBoxState>,
+    queue_start: i64,
+    start_frame: i64,
+    options: TrackStepOptions,
+}
+
+impl MotionBox {
+    /// A box with no states yet.
+    pub fn new(options: TrackStepOptions) -> MotionBox {
+        MotionBox {
+            states: VecDeque::new(),
+            queue_start: 0,
+            start_frame: 0,
+            options,
+        }
+    }
+
+    /// The step options.
+    pub fn options(&self) -> &TrackStepOptions {
+        &self.options
+    }
+
+    /// Starts (or restarts) the box at `frame` with `state` (marked TRACKED; the inlier
+    /// extent defaults to the box size).
+    pub fn reset_at_frame(&mut self, frame: i64, mut state: MotionBoxState) {
+        state.track_status = TrackStatus::Tracked;
+        if state.inlier_width <= 0.0 || state.inlier_height <= 0.0 {
+            state.inlier_width = state.width;
+            state.inlier_height = state.height;
+        }
+        if state.tracking_confidence <= 0.0 {
+            state.tracking_confidence = 1.0;
+        }
+        self.states.clear();
+        self.states.push_back(state);
+        self.queue_start = frame;
+        self.start_frame = frame;
+    }
+
+    /// The state at `frame`, if known.
+    pub fn state_at(&self, frame: i64) -> Option<&MotionBoxState> {
+        let i = frame.checked_sub(self.queue_start)?;
+        usize::try_from(i).ok().and_then(|i| self.states.get(i))
+    }
+
+    /// Frame range with states: `first..=last`.
+    pub fn frames(&self) -> Option<(i64, i64)> {
+        (!self.states.is_empty()).then(|| {
+            (
+                self.queue_start,
+                self.queue_start + self.states.len() as i64 - 1,
+            )
+        })
+    }
+
+    /// Tracks from `from_frame` one frame forward (`frame` must then be the motion
+    /// from-frame -> from+1, i.e. the inverted data of frame from+1) or backward (the data of
+    /// frame `from_frame` itself). Returns false when the track failed; the new state is
+    /// stored either way (with confidence 0 on failure).
+    pub fn track_step(
+        &mut self,
+        from_frame: i64,
+        frame: &MotionVectorFrame,
+        forward: bool,
+    ) -> bool {
+        let Some(prev) = self.state_at(from_frame) else {
+            return false;
+        };
+        let step = if forward { -1 } else { 1 };
+        let history: Vec<&MotionBoxState> = (1..=10)
+            .rev()
+            .filter_map(|k| self.state_at(from_frame + step * k))
+            .collect();
+        let first_step = from_frame == self.start_frame;
+        let new = track_step(prev, &history, frame, first_step, &self.options);
+        let to = if forward {
+            from_frame + 1
+        } else {
+            from_frame - 1
+        };
+        // Drop states on the far side of `to` (re-tracking overwrites).
+        if forward {
+            let keep = (to - self.queue_start).max(0) as usize;
+            self.states.truncate(keep);
+            self.states.push_back(new);
+        } else {
+            let drop = (to + 1 - self.queue_start).max(0) as usize;
+            let drop = drop.min(self.states.len());
+            // States before `to + 1` are replaced: remove frames < to + 1 ... we keep
+            // frames > to, so remove the first `drop` elements.
+            self.states.drain(..drop);
+            self.states.push_front(new);
+            self.queue_start = to;
+        }
+        let window = self.options.max_track_failures as usize + 1;
+        let recent: Vec<&MotionBoxState> = (0..window as i64)
+            .rev()
+            .filter_map(|k| self.state_at(to - step * k))
+            .collect();
+        !is_failure(&recent, &self.options)
+    }
+
+    /// Keeps at most `max` states (the newest in the forward direction).
+    pub fn trim(&mut self, max: usize) {
+        let max = max.max(2);
+        while self.states.len() > max {
+            self.states.pop_front();
+            self.queue_start += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame of vectors on a grid: `motion(x, y) -> (background, object)`.
+    fn grid_frame(
+        valid: bool,
+        h: Homography,
+        f: impl Fn(f32, f32) -> Option<([f32; 2], i32)>,
+    ) -> MotionVectorFrame {
+        let mut vectors = Vec::new();
+        for i in 0..64 {
+            for j in 0..48 {
+                let (x, y) = (i as f32 / 64.0 + 0.005, j as f32 / 64.0 + 0.005);
+                if let Some((obj, id)) = f(x, y) {
+                    let (mx, my) = h.map(x, y);
+                    vectors.push(MotionVector {
+                        pos: [x, y],
+                        background: if valid { [mx - x, my - y] } else { [0.0, 0.0] },
+                        object: obj,
+                        track_id: id,
+                    });
+                }
+            }
+        }
+        MotionVectorFrame {
+            vectors,
+            background_model: h,
+            valid_background: valid,
+            is_duplicated: false,
+            is_chunk_boundary: false,
+            aspect_ratio: 4.0 / 3.0,
+            extent: [1.0, 0.75],
+            duration_ms: NOMINAL_FRAME_MS,
+            actively_discarded: Vec::new(),
+        }
+    }
+
+    fn id_of(x: f32, y: f32) -> i32 {
+        ((x * 64.0) as i32) * 100 + (y * 64.0) as i32
+    }
+
+    fn start(rect: [f32; 4], frame: &MotionVectorFrame) -> MotionBox {
+        let mut s = MotionBoxState::from_rect(rect[0], rect[1], rect[2], rect[3], 0.0);
+        initialize_inliers(&mut s, frame);
+        let mut b = MotionBox::new(TrackStepOptions::box_tracking_graph());
+        b.reset_at_frame(0, s);
+        b
+    }
+
+    fn center(s: &MotionBoxState) -> (f32, f32) {
+        s.center()
+    }
+
+    #[test]
+    fn pure_camera_motion_moves_box_with_background() {
+        // Camera pans by 0.01 (aspect units) per frame to the right, with a slight zoom.
+        let h = Homography::from(crate::tracking::LinearSimilarityModel {
+            dx: 0.01,
+            dy: -0.004,
+            a: 1.0,
+            b: 0.0,
+        });
+        let frame = grid_frame(true, h, |x, y| Some(([0.0, 0.0], id_of(x, y))));
+        let mut b = start([0.3, 0.3, 0.5, 0.6], &frame);
+        for f in 0..10 {
+            assert!(b.track_step(f, &frame, true), "step {f}");
+        }
+        let s = b.state_at(10).unwrap();
+        let (cx, cy) = center(s);
+        // Normalized: x moves 0.01 / 1.0, y moves -0.004 / 0.75 per frame.
+        assert!((cx - (0.4 + 0.1)).abs() < 2e-3, "cx {cx}");
+        assert!((cy - (0.45 - 0.04 / 0.75)).abs() < 2e-3, "cy {cy}");
+        assert!((s.scale - 1.0).abs() < 1e-3);
+        assert!(s.dx.abs() < 1e-3 && s.dy.abs() < 1e-3);
+        assert!(s.tracking_confidence > 0.9);
+    }
+
+    #[test]
+    fn object_motion_on_static_background() {
+        // Object in [0.3, 0.5] x [0.2, 0.4] (aspect units) moving by (+0.006, +0.003) per
+        // frame; background static. Ids follow the object.
+        let mut rect = [0.3f32, 0.2, 0.5, 0.4];
+        let mut b: Option<MotionBox> = None;
+        for f in 0..15 {
+            let off = [0.006 * f as f32, 0.003 * f as f32];
+            let frame = grid_frame(true, Homography::IDENTITY, |x, y| {
+                let (ox, oy) = (x - off[0], y - off[1]);
+                if (0.3..0.5).contains(&ox) && (0.2..0.4).contains(&oy) {
+                    Some(([0.006, 0.003], 10_000 + id_of(ox, oy)))
+                } else {
+                    Some(([0.0, 0.0], id_of(x, y)))
+                }
+            });
+            if b.is_none() {
+                // Normalized box: y divided by 0.75.
+                b = Some(start(
+                    [rect[0], rect[1] / 0.75, rect[2], rect[3] / 0.75],
+                    &frame,
+                ));
+            }
+            assert!(b.as_mut().unwrap().track_step(f, &frame, true), "step {f}");
+            rect = [
+                rect[0] + 0.006,
+                rect[1] + 0.003,
+                rect[2] + 0.006,
+                rect[3] + 0.003,
+            ];
+        }
+        let s = b.unwrap().state_at(15).unwrap().clone();
+        let (cx, cy) = s.center();
+        let (ex, ey) = ((rect[0] + rect[2]) / 2.0, (rect[1] + rect[3]) / 2.0 / 0.75);
+        assert!((cx - ex).abs() < 0.01, "cx {cx} vs {ex}");
+        assert!((cy - ey).abs() < 0.01, "cy {cy} vs {ey}");
+        // Velocity per 30 fps frame, normalized.
+        assert!((s.dx - 0.006).abs() < 1.5e-3, "dx {}", s.dx);
+        assert!((s.dy - 0.004).abs() < 1.5e-3, "dy {}", s.dy);
+        assert!(s.tracking_confidence > 0.9);
+    }
+
+    #[test]
+    fn featureless_box_follows_camera_pan() {
+        // No features inside or near the box; camera pans left by 0.008 per frame.
+        let h = Homography::from(crate::tracking::TranslationModel {
+            dx: -0.008,
+            dy: 0.0,
+        });
+        let frame = grid_frame(true, h, |x, y| {
+            let near = (0.25..0.65).contains(&x) && (0.2..0.6).contains(&y);
+            (!near).then(|| ([0.0, 0.0], id_of(x, y)))
+        });
+        let mut b = start([0.35, 0.35, 0.55, 0.65], &frame);
+        for f in 0..5 {
+            assert!(b.track_step(f, &frame, true), "step {f}");
+            let s = b.state_at(f + 1).unwrap();
+            assert_eq!(s.track_status, TrackStatus::TrackedOutOfBound);
+        }
+        let (cx, _) = b.state_at(5).unwrap().center();
+        assert!((cx - (0.45 - 0.04)).abs() < 1e-4, "cx {cx}");
+    }
+
+    #[test]
+    fn box_leaving_the_frame_fails() {
+        // An object moving right by 0.04 per frame (faster than the static threshold)
+        // toward the right border.
+        let mut b: Option<MotionBox> = None;
+        let mut failed_at = None;
+        for f in 0..30 {
+            let off = 0.04 * f as f32;
+            let frame = grid_frame(true, Homography::IDENTITY, |x, y| {
+                let ox = x - off;
+                if (0.5..0.7).contains(&ox) && (0.3..0.5).contains(&y) {
+                    Some(([0.04, 0.0], 10_000 + id_of(ox, y)))
+                } else {
+                    Some(([0.0, 0.0], id_of(x, y)))
+                }
+            });
+            if b.is_none() {
+                b = Some(start([0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75], &frame));
+            }
+            if !b.as_mut().unwrap().track_step(f, &frame, true) {
+                failed_at = Some(f);
+                break;
+            }
+        }
+        let f = failed_at.expect("the box must fail when it leaves");
+        // Leaving is detected once the right part sticks out (pos > 1 - 0.7 size).
+        assert!((5..=9).contains(&f), "failed at {f}");
+        let b = b.unwrap();
+        let s = b.state_at(f + 1).unwrap();
+        assert_eq!(s.track_status, TrackStatus::Untracked);
+        assert_eq!(s.tracking_confidence, 0.0);
+    }
+
+    #[test]
+    fn backward_tracking_uses_data_as_is_and_forward_inverts() {
+        // Camera motion in the data of frame f: f -> f-1 translation (-0.01, 0).
+        let h = Homography::from(crate::tracking::TranslationModel { dx: -0.01, dy: 0.0 });
+        let data = grid_frame(true, h, |x, y| Some(([0.0, 0.0], id_of(x, y))));
+        let fwd = data.inverted();
+        assert!((fwd.background_model.h02 - 0.01).abs() < 1e-6);
+        assert!(fwd
+            .vectors
+            .iter()
+            .all(|v| (v.background[0] - 0.01).abs() < 1e-6));
+        let mut b = start([0.4, 0.4, 0.6, 0.6], &data);
+        b.reset_at_frame(5, b.state_at(0).unwrap().clone());
+        assert!(b.track_step(5, &data, false));
+        assert!(b.track_step(4, &data, false));
+        assert_eq!(b.frames(), Some((3, 5)));
+        let (cx, _) = b.state_at(3).unwrap().center();
+        assert!((cx - 0.48).abs() < 1e-3, "cx {cx}");
+    }
+
+    #[test]
+    fn homography_inverse() {
+        let h = Homography {
+            h00: 1.1,
+            h01: 0.05,
+            h02: 3.0,
+            h10: -0.02,
+            h11: 0.95,
+            h12: -2.0,
+            h20: 1e-4,
+            h21: -2e-4,
+        };
+        let inv = invert_homography(&h).unwrap();
+        let (x, y) = h.map(10.0, 20.0);
+        let (bx, by) = inv.map(x, y);
+        assert!((bx - 10.0).abs() < 1e-3 && (by - 20.0).abs() < 1e-3);
+        let zero = Homography::from_array([0.0; 8]);
+        assert!(invert_homography(&zero).is_none());
+    }
+
+    #[test]
+    fn bad_states_do_not_panic() {
+        let frame = grid_frame(true, Homography::IDENTITY, |x, y| {
+            Some(([0.0, 0.0], id_of(x, y)))
+        });
+        let mut s = MotionBoxState::from_rect(f32::NAN, 0.1, 0.2, 0.3, 0.0);
+        initialize_inliers(&mut s, &frame);
+        let out = track_step(&s, &[], &frame, true, &TrackStepOptions::default());
+        assert_eq!(out.track_status, TrackStatus::Untracked);
+        let mut b = MotionBox::new(TrackStepOptions::default());
+        assert!(!b.track_step(3, &frame, true));
+        b.reset_at_frame(0, MotionBoxState::from_rect(0.0, 0.0, 0.0, 0.0, 0.0));
+        assert!(!b.track_step(0, &frame, true));
+    }
+}
