@@ -13,7 +13,7 @@
 //! one, e.g. a detection-id or tracking calculator). A stream of detections carries
 //! `Vec<Detection>` packets, one per frame (empty when nothing was found).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A box in relative coordinates: fractions of the frame's width and height, so `0..1` covers
 /// the frame (MediaPipe's `LocationData.RelativeBoundingBox`).
@@ -21,13 +21,36 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct RelativeBox {
     /// Left edge.
+    #[serde(serialize_with = "short_f32")]
     pub xmin: f32,
     /// Top edge.
+    #[serde(serialize_with = "short_f32")]
     pub ymin: f32,
     /// Width.
+    #[serde(serialize_with = "short_f32")]
     pub width: f32,
     /// Height.
+    #[serde(serialize_with = "short_f32")]
     pub height: f32,
+}
+
+/// The f64 whose shortest decimal form is `v`'s (so `0.15741408_f32` is written as
+/// `0.15741408`, not `0.15741407871246338`, when JSON goes through `serde_json::Value`, as
+/// `--dump` does); reading it back as f32 gives `v` again.
+fn shortest_f64(v: f32) -> f64 {
+    if v.is_finite() {
+        v.to_string().parse().unwrap_or(f64::from(v))
+    } else {
+        f64::from(v)
+    }
+}
+
+fn short_f32<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(shortest_f64(*v))
+}
+
+fn short_f32_vec<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|&x| shortest_f64(x)))
 }
 
 impl RelativeBox {
@@ -111,7 +134,7 @@ pub struct Detection {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     /// Confidences (0..1), one per label id.
-    #[serde(default)]
+    #[serde(default, serialize_with = "short_f32_vec")]
     pub scores: Vec<f32>,
     /// Where the object is, relative to the frame.
     pub relative_bounding_box: RelativeBox,
@@ -196,5 +219,16 @@ mod tests {
         assert_eq!(back.label(), Some("Person"));
         assert_eq!(back.label_id(), Some(4));
         assert_eq!(back.score(), 0.5);
+    }
+
+    #[test]
+    fn floats_are_written_in_their_shortest_form() {
+        let v = 0.157_414_08_f32;
+        let d = Detection::new(1, v, RelativeBox::from_corners(v, 0.0, 1.0, 1.0));
+        let text = serde_json::to_value(&d).unwrap().to_string();
+        assert!(text.contains("\"xmin\":0.15741408,"), "{text}");
+        assert!(text.contains("\"scores\":[0.15741408]"), "{text}");
+        let back: Detection = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, d);
     }
 }
