@@ -4,14 +4,23 @@
 //! * [`MotionAnalysisCalculator`]: frames -> camera motion and region flow (with long
 //!   feature tracks), optionally a visualization of the tracks.
 //! * [`FlowPackagerCalculator`]: region flow + camera motion -> compact [`TrackingData`].
+//! * [`BoxTrackerCalculator`]: tracking data + start boxes -> tracked boxes per frame
+//!   (catch-up, cancel, random access).
+//! * [`TimedBoxesToAnnotationsCalculator`]: tracked boxes -> annotations to draw.
 //!
 //! [`TrackingData`]: crate::tracking::TrackingData
 
+pub mod box_tracker_calculator;
 pub mod flow_packager_calculator;
 pub mod motion_analysis_calculator;
+pub mod timed_boxes_to_annotations_calculator;
 
+pub use box_tracker_calculator::{BoxTrackerCalculator, BoxTrackerCalculatorOptions};
 pub use flow_packager_calculator::{FlowPackagerCalculator, FlowPackagerCalculatorOptions};
 pub use motion_analysis_calculator::{MotionAnalysisCalculator, MotionAnalysisCalculatorOptions};
+pub use timed_boxes_to_annotations_calculator::{
+    TimedBoxesToAnnotationsCalculator, TimedBoxesToAnnotationsCalculatorOptions,
+};
 
 #[cfg(test)]
 mod tests {
