@@ -729,15 +729,20 @@ fn update_bar(bar: &mut Option<indicatif::ProgressBar>, stats: &[NodeStats]) {
         let (b, template) = match total {
             Some(t) => (
                 indicatif::ProgressBar::new(t),
-                "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} frames, {per_sec}, eta {eta}",
+                "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} frames, {fps}, eta {eta}",
             ),
             None => (
                 indicatif::ProgressBar::new_spinner(),
-                "{prefix} [{elapsed_precise}] {spinner} {pos} frames, {per_sec}",
+                "{prefix} [{elapsed_precise}] {spinner} {pos} frames, {fps}",
             ),
         };
         if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-            b.set_style(style);
+            b.set_style(style.with_key(
+                "fps",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1} fps", state.per_sec());
+                },
+            ));
         }
         b.set_prefix(node.to_string());
         b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
