@@ -3,9 +3,10 @@
 //!
 //! ```
 //! let all = mediagraph::inspect::calculators();
+//! let gate = all.iter().find(|c| c.name == "GateCalculator").unwrap();
+//! assert!(gate.ports.iter().any(|p| p.tag == "ALLOW" && p.packet_type == "bool"));
 //! let pass = all.iter().find(|c| c.name == "PassThroughCalculator").unwrap();
 //! assert_eq!(pass.options_type, "NoOptions");
-//! assert!(pass.ports.iter().any(|p| p.kind == "input_stream"));
 //! ```
 
 use std::fmt::Write as _;

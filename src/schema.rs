@@ -4,7 +4,7 @@
 //! graph file).
 //!
 //! The schema is generated from the config model the loader itself uses
-//! ([`GraphConfig`](mediagraph_framework::config::GraphConfig)), so it cannot drift from it:
+//! ([`GraphConfig`]), so it cannot drift from it:
 //! unknown keys are refused (`additionalProperties: false`), fields that take one string or a
 //! list accept both, and each field carries its documentation. `calculator:` suggests every
 //! registered calculator but also accepts other names, since subgraph types are defined in
