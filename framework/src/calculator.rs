@@ -167,8 +167,11 @@ impl CalculatorRegistration {
     pub fn describe(&self) -> Contract {
         let mut cc = Contract::describing(&self.name);
         if let Ok(options) = self.parse_options(&serde_json::Value::Null) {
-            // Checks that need connected ports fail here; what was declared before is kept.
-            let _ = (self.contract)(&mut cc, &options);
+            // Checks that need connected ports fail here (or even panic in a careless contract
+            // function); what was declared before is kept.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (self.contract)(&mut cc, &options)
+            }));
         }
         cc
     }

@@ -195,13 +195,19 @@ impl Contract {
     }
 
     /// Declares the type of port `id` of `kind`.
+    /// An id the node does not have is ignored (the completeness check then names the ports
+    /// that were left without a type).
     pub fn set_type(&mut self, kind: PortKind, id: usize, decl: TypeDecl) {
-        self.decls[kind_index(kind)].types[id] = Some(decl);
+        if let Some(slot) = self.decls[kind_index(kind)].types.get_mut(id) {
+            *slot = Some(decl);
+        }
     }
 
     /// Marks port `id` of `kind` as optional (a side packet it reads may be missing).
     pub fn set_optional(&mut self, kind: PortKind, id: usize, optional: bool) {
-        self.decls[kind_index(kind)].optional[id] = optional;
+        if let Some(slot) = self.decls[kind_index(kind)].optional.get_mut(id) {
+            *slot = optional;
+        }
     }
 
     /// True if port `id` of `kind` was declared optional.

@@ -62,6 +62,8 @@ pub struct Graph {
     clock: Arc<dyn Clock>,
     trace_path: Option<PathBuf>,
     run: Option<Arc<RunState>>,
+    /// The current run, shared with [`CancelHandle`]s.
+    shared_run: Arc<Mutex<Option<Arc<RunState>>>>,
     last_run: Option<Arc<RunState>>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -126,6 +128,7 @@ impl Graph {
             clock: Arc::new(RealClock::new()),
             trace_path: None,
             run: None,
+            shared_run: Arc::new(Mutex::new(None)),
             last_run: None,
             workers: Vec::new(),
         }
@@ -327,6 +330,7 @@ impl Graph {
             self.workers.push(handle);
         }
         run.start();
+        *self.shared_run.lock() = Some(run.clone());
         self.run = Some(run);
         Ok(())
     }
@@ -404,6 +408,7 @@ impl Graph {
             let _ = w.join();
         }
         run.cleanup();
+        *self.shared_run.lock() = None;
         self.last_run = Some(run.clone());
         self.run = None;
         let status = run.status();
@@ -431,6 +436,26 @@ impl Graph {
     pub fn cancel(&self) {
         if let Some(run) = &self.run {
             run.cancel();
+        }
+    }
+
+    /// A handle that cancels this graph's current run from another thread, e.g. a Ctrl-C
+    /// handler while this thread waits in [`Graph::wait_until_done`].
+    ///
+    /// ```
+    /// # mediagraph_framework::graph::doc_support::register_pass_through();
+    /// let mut graph = mediagraph_framework::Graph::from_yaml_str(
+    ///     "input_stream: [in]\nnode:\n  - {calculator: DocPassThrough, input_stream: [in], output_stream: [out]}\n",
+    /// ).unwrap();
+    /// let handle = graph.cancel_handle();
+    /// graph.start_run(Default::default()).unwrap();
+    /// assert!(handle.is_running());
+    /// std::thread::spawn(move || handle.cancel());
+    /// assert!(graph.wait_until_done().unwrap_err().is_cancelled());
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            run: self.shared_run.clone(),
         }
     }
 
@@ -472,6 +497,26 @@ impl Drop for Graph {
             run.cancel();
             let _ = self.wait_until_done();
         }
+    }
+}
+
+/// Cancels a graph's run from any thread; see [`Graph::cancel_handle`].
+#[derive(Clone)]
+pub struct CancelHandle {
+    run: Arc<Mutex<Option<Arc<RunState>>>>,
+}
+
+impl CancelHandle {
+    /// Cancels the current run, if any (the run ends as soon as running calls return).
+    pub fn cancel(&self) {
+        if let Some(run) = self.run.lock().as_ref() {
+            run.cancel();
+        }
+    }
+
+    /// True while a run has started and not yet been waited for.
+    pub fn is_running(&self) -> bool {
+        self.run.lock().as_ref().is_some_and(|r| !r.is_terminated())
     }
 }
 

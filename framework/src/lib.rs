@@ -34,7 +34,7 @@ pub use contract::{
     SideOutput,
 };
 pub use error::{Error, Location, Phase, Result};
-pub use graph::{AddMode, Graph, OutputStreamPoller, SidePackets};
+pub use graph::{AddMode, CancelHandle, Graph, OutputStreamPoller, SidePackets};
 pub use handler::{normalize_handler_name, HANDLER_NAMES};
 pub use packet::{Packet, TypeInfo};
 pub use runtime::NodeStats;

@@ -1265,8 +1265,9 @@ impl RunState {
             o.bound = bound;
             if !shard.packets.is_empty() || changed || shard.header.is_some() {
                 stats.packets_out += shard.packets.len() as u64;
-                if let Some(t) = node_trace.as_mut() {
-                    let stream = self.spec.nodes[n].output_streams[i];
+                let stream = self.spec.nodes[n].output_streams[i];
+                let consumed = !self.spec.streams[stream].consumers.is_empty();
+                if let Some(t) = node_trace.as_mut().filter(|_| consumed) {
                     let at_ns = trace::since(self.epoch);
                     for p in &shard.packets {
                         t.push(TraceEvent::FlowOut {

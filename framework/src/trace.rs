@@ -98,58 +98,79 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-/// Writes the Chrome trace-event JSON of a run.
+/// Writes the Chrome trace-event JSON of a run, one event at a time (a long run's trace can
+/// be large; it is never held in memory as one document).
 pub(crate) fn write_chrome_trace(path: &Path, nodes: &[NodeTraceInfo<'_>]) -> Result<()> {
-    let mut events = Vec::new();
-    events
-        .push(json!({"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "mediagraph"}}));
-    let mut dropped = 0;
-    for (id, node) in nodes.iter().enumerate() {
-        let tid = id as u64 + 1;
-        dropped += node.trace.dropped;
-        events.push(
-            json!({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name",
-            "args": {"name": format!("{} ({})", node.name, node.calculator)}}),
-        );
-        events.push(
-            json!({"ph": "M", "pid": 1, "tid": tid, "name": "thread_sort_index",
-            "args": {"sort_index": id}}),
-        );
-        for e in &node.trace.events {
-            match e {
-                TraceEvent::Call { phase, input_ts, start_ns, dur_ns, thread } => events.push(json!({
-                    "ph": "X", "pid": 1, "tid": tid, "cat": "calculator",
-                    "name": phase.to_string(), "ts": us(*start_ns), "dur": us(*dur_ns),
-                    "args": {"input_timestamp": input_ts.to_string(), "node": node.name, "worker": thread},
-                })),
-                TraceEvent::Queue { port, at_ns, depth } => events.push(json!({
-                    "ph": "C", "pid": 1, "tid": tid, "ts": us(*at_ns),
-                    "name": format!("queue {} ({})", node.input_streams.get(*port).copied().unwrap_or("?"), node.name),
-                    "args": {"depth": depth},
-                })),
-                TraceEvent::FlowOut { id, at_ns, .. } => events.push(json!({
-                    "ph": "s", "pid": 1, "tid": tid, "ts": us(*at_ns), "cat": "packet",
-                    "name": "packet", "id": id,
-                })),
-                TraceEvent::FlowIn { id, at_ns, .. } => events.push(json!({
-                    "ph": "f", "bp": "e", "pid": 1, "tid": tid, "ts": us(*at_ns), "cat": "packet",
-                    "name": "packet", "id": id,
-                })),
-            }
-        }
-    }
-    let doc = json!({
-        "traceEvents": events,
-        "displayTimeUnit": "ms",
-        "otherData": {"producer": "mediagraph", "events_not_recorded": dropped},
-    });
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::new(file);
-    serde_json::to_writer(&mut w, &doc)
-        .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    let mut first = true;
+    let mut emit = |w: &mut std::io::BufWriter<std::fs::File>, event: serde_json::Value| {
+        let sep: &[u8] = if first { b"\n" } else { b",\n" };
+        first = false;
+        w.write_all(sep)?;
+        serde_json::to_writer(&mut *w, &event).map_err(std::io::Error::other)
+    };
+    w.write_all(b"{\"traceEvents\": [").map_err(io)?;
+    emit(
+        &mut w,
+        json!({"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "mediagraph"}}),
+    )
+    .map_err(io)?;
+    let mut dropped = 0;
+    for (id, node) in nodes.iter().enumerate() {
+        let tid = id as u64 + 1;
+        dropped += node.trace.dropped;
+        emit(
+            &mut w,
+            json!({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name",
+            "args": {"name": format!("{} ({})", node.name, node.calculator)}}),
+        )
+        .map_err(io)?;
+        emit(
+            &mut w,
+            json!({"ph": "M", "pid": 1, "tid": tid, "name": "thread_sort_index",
+            "args": {"sort_index": id}}),
+        )
+        .map_err(io)?;
+        for e in &node.trace.events {
+            let event = match e {
+                TraceEvent::Call {
+                    phase,
+                    input_ts,
+                    start_ns,
+                    dur_ns,
+                    thread,
+                } => json!({
+                    "ph": "X", "pid": 1, "tid": tid, "cat": "calculator",
+                    "name": phase.to_string(), "ts": us(*start_ns), "dur": us(*dur_ns),
+                    "args": {"input_timestamp": input_ts.to_string(), "node": node.name, "worker": thread},
+                }),
+                TraceEvent::Queue { port, at_ns, depth } => json!({
+                    "ph": "C", "pid": 1, "tid": tid, "ts": us(*at_ns),
+                    "name": format!("queue {} ({})", node.input_streams.get(*port).copied().unwrap_or("?"), node.name),
+                    "args": {"depth": depth},
+                }),
+                TraceEvent::FlowOut { id, at_ns } => json!({
+                    "ph": "s", "pid": 1, "tid": tid, "ts": us(*at_ns), "cat": "packet",
+                    "name": "packet", "id": id,
+                }),
+                TraceEvent::FlowIn { id, at_ns } => json!({
+                    "ph": "f", "bp": "e", "pid": 1, "tid": tid, "ts": us(*at_ns), "cat": "packet",
+                    "name": "packet", "id": id,
+                }),
+            };
+            emit(&mut w, event).map_err(io)?;
+        }
+    }
+    let tail = json!({"producer": "mediagraph", "events_not_recorded": dropped});
+    write!(
+        w,
+        "\n], \"displayTimeUnit\": \"ms\", \"otherData\": {tail}}}\n"
+    )
+    .map_err(io)?;
     w.flush().map_err(io)
 }

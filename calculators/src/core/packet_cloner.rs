@@ -72,7 +72,15 @@ impl Calculator for PacketClonerCalculator {
             &Input::any("TICK").optional(),
             &Output::any("").multiple(),
         ])?;
-        let n_clone = cc.inputs().count("") - usize::from(!cc.inputs().has_tag("TICK"));
+        let Some(n_clone) = cc
+            .inputs()
+            .count("")
+            .checked_sub(usize::from(!cc.inputs().has_tag("TICK")))
+        else {
+            return Err(cc.error(
+                "PacketClonerCalculator needs a TICK input, or untagged inputs whose last one ticks",
+            ));
+        };
         let Some(ids) =
             ids(cc.inputs(), cc.outputs()).filter(|_| cc.outputs().count("") == n_clone)
         else {
