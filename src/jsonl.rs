@@ -21,7 +21,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use mediagraph_framework::types::{packet_from_json, packet_to_json, PacketType};
+use mediagraph_framework::types::{packet_from_json, packet_to_json_text, PacketType};
 use mediagraph_framework::{Error, Packet, Result, Timestamp};
 use serde_json::Value;
 
@@ -91,7 +91,7 @@ pub fn parse_packet(line: &str, packet_type: &PacketType) -> Result<Packet> {
 /// Formats a packet as one line (without the newline). Fails if the payload type is not
 /// JSON-convertible.
 pub fn format_packet(packet: &Packet) -> Result<String> {
-    let value = packet_to_json(packet)?;
+    let value = packet_to_json_text(packet)?;
     Ok(format!(
         "{{\"ts\":{},\"value\":{}}}",
         timestamp_to_json(packet.timestamp()),

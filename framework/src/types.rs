@@ -85,6 +85,9 @@ pub struct PacketTypeRegistration {
     pub info: fn() -> TypeInfo,
     /// Serializes a packet's payload (which must be of this type).
     pub to_json: fn(&Packet) -> Result<serde_json::Value>,
+    /// Serializes a packet's payload straight to JSON text (keeps `f32` values short: 0.1, not
+    /// 0.10000000149011612).
+    pub to_json_text: fn(&Packet) -> Result<String>,
     /// Builds a packet (timestamp `Unset`) from a JSON value.
     pub from_json: fn(serde_json::Value) -> Result<Packet>,
 }
@@ -99,6 +102,7 @@ impl PacketTypeRegistration {
             name,
             info: TypeInfo::of::<T>,
             to_json: to_json_impl::<T>,
+            to_json_text: to_json_text_impl::<T>,
             from_json: from_json_impl::<T>,
         }
     }
@@ -106,6 +110,10 @@ impl PacketTypeRegistration {
 
 fn to_json_impl<T: Serialize + 'static>(packet: &Packet) -> Result<serde_json::Value> {
     serde_json::to_value(packet.get::<T>()?).map_err(Error::other)
+}
+
+fn to_json_text_impl<T: Serialize + 'static>(packet: &Packet) -> Result<String> {
+    serde_json::to_string(packet.get::<T>()?).map_err(Error::other)
 }
 
 fn from_json_impl<T: DeserializeOwned + Send + Sync + 'static>(
@@ -185,6 +193,21 @@ pub fn packet_to_json(packet: &Packet) -> Result<serde_json::Value> {
     }
 }
 
+/// The packet's payload as JSON text, if its type is registered; empty packets give `null`.
+/// Unlike [`packet_to_json`], floats keep their shortest form (`0.1f32` prints as `0.1`).
+pub fn packet_to_json_text(packet: &Packet) -> Result<String> {
+    let Some(id) = packet.type_id() else {
+        return Ok("null".to_string());
+    };
+    match lookup(id) {
+        Some(reg) => (reg.to_json_text)(packet),
+        None => Err(Error::msg(format!(
+            "packets of type {} cannot be written as JSON (the type is not registered with register_packet_type!)",
+            packet.short_type_name()
+        ))),
+    }
+}
+
 /// A packet built from JSON: of the port's type when that is a single registered type,
 /// otherwise holding the `serde_json::Value` itself.
 pub fn packet_from_json(value: serde_json::Value, port_type: &PacketType) -> Result<Packet> {
@@ -221,6 +244,8 @@ mod tests {
         let p = packet_from_json(serde_json::json!(7), &PacketType::of::<i64>()).unwrap();
         assert_eq!(*p.get::<i64>().unwrap(), 7);
         assert_eq!(packet_to_json(&p).unwrap(), serde_json::json!(7));
+        assert_eq!(packet_to_json_text(&Packet::new(0.1f32)).unwrap(), "0.1");
+        assert_eq!(packet_to_json_text(&Packet::empty()).unwrap(), "null");
         let any = packet_from_json(serde_json::json!({"a": 1}), &PacketType::Any).unwrap();
         assert!(any.holds::<serde_json::Value>());
         let err = packet_from_json(serde_json::json!("x"), &PacketType::of::<i64>()).unwrap_err();
