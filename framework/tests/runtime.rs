@@ -743,3 +743,36 @@ fn a_busy_linear_graph_is_never_reported_as_deadlocked() {
         assert_eq!(g.stats()[0].queue_growths, 0);
     });
 }
+
+#[test]
+fn options_on_a_subgraph_node_reach_its_inner_nodes() {
+    setup();
+    mediagraph_framework::config::register_subgraph_yaml(
+        "type: CountingPair\noutput_stream: [\"OUT:out\"]\nnode:\n  - {calculator: TSource, name: src, output_stream: [a], options: {count: 10, start: 100}}\n  - {calculator: TPass, input_stream: [a], output_stream: [out]}\n",
+        None,
+    )
+    .unwrap();
+    let got = with_timeout(20, || {
+        let mut g = graph(
+            "output_stream: [x]\nnode:\n  - {calculator: CountingPair, output_stream: [\"OUT:x\"], options: {src: {count: 3}}}\n",
+        );
+        let poller = g.add_output_stream_poller("x").unwrap();
+        g.run(HashMap::new()).unwrap();
+        ints(&poller)
+    });
+    assert_eq!(
+        got,
+        vec![(100, 100), (101, 101), (102, 102)],
+        "count overridden, start kept"
+    );
+    let err = mediagraph_framework::Graph::from_yaml_str(
+        "node:\n  - {calculator: CountingPair, output_stream: [\"OUT:x\"], options: {nope: {count: 3}}}\n",
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("has no node \"nope\" to pass options to (its nodes: src, TPass)"),
+        "{err}"
+    );
+}

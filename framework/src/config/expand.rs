@@ -281,8 +281,7 @@ fn instantiate(
 ) -> Option<Vec<FlatNode>> {
     let before = errors.len();
     let t = &def.type_name;
-    let forbidden: [(&str, bool); 6] = [
-        ("options", !node.cfg.options.is_null()),
+    let forbidden: [(&str, bool); 5] = [
         ("source_layer", node.cfg.source_layer != 0),
         ("buffer_size_hint", node.cfg.buffer_size_hint != 0),
         ("input_stream_info", !node.infos.is_empty()),
@@ -458,6 +457,39 @@ fn instantiate(
             .iter()
             .map(|n| (n.name.as_deref(), n.calculator.as_str())),
     );
+    // Options on a subgraph node go to its inner nodes: `{inner_node_name: {field: value}}`.
+    let forwarded = match &node.cfg.options {
+        serde_json::Value::Null => serde_json::Map::new(),
+        serde_json::Value::Object(map) => map.clone(),
+        _ => {
+            errors.push(node.error(
+                node.loc("options"),
+                format!(
+                    "node \"{canonical}\" uses subgraph \"{t}\": its `options` must map inner node names to their options, e.g. {{detector: {{min_score_thresh: 0.5}}}}"
+                ),
+            ));
+            return None;
+        }
+    };
+    for (key, value) in &forwarded {
+        if !inner_names.iter().any(|n| n == key) {
+            errors.push(node.error(
+                node.key_loc(&format!("options.{key}")),
+                format!(
+                    "node \"{canonical}\": subgraph \"{t}\" has no node \"{key}\" to pass options to (its nodes: {})",
+                    inner_names.join(", ")
+                ),
+            ));
+        } else if !value.is_object() {
+            errors.push(node.error(
+                node.loc(&format!("options.{key}")),
+                format!("node \"{canonical}\": options for inner node \"{key}\" must be a mapping"),
+            ));
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
     let default_handler = match &def.config.input_stream_handler {
         Some(h) => Some((
             h.clone(),
@@ -469,6 +501,9 @@ fn instantiate(
     let mut out = Vec::with_capacity(def.config.node.len());
     for (j, (inner_cfg, inner_name)) in def.config.node.iter().zip(inner_names).enumerate() {
         let mut flat = FlatNode::from_config(inner_cfg, j, &def.src);
+        if let Some(extra) = forwarded.get(&inner_name) {
+            merge_options(&mut flat.cfg.options, extra);
+        }
         flat.cfg.name = Some(format!("{prefix}{inner_name}"));
         if flat.cfg.executor.is_none() {
             flat.cfg.executor.clone_from(&node.cfg.executor);
@@ -519,4 +554,16 @@ fn instantiate(
         out.push(flat);
     }
     Some(out)
+}
+
+/// Merges `extra` over `base`: mappings key by key (recursively), anything else replaced.
+fn merge_options(base: &mut serde_json::Value, extra: &serde_json::Value) {
+    match (base, extra) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(e)) => {
+            for (k, v) in e {
+                merge_options(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, e) => *b = e.clone(),
+    }
 }
