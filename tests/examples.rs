@@ -53,3 +53,55 @@ fn embed_example_reads_stats() {
     assert!(first.contains("PassThroughCalculator"), "{table}");
     assert!(first.split_whitespace().any(|w| w == "100"), "{table}");
 }
+
+#[allow(dead_code)]
+#[path = "../examples/camera_demo.rs"]
+mod camera_demo;
+
+#[allow(dead_code)]
+#[path = "object_detection_tracking.rs"]
+mod object_detection_tracking;
+
+#[test]
+fn camera_demo_plays_a_file_headless() {
+    object_detection_tracking::require_setup();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clip = object_detection_tracking::make_clip(dir.path());
+    let out = dir.path().join("demo.mp4");
+    let args = camera_demo::parse_args(&[
+        "--input".into(),
+        clip.display().to_string(),
+        "--headless".into(),
+        "--output".into(),
+        out.display().to_string(),
+    ])
+    .expect("arguments");
+    let summary = camera_demo::run(&args).expect("the demo runs");
+    assert_eq!(
+        summary.frames,
+        object_detection_tracking::CLIP_FRAMES as u64
+    );
+    object_detection_tracking::check_tracks(&summary.tracked);
+    assert!(summary.distinct_ids() >= 2);
+    assert_eq!(
+        object_detection_tracking::count_frames(&out),
+        object_detection_tracking::CLIP_FRAMES
+    );
+}
+
+#[test]
+fn camera_demo_reports_a_missing_camera_or_file() {
+    let args = camera_demo::parse_args(&["--device".into(), "97".into(), "--headless".into()])
+        .expect("arguments");
+    let err = camera_demo::run(&args).expect_err("no camera 97");
+    assert!(
+        err.contains("no camera") || err.contains("could not be opened"),
+        "{err}"
+    );
+    let args = camera_demo::parse_args(&["--input".into(), "/no/such/file.mp4".into()])
+        .expect("arguments");
+    let err = camera_demo::run(&args).expect_err("no file");
+    assert!(err.contains("/no/such/file.mp4"), "{err}");
+    assert!(camera_demo::parse_args(&["--bogus".into()]).is_err());
+    assert!(camera_demo::parse_args(&["--detection-fps".into(), "0".into()]).is_err());
+}

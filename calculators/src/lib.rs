@@ -13,12 +13,16 @@
 //!   `InferenceCalculator`, `TensorsToDetectionsCalculator`, `NonMaxSuppressionCalculator`,
 //!   `DetectionLabelIdToTextCalculator`, `DetectionsToAnnotationsCalculator`) and the
 //!   `Detection` type.
+//! * [`association`]: detections and tracked boxes merged into tracked detections with
+//!   persistent ids (`DetectionUniqueIdCalculator`, `DetectionsToTimedBoxListCalculator`,
+//!   `TrackedDetectionManagerCalculator`).
 //! * [`video`]: `OpenCvVideoDecoderCalculator`, `OpenCvVideoEncoderCalculator`,
 //!   `CameraSourceCalculator`, `DisplaySinkCalculator` (OpenCV).
 //!
 //! Every calculator registers itself at link time; linking this crate is enough for YAML
 //! graphs to name them.
 
+pub mod association;
 pub mod core;
 pub mod detection;
 pub mod image;

@@ -1,0 +1,372 @@
+//! Graph-level tests of the association calculators.
+
+use crate::detection::{Detection, RelativeBox};
+use crate::test_util::*;
+use crate::tracking::box_tracker::{TimedBox, TimedBoxList};
+
+fn det(label_id: i32, label: &str, score: f32, l: f32, t: f32, r: f32, b: f32) -> Detection {
+    Detection {
+        labels: vec![label.to_string()],
+        ..Detection::new(label_id, score, RelativeBox::from_corners(l, t, r, b))
+    }
+}
+
+fn with_id(mut d: Detection, id: u64) -> Detection {
+    d.id = Some(id);
+    d
+}
+
+fn tbox(id: i64, l: f32, t: f32, r: f32, b: f32, time_us: i64) -> TimedBox {
+    TimedBox {
+        left: l,
+        top: t,
+        right: r,
+        bottom: b,
+        id,
+        time_us,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn unique_ids_are_consecutive_and_overwrite_existing_ones() {
+    let mut g = graph(
+        r#"
+input_stream: [dets, one]
+node:
+  - calculator: DetectionUniqueIdCalculator
+    input_stream: ["DETECTIONS:dets", "DETECTION:one"]
+    output_stream: ["DETECTIONS:dets_id", "DETECTION:one_id"]
+"#,
+    );
+    let out = record(&mut g, "dets_id");
+    let one = record(&mut g, "one_id");
+    g.start_run(Default::default()).unwrap();
+    let a = det(4, "Person", 0.5, 0.1, 0.1, 0.2, 0.3);
+    let b = with_id(det(23, "Car", 0.6, 0.5, 0.5, 0.9, 0.7), 77);
+    g.add_packet("dets", at(vec![a.clone(), b.clone()], 1000))
+        .unwrap();
+    g.add_packet("dets", at(Vec::<Detection>::new(), 2000))
+        .unwrap();
+    g.add_packet("dets", at(vec![a.clone()], 3000)).unwrap();
+    g.add_packet("one", at(b.clone(), 3000)).unwrap();
+    g.finish().unwrap();
+    let got = out.values::<Vec<Detection>>();
+    assert_eq!(
+        got.iter().map(|(t, _)| t.micros()).collect::<Vec<_>>(),
+        [1000, 2000, 3000]
+    );
+    let first = got[0].1[0].id.expect("an id");
+    assert!(first >= 1);
+    // Everything but the id is unchanged; the existing id 77 is overwritten.
+    assert_eq!(got[0].1[0], with_id(a.clone(), first));
+    assert_eq!(got[0].1[1], with_id(b.clone(), first + 1));
+    assert!(got[1].1.is_empty());
+    let third = got[2].1[0].id.expect("an id");
+    assert!(third >= first + 2, "ids only increase");
+    let single = one.values::<Detection>();
+    assert_eq!(single.len(), 1);
+    assert_eq!(single[0].0.micros(), 3000);
+    let single_id = single[0].1.id.expect("an id");
+    assert!(single_id >= first + 2 && single_id != third);
+}
+
+#[test]
+fn unique_id_ports_are_checked() {
+    let err = config_error(
+        r#"
+input_stream: [dets]
+node:
+  - calculator: DetectionUniqueIdCalculator
+    input_stream: ["DETECTIONS:dets"]
+    output_stream: ["DETECTION:x"]
+"#,
+    );
+    assert!(err.contains("DETECTIONS"), "{err}");
+}
+
+#[test]
+fn detections_become_timed_boxes_at_the_packet_time() {
+    let mut g = graph(
+        r#"
+input_stream: [dets]
+node:
+  - calculator: DetectionsToTimedBoxListCalculator
+    input_stream: ["DETECTIONS:dets"]
+    output_stream: ["BOXES:boxes"]
+"#,
+    );
+    let out = record(&mut g, "boxes");
+    g.start_run(Default::default()).unwrap();
+    let a = with_id(det(4, "Person", 0.5, 0.25, 0.125, 0.5, 0.75), 3);
+    let no_id = Detection::new(1, 0.4, RelativeBox::from_corners(0.5, 0.5, 0.75, 1.0));
+    let bad = with_id(
+        Detection::new(1, 0.4, RelativeBox::from_corners(0.5, 0.5, 0.5, 0.6)),
+        9,
+    );
+    g.add_packet("dets", at(vec![a, no_id, bad], 333_333))
+        .unwrap();
+    g.finish().unwrap();
+    let got = out.values::<TimedBoxList>();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.micros(), 333_333);
+    assert_eq!(
+        got[0].1 .0,
+        vec![
+            TimedBox {
+                left: 0.25,
+                top: 0.125,
+                right: 0.5,
+                bottom: 0.75,
+                rotation: 0.0,
+                id: 3,
+                label: Some("Person".into()),
+                confidence: 1.0,
+                time_us: 333_333,
+                reacquisition: false,
+            },
+            TimedBox {
+                left: 0.5,
+                top: 0.5,
+                right: 0.75,
+                bottom: 1.0,
+                rotation: 0.0,
+                id: -1,
+                label: None,
+                confidence: 1.0,
+                time_us: 333_333,
+                reacquisition: false,
+            },
+        ],
+        "the empty box is left out"
+    );
+    let dropped: u64 = g.stats().iter().map(|s| s.dropped).sum();
+    assert_eq!(dropped, 1);
+}
+
+const MANAGER: &str = r#"
+input_stream: [dets, boxes]
+node:
+  - calculator: TrackedDetectionManagerCalculator
+    input_stream: ["DETECTIONS:dets", "TRACKING_BOXES:boxes"]
+    output_stream: ["DETECTIONS:tracked", "CANCEL_OBJECT_ID:cancel"]
+    options: {smoothing: 1.0}
+"#;
+
+/// One input step: timestamp, detections (if any), tracker boxes (if any).
+type Step = (i64, Option<Vec<Detection>>, Option<Vec<TimedBox>>);
+/// Tracked detections per frame and cancels, with their timestamps.
+type ManagerOutput = (Vec<(i64, Vec<Detection>)>, Vec<(i64, i64)>);
+
+/// Runs the manager on `steps`.
+fn run_manager(yaml: &str, steps: Vec<Step>) -> ManagerOutput {
+    let mut g = graph(yaml);
+    let tracked = record(&mut g, "tracked");
+    let cancel = record(&mut g, "cancel");
+    g.start_run(Default::default()).unwrap();
+    for (t, dets, boxes) in steps {
+        if let Some(d) = dets {
+            g.add_packet("dets", at(d, t)).unwrap();
+            g.wait_until_idle().unwrap();
+        }
+        if let Some(b) = boxes {
+            g.add_packet("boxes", at(TimedBoxList(b), t)).unwrap();
+            g.wait_until_idle().unwrap();
+        }
+    }
+    g.finish().unwrap();
+    (
+        tracked
+            .values::<Vec<Detection>>()
+            .into_iter()
+            .map(|(t, v)| (t.micros(), v))
+            .collect(),
+        cancel
+            .values::<i64>()
+            .into_iter()
+            .map(|(t, v)| (t.micros(), v))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_detection_is_reported_once_the_tracker_has_its_box() {
+    let d1 = with_id(det(4, "Person", 0.6, 0.1, 0.1, 0.3, 0.5), 101);
+    let (tracked, cancel) = run_manager(
+        MANAGER,
+        vec![
+            (0, Some(vec![d1]), Some(vec![])),
+            (
+                100_000,
+                None,
+                Some(vec![tbox(101, 0.12, 0.1, 0.32, 0.5, 100_000)]),
+            ),
+            (
+                200_000,
+                None,
+                Some(vec![tbox(101, 0.14, 0.1, 0.34, 0.5, 200_000)]),
+            ),
+            // The tracker lost it: not reported on this frame.
+            (300_000, None, Some(vec![])),
+        ],
+    );
+    assert!(cancel.is_empty(), "{cancel:?}");
+    assert_eq!(tracked.len(), 4, "one packet per TRACKING_BOXES packet");
+    assert!(tracked[0].1.is_empty(), "waiting for the tracker");
+    let d = &tracked[1].1[0];
+    assert_eq!(d.id, Some(101));
+    assert_eq!(d.labels, vec!["Person".to_string()]);
+    assert_eq!(d.label_ids, vec![4]);
+    assert_eq!(d.scores, vec![0.6]);
+    let b = d.relative_bounding_box;
+    assert!(
+        (b.xmin - 0.12).abs() < 1e-6 && (b.xmax() - 0.32).abs() < 1e-6,
+        "{b:?}"
+    );
+    assert!((tracked[2].1[0].relative_bounding_box.xmin - 0.14).abs() < 1e-6);
+    assert!(tracked[3].1.is_empty());
+}
+
+#[test]
+fn a_redetection_keeps_the_first_id_merges_labels_and_cancels_the_old_track() {
+    let first = with_id(det(4, "Person", 0.5, 0.1, 0.1, 0.3, 0.5), 1);
+    let other = with_id(det(23, "Car", 0.7, 0.6, 0.6, 0.9, 0.8), 2);
+    // The same person again, detected as a "Footwear" with a higher score.
+    let again = with_id(det(19, "Footwear", 0.8, 0.11, 0.1, 0.31, 0.5), 3);
+    let (tracked, cancel) = run_manager(
+        MANAGER,
+        vec![
+            (0, Some(vec![first, other]), None),
+            (
+                33_000,
+                None,
+                Some(vec![
+                    tbox(1, 0.1, 0.1, 0.3, 0.5, 33_000),
+                    tbox(2, 0.6, 0.6, 0.9, 0.8, 33_000),
+                ]),
+            ),
+            (66_000, Some(vec![again]), None),
+            (
+                99_000,
+                None,
+                Some(vec![
+                    tbox(1, 0.12, 0.1, 0.32, 0.5, 99_000),
+                    tbox(2, 0.6, 0.6, 0.9, 0.8, 99_000),
+                    tbox(3, 0.12, 0.1, 0.32, 0.5, 99_000),
+                ]),
+            ),
+            (
+                132_000,
+                None,
+                Some(vec![
+                    tbox(2, 0.6, 0.6, 0.9, 0.8, 132_000),
+                    tbox(3, 0.13, 0.1, 0.33, 0.5, 132_000),
+                ]),
+            ),
+        ],
+    );
+    assert_eq!(cancel, vec![(99_000, 1)], "the old track is cancelled");
+    let ids = |k: usize| {
+        let mut v: Vec<u64> = tracked[k].1.iter().filter_map(|d| d.id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(0), [1, 2]);
+    assert_eq!(ids(1), [1, 2], "the re-detected person keeps id 1");
+    assert_eq!(ids(2), [1, 2]);
+    let person = tracked[2].1.iter().find(|d| d.id == Some(1)).unwrap();
+    assert_eq!(person.labels, ["Footwear", "Person"], "sorted by score");
+    assert_eq!(person.label_ids, [19, 4]);
+    assert_eq!(person.scores, [0.8, 0.5]);
+    assert!((person.relative_bounding_box.xmin - 0.13).abs() < 1e-6);
+}
+
+#[test]
+fn cancels_get_one_timestamp_each_and_lost_tracks_time_out() {
+    let a = with_id(det(4, "Person", 0.5, 0.1, 0.1, 0.2, 0.2), 11);
+    let b = with_id(det(4, "Person", 0.5, 0.5, 0.5, 0.6, 0.6), 12);
+    let c = with_id(det(4, "Person", 0.5, 0.7, 0.1, 0.8, 0.2), 13);
+    let yaml = MANAGER.replace("{smoothing: 1.0}", "{smoothing: 1.0, timeout_ms: 1000}");
+    let (tracked, cancel) = run_manager(
+        &yaml,
+        vec![
+            (0, Some(vec![a, b, c]), None),
+            (
+                10_000,
+                None,
+                Some(vec![
+                    tbox(11, 0.1, 0.1, 0.2, 0.2, 10_000),
+                    tbox(12, 0.5, 0.5, 0.6, 0.6, 10_000),
+                    tbox(13, 0.7, 0.1, 0.8, 0.2, 10_000),
+                ]),
+            ),
+            // 12 and 13 drift out of the frame together; 11 is no longer reported.
+            (
+                20_000,
+                None,
+                Some(vec![
+                    tbox(12, 1.1, 0.5, 1.2, 0.6, 20_000),
+                    tbox(13, 0.7, -0.3, 0.8, -0.1, 20_000),
+                ]),
+            ),
+            (500_000, None, Some(vec![])),
+            // More than timeout_ms since 11 was last updated.
+            (1_100_000, None, Some(vec![])),
+        ],
+    );
+    assert_eq!(
+        cancel,
+        vec![(20_000, 12), (20_001, 13), (1_100_000, 11)],
+        "one cancel per timestamp"
+    );
+    assert_eq!(tracked.len(), 4);
+    assert_eq!(tracked[0].1.len(), 3);
+    assert!(tracked[1..].iter().all(|(_, v)| v.is_empty()));
+}
+
+#[test]
+fn smoothing_eases_a_redetection_by_default() {
+    let first = with_id(det(4, "Person", 0.5, 0.10, 0.1, 0.30, 0.5), 1);
+    let again = with_id(det(4, "Person", 0.5, 0.14, 0.1, 0.34, 0.5), 2);
+    let default_manager = MANAGER.replace("options: {smoothing: 1.0}", "");
+    let mut steps = vec![
+        (
+            0,
+            Some(vec![first]),
+            Some(vec![tbox(1, 0.10, 0.1, 0.30, 0.5, 0)]),
+        ),
+        (100_000, Some(vec![again]), None),
+    ];
+    for k in 1..10 {
+        let t = 100_000 * k;
+        steps.push((t, None, Some(vec![tbox(2, 0.14, 0.1, 0.34, 0.5, t)])));
+    }
+    let (tracked, _) = run_manager(&default_manager, steps);
+    let lefts: Vec<f32> = tracked[1..]
+        .iter()
+        .map(|(_, v)| {
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].id, Some(1));
+            v[0].relative_bounding_box.xmin
+        })
+        .collect();
+    assert!(lefts[0] > 0.10 && lefts[0] < 0.13, "{lefts:?}");
+    assert!(lefts.windows(2).all(|w| w[1] >= w[0]), "{lefts:?}");
+    assert!((lefts[lefts.len() - 1] - 0.14).abs() < 0.002, "{lefts:?}");
+}
+
+#[test]
+fn manager_options_are_checked() {
+    for bad in [
+        "{smoothing: 0}",
+        "{smoothing: 1.5}",
+        "{timeout_ms: 0}",
+        "{max_area_ratio: 0.5}",
+        "{min_overlap_ratio: 1.0}",
+        "{no_such_option: 1}",
+    ] {
+        let yaml = MANAGER.replace("{smoothing: 1.0}", bad);
+        let err = config_error(&yaml);
+        assert!(!err.is_empty(), "{bad}");
+    }
+}

@@ -1,0 +1,409 @@
+//! `TrackedDetectionManagerCalculator`: merges new detections with tracked boxes so that each
+//! object keeps one id, over [`TrackedDetectionManager`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use mediagraph_framework::prelude::*;
+use mediagraph_framework::HandlerConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::detection::{Detection, RelativeBox};
+use crate::tracking::box_tracker::{TimedBox, TimedBoxList};
+use crate::tracking::tracked_detection_manager::{
+    ManagerConfig, NormRect, ReportedDetection, TrackedBox, TrackedDetection,
+    TrackedDetectionManager,
+};
+
+const NAME: &str = "TrackedDetectionManagerCalculator";
+
+/// Options of [`TrackedDetectionManagerCalculator`] (MediaPipe's
+/// `TrackedDetectionManagerConfig` plus the timeout and our smoothing).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackedDetectionManagerCalculatorOptions {
+    /// How fast a re-detected object's reported box moves to its new track: the share of the
+    /// remaining distance covered per frame, in `(0, 1]`. `1` jumps at once, as MediaPipe
+    /// does; the default 0.35 eases over a few frames. Only the offset between the old and
+    /// the new track is eased; between re-detections the box follows the tracker without lag.
+    pub smoothing: f32,
+    /// A tracked detection not updated for this long is dropped (ms; default 5000).
+    pub timeout_ms: i64,
+    /// Boxes whose areas differ by more than this factor are never the same object
+    /// (default 3, at least 1).
+    pub max_area_ratio: f32,
+    /// Two boxes are the same object when their intersection covers more than this share of
+    /// either box (default 0.5, in `[0, 1)`).
+    pub min_overlap_ratio: f32,
+    /// Ours: a track that no new detection has confirmed for this long is dropped, and the
+    /// tracker told to stop it (ms; 0, the default, never: MediaPipe's behaviour, where a
+    /// track lives as long as the tracker keeps its box). It clears boxes the tracker left
+    /// on the background when their object walked away, and one-off false detections.
+    /// While such a track is still known, a new detection at its place keeps its id.
+    pub max_unconfirmed_ms: i64,
+}
+
+impl Default for TrackedDetectionManagerCalculatorOptions {
+    fn default() -> Self {
+        let c = ManagerConfig::default();
+        TrackedDetectionManagerCalculatorOptions {
+            smoothing: c.smoothing,
+            timeout_ms: c.timeout_ms,
+            max_area_ratio: c.max_area_ratio,
+            min_overlap_ratio: c.min_overlap_ratio,
+            max_unconfirmed_ms: 0,
+        }
+    }
+}
+
+impl TrackedDetectionManagerCalculatorOptions {
+    /// The manager's configuration, or what is wrong with the options. The manager itself
+    /// jumps to re-detections (`smoothing` 1); the calculator eases the reported boxes.
+    pub fn config(&self) -> std::result::Result<ManagerConfig, String> {
+        if !(self.smoothing > 0.0 && self.smoothing <= 1.0) {
+            return Err(format!(
+                "smoothing must be in (0, 1] (1: jump to a re-detection at once), got {}",
+                self.smoothing
+            ));
+        }
+        if self.timeout_ms <= 0 {
+            return Err(format!(
+                "timeout_ms must be positive, got {}",
+                self.timeout_ms
+            ));
+        }
+        if !(self.max_area_ratio.is_finite() && self.max_area_ratio >= 1.0) {
+            return Err(format!(
+                "max_area_ratio must be at least 1, got {}",
+                self.max_area_ratio
+            ));
+        }
+        if !(0.0..1.0).contains(&self.min_overlap_ratio) {
+            return Err(format!(
+                "min_overlap_ratio must be in [0, 1), got {}",
+                self.min_overlap_ratio
+            ));
+        }
+        if self.max_unconfirmed_ms < 0 {
+            return Err(format!(
+                "max_unconfirmed_ms must be 0 (off) or positive, got {}",
+                self.max_unconfirmed_ms
+            ));
+        }
+        Ok(ManagerConfig {
+            max_area_ratio: self.max_area_ratio,
+            min_overlap_ratio: self.min_overlap_ratio,
+            timeout_ms: self.timeout_ms,
+            smoothing: 1.0,
+        })
+    }
+}
+
+/// Associates detections with the box tracker's boxes (MediaPipe's
+/// `TrackedDetectionManagerCalculator`), so each physical object keeps one id while the
+/// detector runs on a few frames only.
+///
+/// * Input streams: `DETECTIONS` (`Vec<`[`Detection`]`>`, with ids, e.g. from
+///   `DetectionUniqueIdCalculator`; usually a few per second) and `TRACKING_BOXES`
+///   ([`TimedBoxList`], the tracker's boxes, one packet per frame). The node uses a
+///   sync-set handler with the two in separate sets, so each is handled as soon as it arrives.
+/// * Output streams: `DETECTIONS` (`Vec<`[`Detection`]`>`, one packet per `TRACKING_BOXES`
+///   packet, at its timestamp: the objects tracked at that frame, with their persistent `id`,
+///   box, and labels sorted by descending score); `CANCEL_OBJECT_ID` (optional, `i64`: ids the
+///   tracker should stop tracking; one per timestamp, at t, t+1 µs, t+2 µs, ... for a frame
+///   at t; connect it to the tracker's `CANCEL_OBJECT_ID` as a back edge).
+/// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`, `timeout_ms`,
+///   `max_area_ratio`, `min_overlap_ratio`, `max_unconfirmed_ms`.
+///
+/// The rules (see [`crate::tracking::tracked_detection_manager`]): a new detection waits
+/// until the tracker reports a box with its id (the tracker has then caught it up to the
+/// current frame); it then replaces every tracked detection it overlaps ("same object":
+/// comparable areas and an intersection covering more than half of either box), taking over
+/// their labels and the id of the object's first detection. Detections not updated for
+/// `timeout_ms`, or whose box has left the frame, are dropped, and a detection is reported
+/// only on frames where the tracker still has its box. A detection without an id cannot be
+/// tracked; it is left out (counted as dropped).
+///
+/// ```yaml
+/// - calculator: TrackedDetectionManagerCalculator
+///   input_stream: ["DETECTIONS:detections_with_id", "TRACKING_BOXES:boxes"]
+///   output_stream: ["DETECTIONS:tracked_detections", "CANCEL_OBJECT_ID:cancel_object_id"]
+/// ```
+pub struct TrackedDetectionManagerCalculator {
+    manager: TrackedDetectionManager,
+    /// Label key (name, or `#<id>` without a name) -> (label id, name).
+    labels: HashMap<String, (i32, Option<String>)>,
+    last_cancel: Option<Timestamp>,
+    warned_no_id: bool,
+    max_unconfirmed_ms: i64,
+    /// Unique ids of tracks dropped for lack of confirmation, while the manager still has
+    /// them (the tracker may report them for a few more frames until the cancel reaches it).
+    retired: BTreeSet<i64>,
+    /// Share of the remaining offset removed per frame after a re-detection.
+    smoothing: f32,
+    /// Per reported (public) id: the easing state of its box.
+    easing: HashMap<i64, Easing>,
+}
+
+/// Where an object's box was shown, and the offset still to be eased out.
+#[derive(Clone, Copy, Debug)]
+struct Easing {
+    /// The manager's detection behind the public id (a re-detection changes it).
+    unique_id: i64,
+    /// Shown box minus tracked box: left, top, right, bottom.
+    offset: [f32; 4],
+    /// The box shown last.
+    shown: [f32; 4],
+}
+
+const DETECTIONS_IN: Input<Vec<Detection>> = Input::new("DETECTIONS").optional();
+const TRACKING_BOXES: Input<TimedBoxList> = Input::new("TRACKING_BOXES");
+const DETECTIONS_OUT: Output<Vec<Detection>> = Output::new("DETECTIONS");
+const CANCEL_OBJECT_ID: Output<i64> = Output::new("CANCEL_OBJECT_ID").optional();
+
+impl Calculator for TrackedDetectionManagerCalculator {
+    type Options = TrackedDetectionManagerCalculatorOptions;
+
+    fn contract(cc: &mut Contract, options: &Self::Options) -> Result<()> {
+        if let Err(message) = options.config() {
+            return Err(cc.error(crate::Error::Config {
+                calculator: NAME,
+                message,
+            }));
+        }
+        cc.declare(&[
+            &DETECTIONS_IN,
+            &TRACKING_BOXES,
+            &DETECTIONS_OUT,
+            &CANCEL_OBJECT_ID,
+        ])?;
+        let mut sets = vec![serde_json::json!({"tag_index": ["TRACKING_BOXES:0"]})];
+        if cc.inputs().id("DETECTIONS", 0).is_some() {
+            sets.push(serde_json::json!({"tag_index": ["DETECTIONS:0"]}));
+        }
+        cc.set_input_stream_handler(HandlerConfig {
+            input_stream_handler: "SyncSetInputStreamHandler".into(),
+            options: serde_json::json!({ "sync_set": sets }),
+        });
+        Ok(())
+    }
+
+    fn create(options: &Self::Options) -> Result<Self> {
+        let config = options.config().map_err(|message| crate::Error::Config {
+            calculator: NAME,
+            message,
+        })?;
+        Ok(TrackedDetectionManagerCalculator {
+            manager: TrackedDetectionManager::new(config),
+            labels: HashMap::new(),
+            last_cancel: None,
+            warned_no_id: false,
+            max_unconfirmed_ms: options.max_unconfirmed_ms,
+            retired: BTreeSet::new(),
+            smoothing: options.smoothing,
+            easing: HashMap::new(),
+        })
+    }
+
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let ts = cx.input_timestamp();
+        if cx.has_input(&DETECTIONS_IN) {
+            if let Some(detections) = cx.input(&DETECTIONS_IN).get()? {
+                self.add_detections(cx, detections, ts);
+            }
+        }
+        if let Some(boxes) = cx.input(&TRACKING_BOXES).get()? {
+            let now_ms = ts.micros().div_euclid(1000);
+            let tracked: Vec<TrackedBox> = boxes.0.iter().filter_map(tracked_box).collect();
+            let mut cancelled = self.manager.update(&tracked, now_ms);
+            let hidden = self.retire_unconfirmed(now_ms, &mut cancelled);
+            for id in cancelled {
+                let t = match self.last_cancel {
+                    Some(last) if last >= ts => Timestamp::new(last.micros() + 1),
+                    _ => ts,
+                };
+                cx.output(&CANCEL_OBJECT_ID).send(id, t)?;
+                self.last_cancel = Some(t);
+            }
+            let reports: Vec<ReportedDetection> = self
+                .manager
+                .report(now_ms)
+                .into_iter()
+                .filter(|r| !hidden.contains(&r.id))
+                .collect();
+            let reports = self.ease(reports, now_ms);
+            let out: Vec<Detection> = reports.into_iter().map(|r| self.to_detection(r)).collect();
+            cx.output(&DETECTIONS_OUT).send(out, ts)?;
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// The manager's view of a tracker box (`None` for a box without an id or with non-finite
+/// coordinates).
+fn tracked_box(b: &TimedBox) -> Option<TrackedBox> {
+    let finite = [b.left, b.top, b.right, b.bottom, b.rotation]
+        .iter()
+        .all(|v| v.is_finite());
+    (b.id >= 0 && finite).then(|| TrackedBox {
+        id: b.id,
+        rect: NormRect::from_ltrb(b.left, b.top, b.right, b.bottom, b.rotation),
+        time_ms: b.time_us.div_euclid(1000),
+    })
+}
+
+/// The key of label `i` of `d` in the manager's label map: the name, else `#<label id>`.
+fn label_key(d: &Detection, i: usize) -> Option<(String, i32, Option<String>)> {
+    let name = d.labels.get(i).cloned();
+    let id = d.label_ids.get(i).copied();
+    match (name, id) {
+        (Some(n), id) => Some((n.clone(), id.unwrap_or(-1), Some(n))),
+        (None, Some(id)) => Some((format!("#{id}"), id, None)),
+        (None, None) => None,
+    }
+}
+
+impl TrackedDetectionManagerCalculator {
+    fn add_detections(
+        &mut self,
+        cx: &mut CalculatorContext,
+        detections: &[Detection],
+        ts: Timestamp,
+    ) {
+        let time_ms = ts.micros().div_euclid(1000);
+        let mut without_id = 0u64;
+        for d in detections {
+            let Some(id) = d.id.and_then(|id| i64::try_from(id).ok()) else {
+                without_id += 1;
+                continue;
+            };
+            let b = d.bbox();
+            if !b.is_valid() {
+                without_id += 1;
+                continue;
+            }
+            let mut labels = Vec::new();
+            for (i, &score) in d.scores.iter().enumerate() {
+                if let Some((key, label_id, name)) = label_key(d, i) {
+                    self.labels.entry(key.clone()).or_insert((label_id, name));
+                    labels.push((key, score));
+                }
+            }
+            let rect = NormRect::from_ltrb(b.xmin, b.ymin, b.xmax(), b.ymax(), 0.0);
+            self.manager
+                .add_detection(TrackedDetection::new(id, rect, time_ms, &labels));
+        }
+        if without_id > 0 {
+            if !self.warned_no_id {
+                tracing::warn!(
+                    node = cx.node_name(),
+                    "detections without an id or with an invalid box cannot be tracked and are \
+                     left out (put DetectionUniqueIdCalculator before this node)"
+                );
+                self.warned_no_id = true;
+            }
+            cx.record_dropped(without_id);
+        }
+    }
+
+    /// Retires live tracks not confirmed by a detection within `max_unconfirmed_ms` (their
+    /// unique ids are added to `cancelled`); returns the public ids not to report now.
+    fn retire_unconfirmed(&mut self, now_ms: i64, cancelled: &mut Vec<i64>) -> BTreeSet<i64> {
+        let active: BTreeSet<i64> = self.manager.active().map(|d| d.unique_id).collect();
+        self.retired.retain(|id| active.contains(id));
+        if self.max_unconfirmed_ms <= 0 {
+            return BTreeSet::new();
+        }
+        // A re-detection replaces the track with a new detection, so a track's initial time
+        // is when a detection last confirmed the object.
+        let stale: Vec<i64> = self
+            .manager
+            .active()
+            .filter(|d| {
+                d.last_updated_ms >= now_ms
+                    && now_ms - d.initial_ms > self.max_unconfirmed_ms
+                    && !self.retired.contains(&d.unique_id)
+            })
+            .map(|d| d.unique_id)
+            .collect();
+        for id in stale {
+            self.retired.insert(id);
+            cancelled.push(id);
+        }
+        cancelled.sort_unstable();
+        cancelled.dedup();
+        self.manager
+            .active()
+            .filter(|d| self.retired.contains(&d.unique_id))
+            .map(|d| d.public_id())
+            .collect()
+    }
+
+    /// Eases the boxes of re-detected objects: when the detection behind a reported id
+    /// changes, the box starts where it was shown and the offset to the new track shrinks by
+    /// `smoothing` per frame.
+    fn ease(&mut self, mut reports: Vec<ReportedDetection>, now_ms: i64) -> Vec<ReportedDetection> {
+        let behind: HashMap<i64, i64> = self
+            .manager
+            .active()
+            .filter(|d| d.last_updated_ms >= now_ms)
+            .map(|d| (d.public_id(), d.unique_id))
+            .collect();
+        let keep = 1.0 - self.smoothing;
+        let mut next = HashMap::with_capacity(reports.len());
+        for r in &mut reports {
+            let (l, t, rr, b) = r.bounds;
+            let tracked = [l, t, rr, b];
+            let unique_id = behind.get(&r.id).copied().unwrap_or(r.id);
+            let offset = match self.easing.get(&r.id) {
+                Some(e) if e.unique_id != unique_id => {
+                    std::array::from_fn(|i| (e.shown[i] - tracked[i]) * keep)
+                }
+                Some(e) => e.offset.map(|o| o * keep),
+                None => [0.0; 4],
+            };
+            let shown: [f32; 4] = std::array::from_fn(|i| tracked[i] + offset[i]);
+            r.bounds = (shown[0], shown[1], shown[2], shown[3]);
+            next.insert(
+                r.id,
+                Easing {
+                    unique_id,
+                    offset,
+                    shown,
+                },
+            );
+        }
+        self.easing = next;
+        reports
+    }
+
+    fn to_detection(&self, r: ReportedDetection) -> Detection {
+        let (l, t, rr, b) = r.bounds;
+        let mut label_ids = Vec::with_capacity(r.labels.len());
+        let mut names = Vec::with_capacity(r.labels.len());
+        let mut scores = Vec::with_capacity(r.labels.len());
+        for (key, score) in &r.labels {
+            let (id, name) = self.labels.get(key).cloned().unwrap_or((-1, None));
+            label_ids.push(id);
+            names.push(name);
+            scores.push(*score);
+        }
+        // Names run in parallel with the ids, so they are given only when every label has one.
+        let labels = if names.iter().all(Option::is_some) {
+            names.into_iter().flatten().collect()
+        } else {
+            Vec::new()
+        };
+        Detection {
+            label_ids,
+            labels,
+            scores,
+            relative_bounding_box: RelativeBox::from_corners(l, t, rr, b),
+            id: u64::try_from(r.id).ok(),
+        }
+    }
+}
+
+mediagraph_framework::register_calculator!(
+    TrackedDetectionManagerCalculator,
+    "TrackedDetectionManagerCalculator"
+);
