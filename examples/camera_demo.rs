@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use mediagraph::calculators::detection::Detection;
-use mediagraph::calculators::image::{Annotations, Color, ImageFrame, TextAnnotation};
+use mediagraph::calculators::image::{Annotations, ImageFrame, TextAnnotation};
 use mediagraph::prelude::*;
 use mediagraph::{Graph, SidePackets};
 
@@ -111,7 +111,7 @@ impl Summary {
     }
 }
 
-/// Draws the measured frame rate (over the last second of wall time) in the top right corner;
+/// Draws the measured frame rate (over the last second of wall time) in the bottom left corner;
 /// stops the graph after `max_frames` frames.
 struct FpsCalculator {
     times: std::collections::VecDeque<Instant>,
@@ -166,11 +166,11 @@ impl Calculator for FpsCalculator {
         };
         let text = TextAnnotation {
             display_text: format!("{fps:.1} fps"),
-            left: 0.84,
-            baseline: 0.05,
+            left: 0.01,
+            baseline: 0.97,
             normalized: true,
             font_height: None,
-            color: Some(Color::GREEN),
+            color: None,
         };
         let ts = cx.input_timestamp();
         cx.output(&FPS_TEXT)
@@ -248,6 +248,12 @@ node:
     )
 }
 
+/// Registers the demo's own calculator and loads the graph for `args`.
+pub fn build_graph(args: &Args, max_frames: u64) -> std::result::Result<Graph, String> {
+    mediagraph::calculator::register::<FpsCalculator>("CameraDemoFpsCalculator");
+    Graph::from_yaml_str(&graph_yaml(args, max_frames)).map_err(|e| e.to_string())
+}
+
 /// Why the camera cannot be used, if that can be told before opening it.
 fn missing_camera(device: i32) -> Option<String> {
     let path = format!("/dev/video{device}");
@@ -272,7 +278,6 @@ pub fn run(args: &Args) -> std::result::Result<Summary, String> {
             return Err(format!("{}: no such file", input.display()));
         }
     }
-    mediagraph::calculator::register::<FpsCalculator>("CameraDemoFpsCalculator");
     let max_frames = args
         .max_frames
         .unwrap_or(match (&args.input, args.headless) {
@@ -289,8 +294,7 @@ pub fn run(args: &Args) -> std::result::Result<Summary, String> {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
     }
-    let yaml = graph_yaml(args, max_frames);
-    let mut graph = Graph::from_yaml_str(&yaml).map_err(|e| e.to_string())?;
+    let mut graph = build_graph(args, max_frames)?;
     let tracked: Arc<Mutex<Vec<Vec<Detection>>>> = Arc::default();
     let sink = tracked.clone();
     graph
@@ -321,7 +325,14 @@ pub fn run(args: &Args) -> std::result::Result<Summary, String> {
         side.insert("output_video".into(), Packet::new(o.display().to_string()));
     }
     let start = Instant::now();
-    graph.run(side).map_err(|e| e.to_string())?;
+    graph.run(side).map_err(|e| {
+        let message = e.to_string();
+        if message.contains("no display") {
+            format!("{message}; run with --headless to write a video file instead")
+        } else {
+            message
+        }
+    })?;
     let tracked = std::mem::take(&mut *tracked.lock().map_err(|_| "lock poisoned".to_string())?);
     Ok(Summary {
         frames: frames.load(Ordering::Relaxed),

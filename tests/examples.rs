@@ -103,5 +103,16 @@ fn camera_demo_reports_a_missing_camera_or_file() {
     let err = camera_demo::run(&args).expect_err("no file");
     assert!(err.contains("/no/such/file.mp4"), "{err}");
     assert!(camera_demo::parse_args(&["--bogus".into()]).is_err());
+    // Every variant of the graph (camera + window, camera + file, file + window) loads.
+    for argv in [
+        vec![],
+        vec!["--headless".to_string()],
+        vec!["--input".to_string(), "x.avi".to_string()],
+    ] {
+        let args = camera_demo::parse_args(&argv).expect("arguments");
+        if let Err(e) = camera_demo::build_graph(&args, 10) {
+            panic!("{argv:?}: {e}");
+        }
+    }
     assert!(camera_demo::parse_args(&["--detection-fps".into(), "0".into()]).is_err());
 }
