@@ -33,11 +33,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("MEDIAGRAPH_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("data"))
-}
+use mediagraph_calculators::sample_data::data_dir;
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -32,12 +32,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn data_dir() -> PathBuf {
-    match std::env::var_os("MEDIAGRAPH_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => workspace().join("data"),
-    }
-}
+use mediagraph_calculators::sample_data::data_dir;
 
 /// Decoded frames resized to 320x240, as RGB bytes.
 fn load(path: &Path) -> Result<(Vec<Vec<u8>>, f64), String> {

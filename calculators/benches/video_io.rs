@@ -15,7 +15,6 @@
 //! Prints a Markdown table.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,14 +29,7 @@ use mediagraph_calculators as _;
 
 const RUNS: usize = 3;
 
-fn data_dir() -> PathBuf {
-    match std::env::var_os("MEDIAGRAPH_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("data"),
-    }
-}
+use mediagraph_calculators::sample_data::data_dir;
 
 /// Best frames/s over `RUNS` runs of `f`, which returns the number of frames it handled.
 fn best_fps(mut f: impl FnMut() -> Result<u64, String>) -> Result<(u64, f64), String> {

@@ -26,6 +26,7 @@ pub mod association;
 pub mod core;
 pub mod detection;
 pub mod image;
+pub mod sample_data;
 pub mod tracking;
 pub mod tracking_calculators;
 pub mod video;

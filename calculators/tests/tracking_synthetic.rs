@@ -5,8 +5,6 @@
 //! Frames are rendered at the analysis size 320x240; models are compared in the nominal
 //! 640x480 domain, where the pipeline reports them.
 
-use std::path::PathBuf;
-
 use mediagraph_calculators::tracking::camera_motion::CameraMotionType;
 use mediagraph_calculators::tracking::{
     CameraMotion, GrayImage, Homography, MotionAnalysis, MotionAnalysisOptions,
@@ -16,12 +14,7 @@ use nalgebra::Matrix3;
 use opencv::prelude::*;
 use opencv::{imgproc, videoio};
 
-fn data_dir() -> PathBuf {
-    match std::env::var_os("MEDIAGRAPH_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data"),
-    }
-}
+use mediagraph_calculators::sample_data::data_dir;
 
 /// The first frame of `name` in gray, if the video is there.
 fn video_frame(name: &str, index: usize) -> Option<GrayImage> {

@@ -7,7 +7,7 @@
 //! timeout, so a hang fails instead of blocking the suite.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,14 +19,7 @@ use mediagraph_framework::{Graph, Packet, Timestamp};
 /// Generous: a debug build decodes vtest.avi in a few seconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn data_dir() -> PathBuf {
-    match std::env::var_os("MEDIAGRAPH_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("data"),
-    }
-}
+use mediagraph_calculators::sample_data::data_dir;
 
 /// The path of a sample video; fails the test if it is missing.
 fn sample(name: &str) -> String {
