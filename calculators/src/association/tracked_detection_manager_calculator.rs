@@ -46,7 +46,7 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
     fn default() -> Self {
         let c = ManagerConfig::default();
         TrackedDetectionManagerCalculatorOptions {
-            smoothing: c.smoothing,
+            smoothing: 0.35,
             timeout_ms: c.timeout_ms,
             max_area_ratio: c.max_area_ratio,
             min_overlap_ratio: c.min_overlap_ratio,
@@ -56,8 +56,8 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
 }
 
 impl TrackedDetectionManagerCalculatorOptions {
-    /// The manager's configuration, or what is wrong with the options. The manager itself
-    /// jumps to re-detections (`smoothing` 1); the calculator eases the reported boxes.
+    /// The manager's configuration, or what is wrong with the options (the easing of
+    /// re-detected boxes, `smoothing`, is the calculator's own).
     pub fn config(&self) -> std::result::Result<ManagerConfig, String> {
         if !(self.smoothing > 0.0 && self.smoothing <= 1.0) {
             return Err(format!(
@@ -93,7 +93,6 @@ impl TrackedDetectionManagerCalculatorOptions {
             max_area_ratio: self.max_area_ratio,
             min_overlap_ratio: self.min_overlap_ratio,
             timeout_ms: self.timeout_ms,
-            smoothing: 1.0,
         })
     }
 }

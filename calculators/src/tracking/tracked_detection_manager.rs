@@ -3,9 +3,8 @@
 //! duplicates (keeping the id of the first detection of the object and merging labels), follows
 //! its box, and is dropped when it times out or leaves the view.
 //!
-//! On top of MediaPipe, a re-detected object can move *smoothly* to its new box instead of
-//! leaping: the reported box eases from where the old track was to the new track over a few
-//! frames ([`ManagerConfig::smoothing`]).
+//! Easing a re-detected object's box instead of letting it leap is done by the calculator
+//! (`TrackedDetectionManagerCalculator`), which knows what it showed last.
 //!
 //! Plain module: no framework types.
 
@@ -74,17 +73,6 @@ impl NormRect {
             .iter()
             .all(|&(x, y)| !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y))
     }
-
-    fn lerp(&self, to: &NormRect, t: f32) -> NormRect {
-        let l = |a: f32, b: f32| a + (b - a) * t;
-        NormRect {
-            x_center: l(self.x_center, to.x_center),
-            y_center: l(self.y_center, to.y_center),
-            width: l(self.width, to.width),
-            height: l(self.height, to.height),
-            rotation: l(self.rotation, to.rotation),
-        }
-    }
 }
 
 /// Tuning of the association.
@@ -96,9 +84,6 @@ pub struct ManagerConfig {
     pub min_overlap_ratio: f32,
     /// Detections not updated for this long are dropped (ms).
     pub timeout_ms: i64,
-    /// Share of the remaining distance a re-detected object's reported box moves per update
-    /// towards its new track (1 = jump at once, as MediaPipe does).
-    pub smoothing: f32,
 }
 
 impl Default for ManagerConfig {
@@ -107,7 +92,6 @@ impl Default for ManagerConfig {
             max_area_ratio: 3.0,
             min_overlap_ratio: 0.5,
             timeout_ms: 5000,
-            smoothing: 0.35,
         }
     }
 }
@@ -147,8 +131,6 @@ pub struct TrackedDetection {
     pub rect: NormRect,
     /// Label -> best score seen.
     pub labels: BTreeMap<String, f32>,
-    /// The box reported to users (eases towards `rect` after a re-detection).
-    shown: NormRect,
 }
 
 impl TrackedDetection {
@@ -161,7 +143,6 @@ impl TrackedDetection {
             last_updated_ms: time_ms,
             rect,
             labels: BTreeMap::new(),
-            shown: rect,
         };
         d.merge_labels(labels.iter().map(|(l, s)| (l.as_str(), *s)));
         d
@@ -288,24 +269,17 @@ impl TrackedDetectionManager {
                 }
             }
         }
-        det.shown = rect;
         if let Some(old) = latest {
             det.previous_id = Some(old.public_id());
-            if self.config.smoothing < 1.0 {
-                // Start from where the object was shown, and ease towards its new track.
-                det.shown = old.shown;
-            }
         }
         self.active.insert(det.unique_id, det);
         duplicates
     }
 
     fn update_location(&mut self, id: i64, rect: NormRect, time_ms: i64) {
-        let alpha = self.config.smoothing.clamp(0.0, 1.0);
         if let Some(d) = self.active.get_mut(&id) {
             d.rect = rect;
             d.last_updated_ms = time_ms;
-            d.shown = d.shown.lerp(&rect, alpha);
         }
     }
 
@@ -358,7 +332,7 @@ impl TrackedDetectionManager {
                 labels.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 ReportedDetection {
                     id: d.public_id(),
-                    bounds: d.shown.bounds(),
+                    bounds: d.rect.bounds(),
                     labels,
                 }
             })
@@ -386,13 +360,6 @@ mod tests {
         }
     }
 
-    fn jumpy() -> ManagerConfig {
-        ManagerConfig {
-            smoothing: 1.0,
-            ..ManagerConfig::default()
-        }
-    }
-
     #[test]
     fn same_object_is_overlap_of_the_smaller_box_not_iou() {
         let c = ManagerConfig::default();
@@ -411,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_detection_waits_for_its_box_then_follows_it() {
-        let mut m = TrackedDetectionManager::new(jumpy());
+        let mut m = TrackedDetectionManager::new(ManagerConfig::default());
         m.add_detection(det(1, rect(0.1, 0.1, 0.3, 0.3), 100, "Person", 0.6));
         assert!(
             m.report(100).is_empty(),
@@ -430,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_redetection_replaces_the_old_track_and_keeps_the_first_id_and_labels() {
-        let mut m = TrackedDetectionManager::new(jumpy());
+        let mut m = TrackedDetectionManager::new(ManagerConfig::default());
         m.add_detection(det(1, rect(0.1, 0.1, 0.3, 0.3), 0, "Person", 0.5));
         m.update(&[tb(1, rect(0.1, 0.1, 0.3, 0.3), 0)], 0);
         m.add_detection(det(2, rect(0.11, 0.1, 0.31, 0.3), 300, "Pedestrian", 0.7));
@@ -471,7 +438,7 @@ mod tests {
 
     #[test]
     fn different_objects_keep_their_own_ids() {
-        let mut m = TrackedDetectionManager::new(jumpy());
+        let mut m = TrackedDetectionManager::new(ManagerConfig::default());
         m.add_detection(det(1, rect(0.1, 0.1, 0.2, 0.3), 0, "Person", 0.5));
         m.add_detection(det(2, rect(0.6, 0.1, 0.7, 0.3), 0, "Person", 0.5));
         let cancelled = m.update(
@@ -488,7 +455,7 @@ mod tests {
 
     #[test]
     fn timeouts_and_leaving_the_view_remove_tracks() {
-        let mut m = TrackedDetectionManager::new(jumpy());
+        let mut m = TrackedDetectionManager::new(ManagerConfig::default());
         m.add_detection(det(1, rect(0.1, 0.1, 0.2, 0.2), 0, "Car", 0.5));
         m.add_detection(det(2, rect(0.5, 0.5, 0.6, 0.6), 0, "Car", 0.5));
         m.update(
@@ -505,30 +472,6 @@ mod tests {
         let cancelled = m.update(&[], 5001);
         assert_eq!(cancelled, vec![1], "not updated for more than 5 s");
         assert_eq!(m.active().count(), 0);
-    }
-
-    #[test]
-    fn smoothing_eases_a_redetected_box_instead_of_leaping() {
-        let mut m = TrackedDetectionManager::new(ManagerConfig::default());
-        m.add_detection(det(1, rect(0.10, 0.1, 0.30, 0.3), 0, "Person", 0.5));
-        m.update(&[tb(1, rect(0.10, 0.1, 0.30, 0.3), 0)], 0);
-        // The re-detection is 0.04 to the right of the old track.
-        m.add_detection(det(2, rect(0.14, 0.1, 0.34, 0.3), 100, "Person", 0.5));
-        m.update(&[tb(2, rect(0.14, 0.1, 0.34, 0.3), 100)], 100);
-        let mut lefts = vec![m.report(100)[0].bounds.0];
-        for t in 1..8 {
-            m.update(&[tb(2, rect(0.14, 0.1, 0.34, 0.3), 100 + t)], 100 + t);
-            lefts.push(m.report(100 + t)[0].bounds.0);
-        }
-        // The first report is one easing step (35%) from where the object was shown.
-        assert!((lefts[0] - (0.10 + 0.35 * 0.04)).abs() < 1e-5, "{lefts:?}");
-        assert!(
-            lefts.windows(2).all(|w| w[1] > w[0]),
-            "moves monotonically: {lefts:?}"
-        );
-        assert!((lefts[7] - 0.14).abs() < 0.002, "arrives: {lefts:?}");
-        let steps: Vec<f32> = lefts.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(steps.iter().all(|s| *s < 0.02), "no leap: {steps:?}");
     }
 
     #[test]
