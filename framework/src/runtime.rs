@@ -178,6 +178,8 @@ pub(crate) struct NodeRuntime {
     open_deps: Vec<NodeId>,
     is_source: bool,
     layer: i32,
+    /// Position of the node's source layer among the graph's layers (sources only).
+    layer_rank: usize,
 }
 
 /// A delivery of one invocation's output on one stream.
@@ -418,6 +420,7 @@ impl RunState {
                 open_deps,
                 is_source: node.is_source(),
                 layer: node.source_layer,
+                layer_rank: 0,
             });
         }
 
@@ -458,6 +461,11 @@ impl RunState {
             }
         }
         layers.sort_by_key(|(l, _)| *l);
+        for (rank, (_, members)) in layers.iter().enumerate() {
+            for &n in members {
+                nodes[n].layer_rank = rank;
+            }
+        }
 
         Ok(RunState {
             nodes,
@@ -1422,6 +1430,24 @@ impl RunState {
         effects.opened = Some(n);
         drop(st);
         self.finish_invocation(n, effects);
+        if node.is_source {
+            self.activate_late_source(n);
+        }
+    }
+
+    /// A source that opens after its layer was activated (e.g. it waited for a side packet
+    /// that a node produced while processing) starts at once.
+    fn activate_late_source(&self, n: NodeId) {
+        let mut book = self.sources.lock();
+        if self.nodes[n].layer_rank >= book.next_layer {
+            return;
+        }
+        let mut st = self.nodes[n].state.lock();
+        if st.status == Status::Open && !st.busy {
+            st.busy = true;
+            book.active += 1;
+            self.push_source(n, &st);
+        }
     }
 
     fn process_node(&self, n: NodeId) {

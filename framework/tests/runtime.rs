@@ -776,3 +776,21 @@ fn options_on_a_subgraph_node_reach_its_inner_nodes() {
         "{err}"
     );
 }
+
+#[test]
+fn a_source_that_opens_late_still_runs() {
+    // The source needs a side packet that another node only sets while processing, so it
+    // opens after the graph's first idle point (when source layers are activated).
+    let got = with_timeout(20, || {
+        let mut g = graph(
+            "input_stream: [in]\noutput_stream: [out]\nnode:\n  - {calculator: TSideLater, input_stream: [in], output_side_packet: [\"COUNT:count\"]}\n  - {calculator: TCountSource, input_side_packet: [\"COUNT:count\"], output_stream: [out]}\n",
+        );
+        let poller = g.add_output_stream_poller("out").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        g.wait_until_idle().unwrap();
+        g.add_packet("in", pkt(3)).unwrap();
+        g.finish().unwrap();
+        ints(&poller)
+    });
+    assert_eq!(got, vec![(0, 0), (1, 1), (2, 2)]);
+}

@@ -370,6 +370,56 @@ impl Calculator for THeader {
     }
 }
 
+/// Sets output side packet `COUNT` (i64) from the first input packet's value, in `process`.
+pub struct TSideLater;
+const LATER_OUT: SideOutput<i64> = SideOutput::new("COUNT");
+impl Calculator for TSideLater {
+    type Options = NoOptions;
+    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+        cc.declare(&[&F_IN, &LATER_OUT])
+    }
+    fn create(_: &NoOptions) -> Result<Self> {
+        Ok(TSideLater)
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let v = *cx.input(&F_IN).value()?;
+        if cx.side_outputs().len() == 1 && v > 0 {
+            cx.set_side_output(&LATER_OUT, v).or(Ok::<(), Error>(()))?;
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// A source that emits side packet `COUNT` packets (so it opens only once that is known).
+pub struct TCountSource {
+    left: i64,
+    next: i64,
+}
+const COUNT_IN: SideInput<i64> = SideInput::new("COUNT");
+impl Calculator for TCountSource {
+    type Options = NoOptions;
+    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+        cc.declare(&[&COUNT_IN, &SRC_OUT])
+    }
+    fn create(_: &NoOptions) -> Result<Self> {
+        Ok(TCountSource { left: 0, next: 0 })
+    }
+    fn open(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        self.left = *cx.side_input(&COUNT_IN)?;
+        Ok(())
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        if self.left == 0 {
+            return Ok(Flow::Stop);
+        }
+        cx.output(&SRC_OUT)
+            .send(self.next, Timestamp::new(self.next))?;
+        self.next += 1;
+        self.left -= 1;
+        Ok(Flow::Continue)
+    }
+}
+
 /// Registers the test calculators once per test binary.
 pub fn setup() {
     static ONCE: Once = Once::new();
@@ -384,6 +434,8 @@ pub fn setup() {
         calculator::register::<TRecorder>("TRecorder");
         calculator::register::<TClock>("TClock");
         calculator::register::<THeader>("THeader");
+        calculator::register::<TSideLater>("TSideLater");
+        calculator::register::<TCountSource>("TCountSource");
     });
 }
 
