@@ -371,7 +371,9 @@ impl Calculator for THeader {
 }
 
 /// Sets output side packet `COUNT` (i64) from the first input packet's value, in `process`.
-pub struct TSideLater;
+pub struct TSideLater {
+    sent: bool,
+}
 const LATER_OUT: SideOutput<i64> = SideOutput::new("COUNT");
 impl Calculator for TSideLater {
     type Options = NoOptions;
@@ -379,12 +381,13 @@ impl Calculator for TSideLater {
         cc.declare(&[&F_IN, &LATER_OUT])
     }
     fn create(_: &NoOptions) -> Result<Self> {
-        Ok(TSideLater)
+        Ok(TSideLater { sent: false })
     }
     fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
         let v = *cx.input(&F_IN).value()?;
-        if cx.side_outputs().len() == 1 && v > 0 {
-            cx.set_side_output(&LATER_OUT, v).or(Ok::<(), Error>(()))?;
+        if !self.sent {
+            self.sent = true;
+            cx.set_side_output(&LATER_OUT, v)?;
         }
         Ok(Flow::Continue)
     }
