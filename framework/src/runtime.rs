@@ -303,6 +303,13 @@ impl RunState {
     pub(crate) fn new(spec: Arc<GraphSpec>, opts: RunOptions) -> Result<RunState> {
         let n = spec.nodes.len();
         let mut nodes = Vec::with_capacity(n);
+        if let Some(node) = spec.nodes.iter().find(|n| n.executor.is_some()) {
+            tracing::warn!(
+                "node \"{}\" names executor {:?}: named executors are not implemented yet, so every node runs on the graph's one thread pool",
+                node.name,
+                node.executor.as_deref().unwrap_or_default()
+            );
+        }
         for node in &spec.nodes {
             let contract = &node.contract;
             if node.max_in_flight > 1 {
