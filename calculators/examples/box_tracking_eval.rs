@@ -617,6 +617,7 @@ fn main() -> Res<()> {
         return extract(&args[2], &args[3]);
     }
     core::set_num_threads(1)?;
+    let ours_only = args.iter().any(|a| a == "--ours-only");
     let sequences = [render(0, 1.0)?, render(1, 1.6)?];
     println!("# Box tracking evaluation\n");
     println!(
@@ -625,12 +626,17 @@ fn main() -> Res<()> {
     );
     let mut totals: HashMap<&str, (Vec<f64>, Vec<f64>)> = HashMap::new();
     let mut per_object: Vec<(String, &str, f64, f64)> = Vec::new();
-    let names = [
+    let all_names = [
         "mediagraph BoxTracker",
         "OpenCV KCF",
         "OpenCV CSRT",
         "OpenCV MedianFlow",
     ];
+    let names: &[&str] = if ours_only {
+        &all_names[..1]
+    } else {
+        &all_names
+    };
     let mut timing_10: HashMap<&str, f64> = HashMap::new();
     let mut graph_times: Vec<(usize, f64)> = Vec::new();
     let mut tracker_times: Vec<(usize, f64)> = Vec::new();
@@ -665,7 +671,7 @@ fn main() -> Res<()> {
                 e.1.extend(errs);
             }
         }
-        if si == 0 {
+        if si == 0 && !ours_only {
             // Timing on the first sequence.
             for n in [1usize, 10, 20] {
                 let boxes = start_boxes(seq, n);
@@ -695,7 +701,7 @@ fn main() -> Res<()> {
     println!("\n## Accuracy (all objects, both sequences)\n");
     println!("| tracker | success AUC | precision @ 20 px | scored frames |");
     println!("|---|---|---|---|");
-    for name in names {
+    for &name in names {
         let (ious, errs) = &totals[name];
         println!(
             "| {name} | {:.3} | {:.3} | {} |",
@@ -710,7 +716,7 @@ fn main() -> Res<()> {
         print!(" {n} |");
     }
     println!();
-    println!("|---|---|---|---|---|");
+    println!("|---|{}", "---|".repeat(names.len()));
     let objs: Vec<String> = {
         let mut v: Vec<String> = Vec::new();
         for p in &per_object {
@@ -722,12 +728,15 @@ fn main() -> Res<()> {
     };
     for o in objs {
         print!("| {o} |");
-        for n in names {
+        for &n in names {
             if let Some(p) = per_object.iter().find(|p| p.0 == o && p.1 == n) {
                 print!(" {:.2} / {:.2} |", p.2, p.3);
             }
         }
         println!();
+    }
+    if ours_only {
+        return Ok(());
     }
     println!("\n## Speed (sequence 0, one thread, ms per frame)\n");
     println!("| what | 1 box | 10 boxes | 20 boxes |");

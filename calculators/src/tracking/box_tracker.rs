@@ -550,7 +550,7 @@ fn push_path(track: &mut Track, state: &MotionBoxState, id: i64, time_us: i64, m
 mod tests {
     use super::*;
     use crate::tracking::camera_motion::Homography;
-    use crate::tracking::tracking_data::MotionData;
+    use crate::tracking::tracking_data::{MotionData, FLAG_BACKGROUND_UNSTABLE};
 
     /// TrackingData of frame `frame` on the 256x192 domain: background features on a
     /// world lattice moving by `cam` px per frame (background model current -> previous =
@@ -794,6 +794,123 @@ mod tests {
         let b = t.box_at_time(1, 11 * DT).unwrap();
         let m = t.box_at_time(1, 10 * DT + DT / 2).unwrap();
         assert!((m.left - (a.left + b.left) / 2.0).abs() < 1e-4);
+    }
+
+    /// Region flow of frame `f` (640x480 nominal, like motion analysis at 320x240 x2): a
+    /// 100x120 px object starting at (270, 250) that moves by `vy` px per frame (negative: up)
+    /// on a static background, with only `n_obj` features on the object, several near its
+    /// edges (like the nearly uniform vehicle roof in bikes.mp4). Positions are in frame f,
+    /// (dx, dy) points to frame f-1 (reference 2.5: backward).
+    fn sparse_object_flow(f: i32, vy: f32) -> crate::tracking::RegionFlowFeatureList {
+        use crate::tracking::RegionFlowFeature;
+        let mut list = crate::tracking::RegionFlowFeatureList {
+            frame_width: 640,
+            frame_height: 480,
+            long_tracks: true,
+            match_frame: -1,
+            ..Default::default()
+        };
+        if f == 0 {
+            return list;
+        }
+        // In the lower half of the box, several near its edges.
+        let local = [
+            (6.0, 70.0),
+            (94.0, 76.0),
+            (30.0, 108.0),
+            (70.0, 112.0),
+            (8.0, 116.0),
+            (92.0, 114.0),
+        ];
+        let oy = 250.0 + vy * f as f32;
+        let feat = |x: f32, y: f32, dy: f32, id: i32| RegionFlowFeature {
+            x,
+            y,
+            dx: 0.0,
+            dy,
+            track_id: id,
+            tracking_error: 0.0,
+            corner_response: 1.0,
+            irls_weight: 1.0,
+            flags: 0,
+            feature_id: 0,
+        };
+        for (k, &(lx, ly)) in local.iter().enumerate() {
+            // Tracks break now and then (a new id: not a continued inlier).
+            let id = 1000 + k as i32 + 100 * ((f + k as i32) / 3);
+            list.features.push(feat(270.0 + lx, oy + ly, -vy, id));
+        }
+        for gx in 0..8 {
+            for gy in 0..6 {
+                let (x, y) = (20.0 + 85.0 * gx as f32, 15.0 + 85.0 * gy as f32);
+                let on_object = (250.0..390.0).contains(&x) && (oy - 20.0..oy + 140.0).contains(&y);
+                if !on_object {
+                    list.features.push(feat(x, y, 0.0, gx * 10 + gy));
+                }
+            }
+        }
+        list
+    }
+
+    #[test]
+    fn object_moving_up_with_few_features_and_no_camera_model_moves_up() {
+        // The bikes.mp4 situation reduced: few features on the object, no usable camera
+        // model (translation-only / missing -> FLAG_BACKGROUND_UNSTABLE), the first frame
+        // without flow. The box must follow the object's direction every frame and not
+        // stall when the prior decays.
+        use crate::tracking::camera_motion::{CameraMotion, CameraMotionType};
+        let packer = crate::tracking::FlowPackager::default();
+        for camera in [
+            None,
+            Some(CameraMotion {
+                motion_type: CameraMotionType::Unstable,
+                ..Default::default()
+            }),
+        ] {
+            for vy in [-12.0f32, 12.0] {
+                let mut t = BoxTracker::new(BoxTrackerOptions::default());
+                let start = TimedBox {
+                    left: 270.0 / 640.0,
+                    top: 250.0 / 480.0,
+                    right: 370.0 / 640.0,
+                    bottom: 370.0 / 480.0,
+                    id: 7,
+                    ..Default::default()
+                };
+                assert_eq!(t.start_box(&start), StartOutcome::Pending);
+                // The reference behaviour (velocity frozen and prior decaying without a
+                // background model) on the same frames: the static fallback freezes the box.
+                let mut reference = BoxTracker::new(BoxTrackerOptions::default());
+                reference
+                    .options
+                    .track_step
+                    .update_velocity_without_background = false;
+                reference.start_box(&start);
+                for f in 0..12 {
+                    let data = packer.pack(&sparse_object_flow(f, vy), camera.as_ref());
+                    reference.push_frame(f as i64 * 33_333, &data);
+                }
+                let b = &reference.boxes()[0];
+                let stalled = (b.top + b.bottom) / 2.0 * 480.0 - (310.0 + vy * 11.0);
+                assert!(stalled.abs() > 30.0, "reference: {stalled} px behind");
+                for f in 0..12 {
+                    let data = packer.pack(&sparse_object_flow(f, vy), camera.as_ref());
+                    assert!(data.frame_flags & FLAG_BACKGROUND_UNSTABLE != 0);
+                    let report = t.push_frame(f as i64 * 33_333, &data);
+                    assert!(report.failed.is_empty(), "vy {vy}: failed at frame {f}");
+                    let b = &t.boxes()[0];
+                    let cy = (b.top + b.bottom) / 2.0 * 480.0;
+                    let expected = 310.0 + vy * f as f32;
+                    assert!(
+                        (cy - expected).abs() < 4.0,
+                        "vy {vy} camera {:?}: frame {f}: box center y {cy}, object {expected}",
+                        camera.map(|c| c.motion_type)
+                    );
+                    let cx = (b.left + b.right) / 2.0 * 640.0;
+                    assert!((cx - 320.0).abs() < 3.0, "frame {f}: x {cx}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -313,8 +313,9 @@ impl TrackingDegrees {
     }
 }
 
-/// Options of the track step (defaults: tracking.md section 7; the box-tracking graph
-/// overrides four of them, see [`TrackStepOptions::box_tracking_graph`]).
+/// Options of the track step (defaults: tracking.md section 7, except the options marked as a
+/// deviation from the reference; the box-tracking graph overrides four of them, see
+/// [`TrackStepOptions::box_tracking_graph`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrackStepOptions {
@@ -373,6 +374,18 @@ pub struct TrackStepOptions {
     pub box_similarity_max_scale: f32,
     /// Largest accepted object rotation per step (rad).
     pub box_similarity_max_rotation: f32,
+    /// **Deviation from the reference** (default `true`; `false` reproduces it). Without a
+    /// usable background model the reference keeps the previous velocity unchanged (velocity
+    /// update weight 1), so a box started on a frame without a camera model keeps velocity 0
+    /// however fast its object moves. Once its prior has decayed (-0.2 per frame without a
+    /// background) and fewer than 3 vectors are "good", the static fallback then freezes it
+    /// while the object moves on (bikes.mp4: the boxes on the vehicle roof). With `true`
+    /// the velocity is updated from the measured motion as for a valid background with an
+    /// imperfect fit (weight `velocity_update_weight` x prior), and the prior grows as with a
+    /// background instead of decaying (the reference decays it because the velocity is not
+    /// maintained); without a background model that motion is the raw image motion, which is
+    /// also what moves the box.
+    pub update_velocity_without_background: bool,
 }
 
 impl Default for TrackStepOptions {
@@ -405,6 +418,7 @@ impl Default for TrackStepOptions {
             object_similarity_min_contd_inliers: 30,
             box_similarity_max_scale: 1.05,
             box_similarity_max_rotation: 0.2,
+            update_velocity_without_background: true,
         }
     }
 }
@@ -1401,7 +1415,7 @@ fn step_denormalized(
     }
 
     // 14. Velocity, prior, status.
-    let u = if !bg_valid {
+    let u = if !bg_valid && !opts.update_velocity_without_background {
         1.0
     } else if perfect {
         0.0
@@ -1410,7 +1424,7 @@ fn step_denormalized(
     };
     s.dx = lerp(t[0], v_prev[0], u);
     s.dy = lerp(t[1], v_prev[1], u);
-    s.prior_weight = if bg_valid {
+    s.prior_weight = if bg_valid || opts.update_velocity_without_background {
         (prior + opts.prior_weight_increase).min(1.0)
     } else {
         (prior - opts.prior_weight_increase).max(0.0)
