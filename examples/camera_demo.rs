@@ -210,27 +210,15 @@ pub fn graph_yaml(args: &Args, max_frames: u64) -> String {
         "  - calculator: DisplaySinkCalculator\n    name: display\n    input_stream: [\"IMAGE:annotated_frames\"]\n    options: {window_name: \"mediagraph: object detection + tracking (q to quit)\"}\n"
     };
     format!(
-        r#"subgraphs: ["{det}", "{trk}"]
+        r#"subgraphs: ["{pipeline}"]
 input_side_packet: [input_video, output_video]
 max_queue_size: 8
 node:
-{source}{limiter}  - calculator: PacketResamplerCalculator
-    name: detection_rate
-    input_stream: ["DATA:input_frames"]
-    output_stream: ["DATA:throttled_frames"]
-    options: {{frame_rate: {rate}}}
-  - calculator: ObjectDetectionSubgraph
-    name: detection
-    input_stream: ["IMAGE:throttled_frames"]
-    output_stream: ["DETECTIONS:detections"]
-  - calculator: ObjectTrackingSubgraph
-    name: tracking
-    input_stream: ["VIDEO:input_frames", "DETECTIONS:detections"]
-    output_stream: ["DETECTIONS:tracked_detections"]
-  - calculator: DetectionsToAnnotationsCalculator
-    name: tracked_boxes
-    input_stream: ["DETECTIONS:tracked_detections"]
-    output_stream: ["ANNOTATIONS:tracked_annotations"]
+{source}{limiter}  - calculator: DetectionTrackingSubgraph
+    name: pipeline
+    input_stream: ["VIDEO:input_frames"]
+    output_stream: ["DETECTIONS:tracked_detections", "ANNOTATIONS:tracked_annotations"]
+    options: {{detection_rate: {{frame_rate: {rate}}}}}
   - calculator: CameraDemoFpsCalculator
     name: fps
     input_stream: ["IMAGE:input_frames"]
@@ -242,8 +230,7 @@ node:
     output_stream: ["IMAGE:annotated_frames"]
     options: {{draw_frame_info: true}}
 {sink}"#,
-        det = subgraph("object_detection.yaml"),
-        trk = subgraph("object_tracking.yaml"),
+        pipeline = subgraph("detection_tracking.yaml"),
         rate = args.detection_fps.unwrap_or(3.0),
     )
 }
