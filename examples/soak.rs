@@ -117,15 +117,24 @@ impl Feed {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let total: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let video = args
-        .get(2)
-        .cloned()
-        .unwrap_or_else(|| repo().join("data/vtest.avi").display().to_string());
-    let window = (total / 10).max(1);
+/// What a soak run measured.
+#[derive(Debug)]
+pub struct Summary {
+    /// Frames fed.
+    pub frames: u64,
+    /// Tracked-detection packets that came out.
+    pub outputs: u64,
+    /// Peak memory after the first tenth of the run and at the end (MiB).
+    pub peak_mib: (f64, f64),
+    /// Frames per second of the first and the last tenth.
+    pub fps: (f64, f64),
+    /// Queue growths (throttling deadlocks resolved) over the run.
+    pub queue_growths: u64,
+}
 
+/// Feeds `total` frames of `video`, looping, through the pipeline, printing a line per tenth.
+pub fn run(total: u64, video: &str) -> Result<Summary, Box<dyn std::error::Error>> {
+    let window = (total / 10).max(1);
     let mut pipeline = Graph::from_yaml_str(&pipeline_yaml())?;
     let outputs = Arc::new(AtomicU64::new(0));
     let counter = outputs.clone();
@@ -145,7 +154,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         window_start: Instant::now(),
         fps_per_window: Vec::new(),
         memory_after_first_window: 0.0,
-        outputs,
+        outputs: outputs.clone(),
     }));
     println!("soak: {total} frames of {video}, a line every {window} frames");
     while feed.lock().map_err(|_| "lock")?.fed < total {
@@ -157,7 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         decoder.run(HashMap::from([(
             "input_video".to_string(),
-            Packet::new(video.clone()),
+            Packet::new(video.to_string()),
         )]))?;
         let mut f = feed.lock().map_err(|_| "lock")?;
         f.offset = f.last_ts + 100_000;
@@ -165,15 +174,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut f = feed.lock().map_err(|_| "lock")?;
     f.pipeline.finish()?;
     let (peak, _) = memory_mib();
-    let growth = (peak / f.memory_after_first_window.max(1.0) - 1.0) * 100.0;
+    let summary = Summary {
+        frames: f.fed,
+        outputs: outputs.load(Ordering::Relaxed),
+        peak_mib: (f.memory_after_first_window, peak),
+        fps: (
+            f.fps_per_window.first().copied().unwrap_or(0.0),
+            f.fps_per_window.last().copied().unwrap_or(0.0),
+        ),
+        queue_growths: f.pipeline.stats().iter().map(|s| s.queue_growths).sum(),
+    };
+    let growth = (peak / summary.peak_mib.0.max(1.0) - 1.0) * 100.0;
     println!(
-        "soak done: {} frames in {:.0} s; peak memory {:.1} MiB after {} frames, {peak:.1} MiB at the end ({growth:+.1}%); fps first window {:.1}, last {:.1}",
-        f.fed,
+        "soak done: {} frames in {:.0} s; peak memory {:.1} MiB after {window} frames, {peak:.1} MiB at the end ({growth:+.1}%); fps first tenth {:.1}, last {:.1}; queue growths {}",
+        summary.frames,
         started.elapsed().as_secs_f64(),
-        f.memory_after_first_window,
-        f.window,
-        f.fps_per_window.first().copied().unwrap_or(0.0),
-        f.fps_per_window.last().copied().unwrap_or(0.0),
+        summary.peak_mib.0,
+        summary.fps.0,
+        summary.fps.1,
+        summary.queue_growths,
     );
+    Ok(summary)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let total: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let video = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| repo().join("data/vtest.avi").display().to_string());
+    run(total, &video)?;
     Ok(())
 }

@@ -116,3 +116,23 @@ fn camera_demo_reports_a_missing_camera_or_file() {
     }
     assert!(camera_demo::parse_args(&["--detection-fps".into(), "0".into()]).is_err());
 }
+
+#[allow(dead_code)]
+#[path = "../examples/soak.rs"]
+mod soak;
+
+#[test]
+fn soak_example_feeds_a_looping_video_through_the_pipeline() {
+    let video = mediagraph::calculators::sample_data::sample_video("vtest.avi")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A pass over the whole video takes about a minute in a debug build; 40 frames check the
+    // feeding, the outputs and the report (the loop is exercised by the soak run itself).
+    let summary = soak::run(40, &video.display().to_string()).expect("the soak runs");
+    assert_eq!(summary.frames, 40);
+    assert_eq!(
+        summary.outputs, 40,
+        "one tracked-detections packet per frame"
+    );
+    assert_eq!(summary.queue_growths, 0);
+    assert!(summary.peak_mib.0 > 0.0 && summary.peak_mib.1 >= summary.peak_mib.0);
+}
