@@ -649,6 +649,23 @@ fn main() -> Res<()> {
         let objects = start_boxes(seq, seq.truth.len());
         let mut results: Vec<(&str, Vec<Track>)> = Vec::new();
         let (ours, _) = run_graph(seq, &objects, &rgb)?;
+        if let Some(k) = args.iter().position(|a| a == "--dump-object") {
+            let want = args.get(k + 1).map_or("", String::as_str);
+            for (i, name) in seq.names.iter().enumerate() {
+                if *name != want {
+                    continue;
+                }
+                for (f, (gt, vis)) in seq.truth[i].iter().enumerate() {
+                    let b = ours[i][f];
+                    let v = b.map_or(-1.0, |b| iou(&clip(&b), &clip(gt)));
+                    println!(
+                        "seq {si} {name} frame {f}: truth {:.0?} visible {vis:.2} ours {:.0?} IoU {v:.2}",
+                        gt,
+                        b.unwrap_or_default()
+                    );
+                }
+            }
+        }
         results.push((names[0], ours));
         for (name, kind) in names[1..]
             .iter()

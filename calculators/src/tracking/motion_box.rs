@@ -386,6 +386,15 @@ pub struct TrackStepOptions {
     /// maintained); without a background model that motion is the raw image motion, which is
     /// also what moves the box.
     pub update_velocity_without_background: bool,
+    /// **Deviation from the reference** (default `true`; `false` reproduces it). The
+    /// reference marks a box that leaves the frame faster than the static threshold
+    /// UNTRACKED, and a moving box without features NO_FEATURES, so both are removed and an
+    /// object that comes back is lost. With `true` a box is not failed for leaving: while it
+    /// is at least partly outside the frame and has no features in its search region (or
+    /// lies entirely outside), it is kept as TRACKED_OUT_OF_BOUND, moved by the camera motion
+    /// only, with velocity 0 and confidence 0 (it stays where the object left the view, in
+    /// scene coordinates), and it is tracked normally again once features are inside it.
+    pub keep_out_of_view_boxes: bool,
 }
 
 impl Default for TrackStepOptions {
@@ -419,6 +428,7 @@ impl Default for TrackStepOptions {
             box_similarity_max_scale: 1.05,
             box_similarity_max_rotation: 0.2,
             update_velocity_without_background: true,
+            keep_out_of_view_boxes: true,
         }
     }
 }
@@ -833,7 +843,10 @@ pub fn track_step(
     // Leaving the frame while moving: untracked.
     let static_motion = opts.static_motion_temporal_ratio * ts;
     let v = [out.dx, out.dy];
-    if norm(v) > static_motion && out.track_status >= TrackStatus::Tracked {
+    if norm(v) > static_motion
+        && out.track_status >= TrackStatus::Tracked
+        && !opts.keep_out_of_view_boxes
+    {
         let (w, h) = (out.width * out.scale, out.height * out.scale);
         let r = out.rect();
         let leaving = |lo: f32, size: f32, ext: f32, vel: f32| {
@@ -929,9 +942,22 @@ fn step_denormalized(
         s
     };
 
+    // Kept out of view (option): camera motion only, no velocity, confidence 0.
+    let out_of_view = || {
+        let mut s = camera_only(TrackStatus::TrackedOutOfBound);
+        s.dx = 0.0;
+        s.dy = 0.0;
+        s.tracking_confidence = 0.0;
+        s
+    };
+
     // 2. Featureless or out of view.
     let outside = sx1 < 0.0 || sy1 < 0.0 || sx0 > ex || sy0 > ey;
     if region.is_empty() || outside {
+        let partly_outside = x0 < 0.0 || y0 < 0.0 || x1 > ex || y1 > ey;
+        if opts.keep_out_of_view_boxes && (outside || partly_outside) {
+            return out_of_view();
+        }
         if speed_prev > static_motion || (!bg_valid && !first_step) {
             return MotionBoxState {
                 track_status: TrackStatus::NoFeatures,
@@ -943,6 +969,10 @@ fn step_denormalized(
     // 3. Validity.
     let (cx0, cy0, cx1, cy1) = (x0.max(0.0), y0.max(0.0), x1.min(ex), y1.min(ey));
     if cx1 - cx0 < 1e-3 || cy1 - cy0 < 1e-3 {
+        if opts.keep_out_of_view_boxes && bw >= 1e-3 && bh >= 1e-3 {
+            // Outside the frame (only its search margin sees features): out of view.
+            return out_of_view();
+        }
         return MotionBoxState {
             track_status: TrackStatus::Empty,
             ..prev.clone()
@@ -1705,8 +1735,22 @@ mod tests {
         assert!((cx - (0.45 - 0.04)).abs() < 1e-4, "cx {cx}");
     }
 
+    /// An object in [0.5, 0.7] x [0.3, 0.5] (aspect units) at frame 0 moving right by
+    /// `speed` per frame on a static background.
+    fn moving_right_frame(f: i64, speed: f32) -> MotionVectorFrame {
+        let off = speed * f as f32;
+        grid_frame(true, Homography::IDENTITY, |x, y| {
+            let ox = x - off;
+            if (0.5..0.7).contains(&ox) && (0.3..0.5).contains(&y) {
+                Some(([speed, 0.0], 10_000 + id_of(ox, y)))
+            } else {
+                Some(([0.0, 0.0], id_of(x, y)))
+            }
+        })
+    }
+
     #[test]
-    fn box_leaving_the_frame_fails() {
+    fn box_leaving_the_frame_fails_with_reference_rules() {
         // An object moving right by 0.04 per frame (faster than the static threshold)
         // toward the right border.
         let mut b: Option<MotionBox> = None;
@@ -1722,7 +1766,9 @@ mod tests {
                 }
             });
             if b.is_none() {
-                b = Some(start([0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75], &frame));
+                let mut mb = start([0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75], &frame);
+                mb.options.keep_out_of_view_boxes = false;
+                b = Some(mb);
             }
             if !b.as_mut().unwrap().track_step(f, &frame, true) {
                 failed_at = Some(f);
@@ -1736,6 +1782,41 @@ mod tests {
         let s = b.state_at(f + 1).unwrap();
         assert_eq!(s.track_status, TrackStatus::Untracked);
         assert_eq!(s.tracking_confidence, 0.0);
+    }
+
+    #[test]
+    fn box_leaving_the_frame_is_kept_out_of_view_and_moved_by_the_camera() {
+        // The same object leaves through the right border; with keep_out_of_view_boxes
+        // (the default) the box is not failed: it follows the object while it has features,
+        // then stays out of bound (confidence 0, velocity 0) and moves with a camera pan.
+        let mut b = start(
+            [0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75],
+            &moving_right_frame(0, 0.04),
+        );
+        assert!(b.options().keep_out_of_view_boxes);
+        for f in 0..20 {
+            assert!(
+                b.track_step(f, &moving_right_frame(f, 0.04), true),
+                "step {f}"
+            );
+        }
+        let s = b.state_at(20).unwrap().clone();
+        assert_eq!(s.track_status, TrackStatus::TrackedOutOfBound);
+        assert_eq!(s.tracking_confidence, 0.0);
+        assert_eq!((s.dx, s.dy), (0.0, 0.0));
+        assert!(s.rect()[0] > 0.75, "box left {}", s.rect()[0]);
+        // The camera pans left by 0.01 per frame: the out-of-view box moves with it.
+        let h = Homography::from(crate::tracking::TranslationModel { dx: -0.01, dy: 0.0 });
+        let pan = grid_frame(true, h, |x, y| Some(([0.0, 0.0], id_of(x, y))));
+        let before = s.center().0;
+        for f in 20..25 {
+            assert!(b.track_step(f, &pan, true), "pan step {f}");
+        }
+        let after = b.state_at(25).unwrap().center().0;
+        assert!(
+            (after - (before - 0.05)).abs() < 1e-3,
+            "{before} -> {after}"
+        );
     }
 
     #[test]
