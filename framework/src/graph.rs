@@ -203,9 +203,24 @@ impl Graph {
 
     /// A poller for stream `name`. Attach before `start_run`.
     pub fn add_output_stream_poller(&mut self, name: &str) -> Result<OutputStreamPoller> {
+        self.add_poller(name, false)
+    }
+
+    /// Like [`Graph::add_output_stream_poller`], but the poller also returns an empty packet
+    /// at the newest settled timestamp whenever the stream's bound advances without a packet,
+    /// so a frame that produced nothing does not leave `next` waiting for the following one.
+    pub fn add_output_stream_poller_with_bounds(
+        &mut self,
+        name: &str,
+    ) -> Result<OutputStreamPoller> {
+        self.add_poller(name, true)
+    }
+
+    fn add_poller(&mut self, name: &str, bounds: bool) -> Result<OutputStreamPoller> {
         self.before_run("add_output_stream_poller")?;
         let id = self.stream_id(name)?;
         let shared = Arc::new(PollerShared::default());
+        shared.state.lock().bounds = bounds;
         self.sinks[id].pollers.push(shared.clone());
         Ok(OutputStreamPoller { shared })
     }
@@ -302,6 +317,7 @@ impl Graph {
                 let mut s = p.state.lock();
                 s.packets.clear();
                 s.done = false;
+                s.last = Timestamp::UNSET;
             }
         }
         let run = Arc::new(RunState::new(

@@ -49,19 +49,25 @@ impl Observer {
 
     /// Reports the timestamps up to `bound` as settled, if that is news.
     fn settle(&mut self, bound: Timestamp) -> Result<()> {
-        if !self.bounds || bound == Timestamp::DONE {
-            return Ok(());
+        match newly_settled(self.bounds, bound, self.last) {
+            Some(settled) => self.call(&Packet::empty_at(settled)),
+            None => Ok(()),
         }
-        let settled = if bound == Timestamp::ONE_OVER_POST_STREAM {
-            Timestamp::POST_STREAM
-        } else {
-            bound.previous_allowed_in_stream()
-        };
-        if settled > self.last && settled.is_allowed_in_stream() {
-            self.call(&Packet::empty_at(settled))?;
-        }
-        Ok(())
     }
+}
+
+/// For a sink that reports bounds: the timestamp a new `bound` settles, if it is later than
+/// `last` (the last timestamp reported) and is not the end of the stream.
+fn newly_settled(report_bounds: bool, bound: Timestamp, last: Timestamp) -> Option<Timestamp> {
+    if !report_bounds || bound == Timestamp::DONE {
+        return None;
+    }
+    let settled = if bound == Timestamp::ONE_OVER_POST_STREAM {
+        Timestamp::POST_STREAM
+    } else {
+        bound.previous_allowed_in_stream()
+    };
+    (settled > last && settled.is_allowed_in_stream()).then_some(settled)
 }
 
 /// The queue behind an [`crate::graph::OutputStreamPoller`].
@@ -75,12 +81,23 @@ pub(crate) struct PollerShared {
 pub(crate) struct PollerState {
     pub(crate) packets: VecDeque<Packet>,
     pub(crate) done: bool,
+    /// Also queue an empty packet at each newly settled timestamp.
+    pub(crate) bounds: bool,
+    /// The last timestamp queued (packet or bound).
+    pub(crate) last: Timestamp,
 }
 
 impl PollerShared {
-    fn push(&self, packets: &[Packet]) {
+    fn push(&self, packets: &[Packet], bound: Timestamp) {
         let mut s = self.state.lock();
+        if let Some(p) = packets.last() {
+            s.last = p.timestamp();
+        }
         s.packets.extend(packets.iter().cloned());
+        if let Some(settled) = newly_settled(s.bounds, bound, s.last) {
+            s.last = settled;
+            s.packets.push_back(Packet::empty_at(settled));
+        }
         drop(s);
         self.ready.notify_all();
     }
@@ -1083,9 +1100,7 @@ impl RunState {
             }
         }
         for poller in &sinks.pollers {
-            if !d.packets.is_empty() {
-                poller.push(&d.packets);
-            }
+            poller.push(&d.packets, d.bound);
             if d.bound == Timestamp::DONE {
                 poller.finish();
             }

@@ -794,3 +794,26 @@ fn a_source_that_opens_late_still_runs() {
     });
     assert_eq!(got, vec![(0, 0), (1, 1), (2, 2)]);
 }
+
+#[test]
+fn a_bounds_poller_does_not_wait_for_the_next_packet_when_a_frame_produced_nothing() {
+    with_timeout(20, || {
+        let mut g = graph(
+            "input_stream: [in]\nnode:\n  - {calculator: TEvens, input_stream: [in], output_stream: [evens]}\n",
+        );
+        let poller = g.add_output_stream_poller_with_bounds("evens").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        g.add_packet("in", pkt(2)).unwrap();
+        g.add_packet("in", pkt(3)).unwrap();
+        let first = poller.next().unwrap();
+        assert_eq!((first.timestamp().value(), first.is_empty()), (2, false));
+        // 3 is odd: no packet, but the poller learns at once that 3 is settled.
+        let second = poller
+            .next_timeout(std::time::Duration::from_secs(5))
+            .expect("no wait for a later packet")
+            .unwrap();
+        assert_eq!((second.timestamp().value(), second.is_empty()), (3, true));
+        g.finish().unwrap();
+        assert!(poller.next().is_none());
+    });
+}
