@@ -79,7 +79,7 @@ impl OutputStreamPoller {
     pub fn next(&self) -> Option<Packet> {
         let mut s = self.shared.state.lock();
         loop {
-            if let Some(p) = s.packets.pop_front() {
+            if let Some(p) = self.shared.pop(&mut s) {
                 return Some(p);
             }
             if s.done {
@@ -96,7 +96,7 @@ impl OutputStreamPoller {
         let deadline = std::time::Instant::now() + timeout;
         let mut s = self.shared.state.lock();
         loop {
-            if let Some(p) = s.packets.pop_front() {
+            if let Some(p) = self.shared.pop(&mut s) {
                 return Ok(Some(p));
             }
             if s.done {
@@ -106,6 +106,13 @@ impl OutputStreamPoller {
                 return Err(());
             }
         }
+    }
+
+    /// Limits how many packets may wait in this poller: when it is full, the graph's sources
+    /// upstream of the stream are throttled until it is read (MediaPipe's `SetMaxQueueSize`).
+    /// A full poller is never grown to resolve a deadlock: read it.
+    pub fn set_max_queue_size(&self, size: usize) {
+        self.shared.state.lock().limit = Some(size.max(1));
     }
 
     /// Packets waiting to be read.
@@ -345,6 +352,7 @@ impl Graph {
                 .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
             self.workers.push(handle);
         }
+        run.attach_pollers();
         run.start();
         *self.shared_run.lock() = Some(run.clone());
         self.run = Some(run);

@@ -85,10 +85,44 @@ pub(crate) struct PollerState {
     pub(crate) bounds: bool,
     /// The last timestamp queued (packet or bound).
     pub(crate) last: Timestamp,
+    /// At this many queued packets the poller throttles the stream's sources.
+    pub(crate) limit: Option<usize>,
+    /// The poller is full and counted in its sources' throttling.
+    full: bool,
+    /// The current run and the source slots upstream of the stream.
+    run: std::sync::Weak<RunState>,
+    slots: Vec<usize>,
 }
 
 impl PollerShared {
-    fn push(&self, packets: &[Packet], bound: Timestamp) {
+    /// Connects the poller to a run: a full poller throttles `slots`.
+    pub(crate) fn attach(&self, run: &Arc<RunState>, slots: Vec<usize>) {
+        let mut s = self.state.lock();
+        s.run = Arc::downgrade(run);
+        s.slots = slots;
+        s.full = false;
+    }
+
+    /// Takes the next packet; a poller that drops below its limit unthrottles its sources.
+    pub(crate) fn pop(&self, s: &mut MutexGuard<'_, PollerState>) -> Option<Packet> {
+        let p = s.packets.pop_front()?;
+        if s.full && s.limit.is_none_or(|l| s.packets.len() < l) {
+            s.full = false;
+            if let Some(run) = s.run.upgrade() {
+                let slots = s.slots.clone();
+                MutexGuard::unlocked(s, || {
+                    for slot in slots {
+                        if run.throttle[slot].fetch_sub(1, Ordering::SeqCst) == 1 {
+                            run.wake(slot);
+                        }
+                    }
+                });
+            }
+        }
+        Some(p)
+    }
+
+    fn push(&self, run: &RunState, packets: &[Packet], bound: Timestamp) {
         let mut s = self.state.lock();
         if let Some(p) = packets.last() {
             s.last = p.timestamp();
@@ -97,6 +131,14 @@ impl PollerShared {
         if let Some(settled) = newly_settled(s.bounds, bound, s.last) {
             s.last = settled;
             s.packets.push_back(Packet::empty_at(settled));
+        }
+        if let Some(limit) = s.limit {
+            if !s.full && s.packets.len() >= limit {
+                s.full = true;
+                for &slot in &s.slots {
+                    run.throttle[slot].fetch_add(1, Ordering::SeqCst);
+                }
+            }
         }
         drop(s);
         self.ready.notify_all();
@@ -271,6 +313,8 @@ pub(crate) struct RunState {
     /// For each node input port: the source slots upstream of it.
     queue_sources: Vec<Vec<Vec<usize>>>,
     sources: Mutex<SourceBook>,
+    /// For each stream: the source slots upstream of it.
+    stream_slots: Vec<Vec<usize>>,
     pub(crate) queue_growths: AtomicU64,
     clock: Arc<dyn Clock>,
     epoch: Instant,
@@ -466,6 +510,9 @@ impl RunState {
             slots.dedup();
             node_sources[id] = slots;
         }
+        let stream_slots = (0..spec.streams.len())
+            .map(|s| stream_sources(&spec, s, &node_sources, n))
+            .collect();
         let queue_sources = spec
             .nodes
             .iter()
@@ -513,6 +560,7 @@ impl RunState {
                 next_layer: 0,
                 active: 0,
             }),
+            stream_slots,
             queue_growths: AtomicU64::new(0),
             clock: opts.clock,
             epoch: Instant::now(),
@@ -597,6 +645,15 @@ impl RunState {
                     self.on_idle(generation);
                     finished = Some(Finished::Idle(generation));
                 }
+            }
+        }
+    }
+
+    /// Connects every poller of the run to its sources' throttling.
+    pub(crate) fn attach_pollers(self: &Arc<Self>) {
+        for (stream, sinks) in self.sinks.iter().enumerate() {
+            for p in &sinks.pollers {
+                p.attach(self, self.stream_slots[stream].clone());
             }
         }
     }
@@ -1100,7 +1157,7 @@ impl RunState {
             }
         }
         for poller in &sinks.pollers {
-            poller.push(&d.packets, d.bound);
+            poller.push(self, &d.packets, d.bound);
             if d.bound == Timestamp::DONE {
                 poller.finish();
             }

@@ -817,3 +817,30 @@ fn a_bounds_poller_does_not_wait_for_the_next_packet_when_a_frame_produced_nothi
         assert!(poller.next().is_none());
     });
 }
+
+#[test]
+fn a_full_poller_throttles_its_sources() {
+    with_timeout(30, || {
+        let mut g =
+            graph("node:\n  - {calculator: TSource, output_stream: [a], options: {count: 300}}\n");
+        let poller = g.add_output_stream_poller("a").unwrap();
+        poller.set_max_queue_size(5);
+        g.start_run(HashMap::new()).unwrap();
+        let mut got = Vec::new();
+        let mut longest = 0;
+        loop {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            longest = longest.max(poller.queue_len());
+            match poller.next() {
+                Some(p) => got.push(p.timestamp().value()),
+                None => break,
+            }
+        }
+        g.wait_until_done().unwrap();
+        assert_eq!(got, (0..300).collect::<Vec<i64>>());
+        assert!(
+            longest <= 6,
+            "the source ran ahead of the poller: {longest} queued"
+        );
+    });
+}
