@@ -436,6 +436,47 @@ node:
     );
 }
 
+/// A camera that stops delivering frames mid-run (simulated: a "camera" reading a video file,
+/// which runs out after its last frame) fails the run naming it, or, with `on_lost: STOP`,
+/// ends its stream so that the rest of the graph finishes; never a hang.
+#[test]
+fn a_camera_that_disappears_mid_run_fails_or_stops_as_configured() {
+    let video = sample("vtest.avi");
+    for (on_lost, expect_ok) in [("FAIL", false), ("STOP", true)] {
+        let mut graph = Graph::from_yaml_str(&format!(
+            r#"
+node:
+  - calculator: CameraSourceCalculator
+    name: cam
+    output_stream: ["VIDEO:frames"]
+    options: {{path: "{video}", on_lost: {on_lost}}}
+"#
+        ))
+        .expect("graph");
+        let frames = Arc::new(Mutex::new(0usize));
+        let counter = frames.clone();
+        graph
+            .observe_output_stream("frames", move |_| {
+                *counter.lock().expect("lock") += 1;
+                Ok(())
+            })
+            .expect("observe");
+        let (_, result) = run_bounded(graph, HashMap::new());
+        assert_eq!(
+            *frames.lock().expect("lock"),
+            795,
+            "{on_lost}: every frame before it went away"
+        );
+        if expect_ok {
+            assert!(result.is_ok(), "{on_lost}: {result:?}");
+        } else {
+            let err = result.unwrap_err();
+            assert!(err.contains("node \"cam\""), "{err}");
+            assert!(err.contains("stopped delivering frames"), "{err}");
+        }
+    }
+}
+
 #[test]
 fn display_without_a_desktop_is_a_clear_error() {
     if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {

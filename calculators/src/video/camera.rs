@@ -25,8 +25,10 @@ use crate::VideoHeader;
 ///   says what was granted.
 ///
 /// A camera that cannot be opened is an error in `open` ("camera 0 could not be opened (no
-/// device /dev/video0?)"). A camera that stops delivering frames (30 failed reads in a row)
-/// ends the stream with an error. The source runs until the graph is stopped or cancelled.
+/// device /dev/video0?)"). A camera that stops delivering frames (30 failed reads in a row,
+/// e.g. unplugged) fails the run with an error naming it (`on_lost: FAIL`, the default), or ends
+/// its stream cleanly with a warning (`on_lost: STOP`), so the rest of the graph finishes. The
+/// source otherwise runs until the graph is stopped or cancelled.
 ///
 /// ```yaml
 /// - calculator: CameraSourceCalculator
@@ -52,6 +54,20 @@ pub struct CameraSourceCalculatorOptions {
     pub height: u32,
     /// Requested frame rate (0: driver default).
     pub fps: f64,
+    /// What a camera that stops delivering frames does: `FAIL` the run (default) or `STOP` its
+    /// stream.
+    pub on_lost: OnLost,
+}
+
+/// What [`CameraSourceCalculator`] does when the camera stops delivering frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OnLost {
+    /// Fail the run with an error naming the camera.
+    #[default]
+    Fail,
+    /// End the stream (a warning is logged), so the graph finishes with what it has.
+    Stop,
 }
 
 const VIDEO: Output<ImageFrame> = Output::new("VIDEO");
@@ -168,10 +184,14 @@ impl Calculator for CameraSourceCalculator {
             if !got {
                 st.failed_reads += 1;
                 if st.failed_reads >= MAX_FAILED_READS {
-                    return Err(video_error(
-                        &st.name,
-                        format!("stopped delivering frames ({MAX_FAILED_READS} failed reads in a row; unplugged?)"),
-                    ));
+                    let why = format!(
+                        "stopped delivering frames ({MAX_FAILED_READS} failed reads in a row; unplugged?)"
+                    );
+                    if self.options.on_lost == OnLost::Stop {
+                        tracing::warn!(camera = %st.name, "{why}; ending its stream (on_lost: STOP)");
+                        return Ok(Flow::Stop);
+                    }
+                    return Err(video_error(&st.name, why));
                 }
                 continue;
             }

@@ -14,7 +14,7 @@ pub mod decoder;
 pub mod display;
 pub mod encoder;
 
-pub use camera::{CameraSourceCalculator, CameraSourceCalculatorOptions};
+pub use camera::{CameraSourceCalculator, CameraSourceCalculatorOptions, OnLost};
 pub use decoder::{
     probe, DecodeReport, OnError, OpenCvVideoDecoderCalculator, OpenCvVideoDecoderCalculatorOptions,
 };
