@@ -436,6 +436,51 @@ node:
     );
 }
 
+/// A video damaged in the middle (a run of bytes overwritten with garbage): the run ends,
+/// every frame is either delivered or counted as skipped, timestamps stay strictly increasing
+/// (or the error names the file); never a panic or a hang.
+#[test]
+fn a_video_corrupt_in_the_middle_is_decoded_around_the_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["vtest.avi", "bikes.mp4"] {
+        let mut bytes = std::fs::read(sample(name)).expect("read sample");
+        let (start, len) = (bytes.len() / 2, bytes.len() / 20);
+        for (i, b) in bytes[start..start + len].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+        let damaged = dir.path().join(format!("damaged_{name}"));
+        std::fs::write(&damaged, &bytes).expect("write damaged copy");
+        let damaged = damaged.to_string_lossy().into_owned();
+        let d = decode(&damaged, "");
+        match &d.result {
+            Ok(()) => {
+                let report = d.report.clone().expect("report");
+                assert_eq!(report.frames_decoded, d.frames.len() as u64);
+                // Seen here: vtest 750 decoded + 45 skipped, bikes 120 + 130, of 795 and 250.
+                let expected = report.frames_expected.expect("header frame count");
+                assert_eq!(
+                    report.frames_decoded + report.frames_skipped,
+                    expected,
+                    "{name}: every frame is delivered or counted: {report:?}"
+                );
+                assert!(
+                    report.frames_skipped > 0,
+                    "{name}: the damage is noticed: {report:?}"
+                );
+                assert!(
+                    !d.frames.is_empty(),
+                    "{name}: frames before the damage decode"
+                );
+                assert_strictly_increasing(&d.frames);
+            }
+            Err(e) => assert!(
+                e.contains(&damaged),
+                "{name}: error does not name the file: {e}"
+            ),
+        }
+    }
+}
+
 /// A camera that stops delivering frames mid-run (simulated: a "camera" reading a video file,
 /// which runs out after its last frame) fails the run naming it, or, with `on_lost: STOP`,
 /// ends its stream so that the rest of the graph finishes; never a hang.
