@@ -481,6 +481,50 @@ fn a_video_corrupt_in_the_middle_is_decoded_around_the_damage() {
     }
 }
 
+/// A run cancelled while it writes a video leaves a valid, shorter video: the encoder is
+/// closed during the run's clean-up, so the file is finished and plays.
+#[test]
+fn a_cancelled_run_leaves_a_playable_video() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for ext in ["mp4", "avi"] {
+        let out = dir.path().join(format!("cut.{ext}"));
+        let out_s = out.to_string_lossy().into_owned();
+        let mut graph =
+            Graph::from_yaml_str(&format!("{TRANSCODE_GRAPH}    options: {{}}\n")).expect("graph");
+        let written = Arc::new(Mutex::new(0usize));
+        let counter = written.clone();
+        graph
+            .observe_output_stream("frames", move |_| {
+                let mut n = counter.lock().expect("lock");
+                *n += 1;
+                // Slow the run down a little, so the cancel lands mid-video.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                Ok(())
+            })
+            .expect("observe");
+        let handle = graph.cancel_handle();
+        graph
+            .start_run(side(&[
+                ("input_video", &sample("vtest.avi")),
+                ("output_video", &out_s),
+            ]))
+            .expect("start");
+        while *written.lock().expect("lock") < 100 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        handle.cancel();
+        let err = graph.wait_until_done().expect_err("cancelled");
+        assert!(err.is_cancelled(), "{err}");
+        let got = decode(&out_s, "");
+        got.result.expect("the cut-short video decodes");
+        let n = got.frames.len();
+        assert!(
+            (50..795).contains(&n),
+            "{ext}: {n} frames in the cut-short video"
+        );
+    }
+}
+
 /// A camera that stops delivering frames mid-run (simulated: a "camera" reading a video file,
 /// which runs out after its last frame) fails the run naming it, or, with `on_lost: STOP`,
 /// ends its stream so that the rest of the graph finishes; never a hang.
