@@ -103,14 +103,18 @@ impl Feed {
             self.memory_after_first_window = peak;
         }
         let stats = self.pipeline.stats();
-        let high_water = stats
+        let (high_water, queue) = stats
             .iter()
-            .flat_map(|s| s.queue_high_water.iter().map(|(_, h)| *h))
+            .flat_map(|s| {
+                s.queue_high_water
+                    .iter()
+                    .map(move |(stream, h)| (*h, format!("{stream} -> {}", s.name)))
+            })
             .max()
-            .unwrap_or(0);
+            .unwrap_or_default();
         let growths: u64 = stats.iter().map(|s| s.queue_growths).sum();
         println!(
-            "{:>8} frames  {fps:7.1} fps  peak {peak:7.1} MiB  rss {rss:7.1} MiB  max queue {high_water}  queue growths {growths}  outputs {}",
+            "{:>8} frames  {fps:7.1} fps  peak {peak:7.1} MiB  rss {rss:7.1} MiB  max queue {high_water} ({queue})  queue growths {growths}  outputs {}",
             self.fed,
             self.outputs.load(Ordering::Relaxed)
         );
