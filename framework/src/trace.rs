@@ -9,7 +9,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 use serde_json::json;
 
@@ -82,8 +81,11 @@ pub(crate) fn thread_number() -> u64 {
 }
 
 /// Nanoseconds since the run's epoch.
-pub(crate) fn since(epoch: Instant) -> u64 {
-    epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64
+pub(crate) fn since(epoch: quanta::Instant) -> u64 {
+    quanta::Instant::now()
+        .duration_since(epoch)
+        .as_nanos()
+        .min(u64::MAX as u128) as u64
 }
 
 /// What the writer needs to know about one node.
