@@ -285,6 +285,12 @@ impl InputHandler {
         }
     }
 
+    /// True for one sync set with every input, no bound calls and no truncation: a readiness
+    /// found once stays true until the node runs (new input cannot undo it).
+    pub(crate) fn is_simple(&self) -> bool {
+        self.simple
+    }
+
     /// Decides what the node can do next; may drop packets (fixed-size policy), counted in
     /// `dropped`.
     pub(crate) fn readiness(&mut self, queues: &mut [InputQueue], dropped: &mut u64) -> Readiness {

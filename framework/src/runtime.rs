@@ -222,6 +222,9 @@ struct NodeState {
     shards: Vec<OutputShard>,
     side_out: Vec<Option<Packet>>,
     stats: NodeStats,
+    /// What the readiness check that scheduled the pending task found; with a handler whose
+    /// readiness new input cannot undo (one sync set, no truncation), the task trusts it.
+    ready: Option<Readiness>,
     process_times: LatencyHistogram,
     trace: Option<NodeTrace>,
 }
@@ -480,6 +483,7 @@ impl RunState {
                     shards,
                     side_out: vec![None; node.side_outputs.len()],
                     stats,
+                    ready: None,
                     process_times: LatencyHistogram::default(),
                     trace: opts.trace.then(|| NodeTrace::new(DEFAULT_EVENTS_PER_NODE)),
                 }),
@@ -1234,6 +1238,7 @@ impl RunState {
         match r {
             Readiness::NotReady => self.propagate_offset_bounds(n, st, effects),
             _ => {
+                st.ready = Some(r);
                 st.busy = true;
                 self.sched.push(Task {
                     kind: TaskKind::Process,
@@ -1540,7 +1545,10 @@ impl RunState {
         let mut effects = Effects::default();
         let mut dropped = 0;
         let s = &mut *st;
-        let readiness = s.handler.readiness(&mut s.queues, &mut dropped);
+        let readiness = match s.ready.take() {
+            Some(r) if s.handler.is_simple() => r,
+            _ => s.handler.readiness(&mut s.queues, &mut dropped),
+        };
         st.stats.dropped += dropped;
         let ts = match readiness {
             Readiness::NotReady => {
