@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # mediagraph-calculators
 //!
 //! The calculators that ship with mediagraph. Each one matches the MediaPipe calculator of the

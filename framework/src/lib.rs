@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # mediagraph-framework
 //!
 //! The runtime of mediagraph, a MediaPipe-style dataflow graph framework: immutable shared
