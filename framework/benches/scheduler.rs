@@ -14,7 +14,9 @@
 //!
 //! Run with `cargo bench -p mediagraph-framework --bench scheduler`. Environment knobs:
 //! `MEDIAGRAPH_BENCH_REPS` (default 5), `MEDIAGRAPH_BENCH_M` (default 20000),
-//! `MEDIAGRAPH_BENCH_SKIP_MEMORY=1`, `MEDIAGRAPH_BENCH_MEMORY_PACKETS` (default 10,000,000).
+//! `MEDIAGRAPH_BENCH_SKIP_MEMORY=1`, `MEDIAGRAPH_BENCH_MEMORY_PACKETS` (default 10,000,000),
+//! `MEDIAGRAPH_BENCH_ONLY=chain,chain1,fan,heavy,memory` (a comma list of the parts to run, e.g.
+//! to profile one of them; default all).
 //! The lines starting with `RESULT ` are read by `scripts/bench-scheduler`.
 
 use std::collections::HashMap;
@@ -343,6 +345,11 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Whether `MEDIAGRAPH_BENCH_ONLY` (a comma list; unset = everything) selects `part`.
+fn selected(part: &str) -> bool {
+    std::env::var("MEDIAGRAPH_BENCH_ONLY").map_or(true, |v| v.split(',').any(|p| p.trim() == part))
+}
+
 /// Chain slopes in µs per packet-hop; prints the raw times. The shapes are interleaved (one
 /// round runs N = 1, 10, 50 once each; round 0 is a warm-up) so that a slow spell of a noisy
 /// machine hits every N alike instead of tilting the slope.
@@ -494,121 +501,121 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("mediagraph scheduler benchmark: M={m} packets, median of {reps} runs (+1 warm-up), {cores} cores, load average {}", loadavg());
 
-    println!("\nchain of N pass-through nodes, packets fed from the host thread:");
-    let chain_default = bench_chain("default", 0, m, reps);
-    let chain_one = bench_chain("1 thread", 1, m, reps);
-    println!("  per packet-hop, slope over N=1,10,50 of the medians:");
-    println!("    default executor: {}", chain_default.describe());
-    println!("    num_threads=1:    {}", chain_one.describe());
-    let (slope_default, slope_default_min, slope_one) = (
-        chain_default.of_medians,
-        chain_default.of_minima,
-        chain_one.of_medians,
-    );
+    // Summary rows and `RESULT` lines of the parts that ran.
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut results: Vec<String> = Vec::new();
 
-    println!("\nfan-out/fan-in 1 -> 8 pass-through branches -> merge:");
-    let fan = time_reps(&fan_yaml(8), &["out"], m, reps);
-    let fan_med = median(&fan);
-    let fan_us = fan_med / m as f64 * 1e6;
-    println!(
-        "  median {:.1} ms ({fan_us:.3} us/packet)  runs [ms]: {}",
-        fan_med * 1e3,
-        fmt_times(&fan)
-    );
+    if selected("chain") || selected("chain1") {
+        println!("\nchain of N pass-through nodes, packets fed from the host thread:");
+    }
+    if selected("chain") {
+        let chain = bench_chain("default", 0, m, reps);
+        println!("  per packet-hop, slope over N=1,10,50 of the medians:");
+        println!("    default executor: {}", chain.describe());
+        rows.push((
+            "chain per packet-hop (default executor)".into(),
+            format!("{:>9.3} us", chain.of_medians),
+        ));
+        results.push(format!("chain_slope_us={:.4}", chain.of_medians));
+        results.push(format!("chain_slope_min_us={:.4}", chain.of_minima));
+        let rounds: Vec<String> = chain.rounds.iter().map(|x| format!("{x:.3}")).collect();
+        results.push(format!("chain_slope_rounds_us={}", rounds.join(",")));
+    }
+    if selected("chain1") {
+        let chain = bench_chain("1 thread", 1, m, reps);
+        println!("    num_threads=1:    {}", chain.describe());
+        rows.push((
+            "chain per packet-hop (num_threads=1)".into(),
+            format!("{:>9.3} us", chain.of_medians),
+        ));
+        results.push(format!("chain_slope_1thread_us={:.4}", chain.of_medians));
+    }
 
-    println!(
-        "\nheavy graph: 2 independent branches, ~1 ms busy-spin per packet each, 200 packets:"
-    );
-    let heavy_n = 200;
-    let h1 = time_reps(&heavy_yaml(1, 1000), &["a", "b"], heavy_n, reps);
-    let h2 = time_reps(&heavy_yaml(2, 1000), &["a", "b"], heavy_n, reps);
-    let (h1m, h2m) = (median(&h1), median(&h2));
-    let heavy_ratio = h1m / h2m;
-    println!(
-        "  num_threads=1 median {:.1} ms  runs [ms]: {}",
-        h1m * 1e3,
-        fmt_times(&h1)
-    );
-    println!(
-        "  num_threads=2 median {:.1} ms  runs [ms]: {}",
-        h2m * 1e3,
-        fmt_times(&h2)
-    );
-    println!("  1-thread / 2-thread wall time: {heavy_ratio:.2} (goal ~2)");
+    if selected("fan") {
+        println!("\nfan-out/fan-in 1 -> 8 pass-through branches -> merge:");
+        let fan = time_reps(&fan_yaml(8), &["out"], m, reps);
+        let fan_med = median(&fan);
+        let fan_us = fan_med / m as f64 * 1e6;
+        println!(
+            "  median {:.1} ms ({fan_us:.3} us/packet)  runs [ms]: {}",
+            fan_med * 1e3,
+            fmt_times(&fan)
+        );
+        rows.push((
+            "fan 1->8->merge per packet".into(),
+            format!("{fan_us:>9.3} us"),
+        ));
+        results.push(format!("fan_us_per_packet={fan_us:.4}"));
+    }
 
-    let memory = if env_flag("MEDIAGRAPH_BENCH_SKIP_MEMORY") {
-        None
-    } else {
+    if selected("heavy") {
+        println!(
+            "\nheavy graph: 2 independent branches, ~1 ms busy-spin per packet each, 200 packets:"
+        );
+        let heavy_n = 200;
+        let h1 = time_reps(&heavy_yaml(1, 1000), &["a", "b"], heavy_n, reps);
+        let h2 = time_reps(&heavy_yaml(2, 1000), &["a", "b"], heavy_n, reps);
+        let (h1m, h2m) = (median(&h1), median(&h2));
+        let heavy_ratio = h1m / h2m;
+        println!(
+            "  num_threads=1 median {:.1} ms  runs [ms]: {}",
+            h1m * 1e3,
+            fmt_times(&h1)
+        );
+        println!(
+            "  num_threads=2 median {:.1} ms  runs [ms]: {}",
+            h2m * 1e3,
+            fmt_times(&h2)
+        );
+        println!("  1-thread / 2-thread wall time: {heavy_ratio:.2} (goal ~2)");
+        rows.push((
+            "heavy graph 1-thread/2-thread ratio".into(),
+            format!("{heavy_ratio:>12.2}"),
+        ));
+        results.push(format!("heavy_ratio={heavy_ratio:.3}"));
+    }
+
+    if selected("memory") && !env_flag("MEDIAGRAPH_BENCH_SKIP_MEMORY") {
         let total = env_usize("MEDIAGRAPH_BENCH_MEMORY_PACKETS", 10_000_000).max(1) as u64;
         println!(
             "\nmemory: source -> 2 pass-throughs -> observer, max_queue_size 8, {total} packets, child process:"
         );
-        let r = bench_memory(total);
-        match r {
-            Some((first, hwm1, total, hwm2, secs)) => println!(
-                "  peak RSS after {first} packets: {:.1} MiB; after {total}: {:.1} MiB ({:+.1}%); run took {secs:.1} s",
-                hwm1 as f64 / 1024.0,
-                hwm2 as f64 / 1024.0,
-                (hwm2 as f64 / hwm1 as f64 - 1.0) * 100.0
-            ),
+        match bench_memory(total) {
+            Some((first, hwm1, total, hwm2, secs)) => {
+                let growth = (hwm2 as f64 / hwm1 as f64 - 1.0) * 100.0;
+                println!(
+                    "  peak RSS after {first} packets: {:.1} MiB; after {total}: {:.1} MiB ({growth:+.1}%); run took {secs:.1} s",
+                    hwm1 as f64 / 1024.0,
+                    hwm2 as f64 / 1024.0,
+                );
+                rows.push((
+                    format!("peak RSS after {first} packets"),
+                    format!("{:>9.1} MiB", hwm1 as f64 / 1024.0),
+                ));
+                rows.push((
+                    format!("peak RSS after {total} packets"),
+                    format!("{:>9.1} MiB", hwm2 as f64 / 1024.0),
+                ));
+                results.push(format!("rss_kb_{first}={hwm1}"));
+                results.push(format!("rss_kb_{total}={hwm2}"));
+                results.push(format!("rss_growth_pct={growth:.2}"));
+                results.push(format!("memory_run_secs={secs:.2}"));
+            }
             None => println!("  memory child failed"),
         }
-        r
-    };
+    }
 
     println!("\nsummary (load average now {}):", loadavg());
     println!("  {:<44} {:>12}", "measure", "value");
-    println!(
-        "  {:<44} {:>9.3} us",
-        "chain per packet-hop (default executor)", slope_default
-    );
-    println!(
-        "  {:<44} {:>9.3} us",
-        "chain per packet-hop (num_threads=1)", slope_one
-    );
-    println!("  {:<44} {:>9.3} us", "fan 1->8->merge per packet", fan_us);
-    println!(
-        "  {:<44} {:>12.2}",
-        "heavy graph 1-thread/2-thread ratio", heavy_ratio
-    );
-    if let Some((first, hwm1, total, hwm2, _)) = memory {
-        println!(
-            "  {:<44} {:>9.1} MiB",
-            format!("peak RSS after {first} packets"),
-            hwm1 as f64 / 1024.0
-        );
-        println!(
-            "  {:<44} {:>9.1} MiB",
-            format!("peak RSS after {total} packets"),
-            hwm2 as f64 / 1024.0
-        );
+    for (measure, value) in &rows {
+        println!("  {measure:<44} {value:>12}");
     }
-    println!("RESULT chain_slope_us={slope_default:.4}");
-    println!("RESULT chain_slope_min_us={slope_default_min:.4}");
-    println!(
-        "RESULT chain_slope_rounds_us={}",
-        chain_default
-            .rounds
-            .iter()
-            .map(|x| format!("{x:.3}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    println!("RESULT chain_slope_1thread_us={slope_one:.4}");
-    println!("RESULT fan_us_per_packet={fan_us:.4}");
-    println!("RESULT heavy_ratio={heavy_ratio:.3}");
+    for line in &results {
+        println!("RESULT {line}");
+    }
     let lost = LOST.load(Ordering::Relaxed);
     if lost > 0 {
         println!("WARNING: {lost} packets were silently lost across the runs above");
     }
     println!("RESULT lost_packets={lost}");
-    if let Some((first, hwm1, total, hwm2, secs)) = memory {
-        println!("RESULT rss_kb_{first}={hwm1}");
-        println!("RESULT rss_kb_{total}={hwm2}");
-        println!(
-            "RESULT rss_growth_pct={:.2}",
-            (hwm2 as f64 / hwm1 as f64 - 1.0) * 100.0
-        );
-        println!("RESULT memory_run_secs={secs:.2}");
-    }
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
-use smallvec::SmallVec;
 
 use crate::calculator::{CalculatorContext, DynCalculator, Flow, NodeInfo, OutputShard};
 use crate::clock::Clock;
@@ -244,10 +243,16 @@ pub(crate) struct NodeRuntime {
     layer_rank: usize,
 }
 
-/// A delivery of one invocation's output on one stream.
+/// Most `process` calls one task makes in a row (see `RunState::process_node`).
+const MAX_BATCH_CALLS: u32 = 64;
+/// A task makes no further call in its batch once its calls took this long, so a slow
+/// calculator's outputs are not held back.
+const MAX_BATCH_TIME: Duration = Duration::from_micros(50);
+
+/// A delivery of one invocation's output (or a batch's outputs) on one stream.
 struct Delivery {
     stream: StreamId,
-    packets: SmallVec<[Packet; 2]>,
+    packets: Vec<Packet>,
     bound: Timestamp,
     header: Option<Packet>,
 }
@@ -273,6 +278,37 @@ impl Default for Effects {
             unthrottled: Vec::new(),
             opened: None,
         }
+    }
+}
+
+impl Effects {
+    /// Queues one call's output on `stream`; outputs of earlier calls of the same batch on the
+    /// same stream are merged into one delivery (one consumer lock for all of them).
+    fn add_output(
+        &mut self,
+        stream: StreamId,
+        packets: &mut Vec<Packet>,
+        bound: Timestamp,
+        header: Option<Packet>,
+    ) {
+        if let Some(d) = self
+            .deliveries
+            .iter_mut()
+            .rev()
+            .find(|d| d.stream == stream)
+        {
+            if header.is_none() {
+                d.packets.append(packets);
+                d.bound = d.bound.max(bound);
+                return;
+            }
+        }
+        self.deliveries.push(Delivery {
+            stream,
+            packets: std::mem::take(packets),
+            bound,
+            header,
+        });
     }
 }
 
@@ -997,7 +1033,7 @@ impl RunState {
         inputs.bounds[i] = bound;
         self.sched.begin_external();
         drop(inputs);
-        let mut packets = SmallVec::new();
+        let mut packets = Vec::new();
         if !packet.is_empty() {
             packets.push(packet);
         }
@@ -1022,7 +1058,7 @@ impl RunState {
         drop(inputs);
         self.deliver_all(Delivery {
             stream: self.spec.input_streams[i],
-            packets: SmallVec::new(),
+            packets: Vec::new(),
             bound,
             header: None,
         });
@@ -1040,7 +1076,7 @@ impl RunState {
         drop(inputs);
         self.deliver_all(Delivery {
             stream: self.spec.input_streams[i],
-            packets: SmallVec::new(),
+            packets: Vec::new(),
             bound: Timestamp::DONE,
             header: None,
         });
@@ -1263,7 +1299,7 @@ impl RunState {
                 o.bound = b;
                 effects.deliveries.push(Delivery {
                     stream: self.spec.nodes[n].output_streams[i],
-                    packets: SmallVec::new(),
+                    packets: Vec::new(),
                     bound: b,
                     header: None,
                 });
@@ -1369,12 +1405,7 @@ impl RunState {
                         });
                     }
                 }
-                effects.deliveries.push(Delivery {
-                    stream: self.spec.nodes[n].output_streams[i],
-                    packets: shard.packets.drain(..).collect(),
-                    bound,
-                    header: shard.header.take(),
-                });
+                effects.add_output(stream, &mut shard.packets, bound, shard.header.take());
             }
         }
         for (port, slot) in side_out.iter_mut().enumerate() {
@@ -1535,6 +1566,12 @@ impl RunState {
         }
     }
 
+    /// Runs the node's ready `process` calls: one task makes up to [`MAX_BATCH_CALLS`] calls in a
+    /// row (while the node stays ready and the calls so far took less than
+    /// [`MAX_BATCH_TIME`]), then delivers their outputs together. Each call is exactly the call
+    /// one task per timestamp would make; only the outputs of a batch reach the consumers at
+    /// once, which saves a scheduling round and a consumer lock per packet when input has
+    /// piled up. A node that is ready for one timestamp at a time (live video) makes one call.
     fn process_node(&self, n: NodeId) {
         let node = &self.nodes[n];
         let mut st = node.state.lock();
@@ -1543,66 +1580,82 @@ impl RunState {
             return;
         }
         let mut effects = Effects::default();
-        let mut dropped = 0;
-        let s = &mut *st;
-        let readiness = match s.ready.take() {
-            Some(r) if s.handler.is_simple() => r,
-            _ => s.handler.readiness(&mut s.queues, &mut dropped),
-        };
-        st.stats.dropped += dropped;
-        let ts = match readiness {
-            Readiness::NotReady => {
-                st.busy = false;
-                self.release_drained(n, &mut st, &mut effects);
-                self.propagate_offset_bounds(n, &mut st, &mut effects);
-                drop(st);
-                self.apply(&mut effects);
-                return;
-            }
-            Readiness::Close => {
-                self.close_node(n, st, &mut effects, true);
-                self.apply(&mut effects);
-                return;
-            }
-            Readiness::Process(ts) => ts,
-        };
-        let mut inputs = std::mem::take(&mut st.inputs_buf);
-        let NodeState {
-            handler, queues, ..
-        } = &mut *st;
-        let skipped = handler.fill(ts, queues, &mut inputs);
-        st.stats.dropped += skipped;
-        if let Some(t) = st.trace.as_mut() {
-            let at_ns = trace::since(self.epoch);
-            for (port, p) in inputs.iter().enumerate() {
-                if !p.is_empty() {
-                    let stream = self.spec.nodes[n].input_streams[port];
-                    t.push(TraceEvent::FlowIn {
-                        id: trace::flow_id(stream, p.timestamp()),
-                        at_ns,
-                    });
+        let mut calls = 0u32;
+        let batch_start = st.stats.process_time;
+        let mut stop = false;
+        loop {
+            let mut dropped = 0;
+            let s = &mut *st;
+            let readiness = match s.ready.take() {
+                Some(r) if calls == 0 && s.handler.is_simple() => r,
+                _ => s.handler.readiness(&mut s.queues, &mut dropped),
+            };
+            st.stats.dropped += dropped;
+            let ts = match readiness {
+                Readiness::Process(ts) => ts,
+                // After a batch, the finish re-checks readiness and schedules what is due.
+                _ if calls > 0 => break,
+                Readiness::NotReady => {
+                    st.busy = false;
+                    self.release_drained(n, &mut st, &mut effects);
+                    self.propagate_offset_bounds(n, &mut st, &mut effects);
+                    drop(st);
+                    self.apply(&mut effects);
+                    return;
+                }
+                Readiness::Close => {
+                    self.close_node(n, st, &mut effects, true);
+                    self.apply(&mut effects);
+                    return;
+                }
+            };
+            let mut inputs = std::mem::take(&mut st.inputs_buf);
+            let NodeState {
+                handler, queues, ..
+            } = &mut *st;
+            let skipped = handler.fill(ts, queues, &mut inputs);
+            st.stats.dropped += skipped;
+            if let Some(t) = st.trace.as_mut() {
+                let at_ns = trace::since(self.epoch);
+                for (port, p) in inputs.iter().enumerate() {
+                    if !p.is_empty() {
+                        let stream = self.spec.nodes[n].input_streams[port];
+                        t.push(TraceEvent::FlowIn {
+                            id: trace::flow_id(stream, p.timestamp()),
+                            at_ns,
+                        });
+                    }
                 }
             }
-        }
-        st.stats.packets_in += inputs.iter().filter(|p| !p.is_empty()).count() as u64;
-        st.inputs_buf = inputs;
-        self.release_drained(n, &mut st, &mut effects);
-        Self::prepare_shards(&mut st, false);
-        let (mut st, result) = self.invoke(n, st, Phase::Process, ts);
-        match result {
-            Ok(Flow::Continue) => {}
-            Ok(Flow::Stop) => self.stopping.store(true, Ordering::SeqCst),
-            Err(e) => {
-                st.busy = false;
-                drop(st);
-                self.record_error(self.node_error(n, Phase::Process, ts, e));
-                self.apply(&mut effects);
-                return;
+            st.stats.packets_in += inputs.iter().filter(|p| !p.is_empty()).count() as u64;
+            st.inputs_buf = inputs;
+            self.release_drained(n, &mut st, &mut effects);
+            Self::prepare_shards(&mut st, false);
+            let (again, result) = self.invoke(n, st, Phase::Process, ts);
+            st = again;
+            match result {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Stop) => stop = true,
+                Err(e) => {
+                    // Outputs of the batch's earlier calls are still delivered.
+                    st.busy = false;
+                    drop(st);
+                    self.record_error(self.node_error(n, Phase::Process, ts, e));
+                    self.apply(&mut effects);
+                    return;
+                }
+            }
+            self.collect_outputs(n, &mut st, ts, &mut effects);
+            calls += 1;
+            if stop
+                || calls >= MAX_BATCH_CALLS
+                || st.stats.process_time - batch_start >= MAX_BATCH_TIME
+            {
+                break;
             }
         }
-        self.collect_outputs(n, &mut st, ts, &mut effects);
         drop(st);
-        if self.stopping.load(Ordering::SeqCst) {
+        if stop {
             self.stop_sources();
         }
         self.finish_invocation(n, effects);
@@ -1693,7 +1746,7 @@ impl RunState {
                     st.outputs[i].bound = Timestamp::DONE;
                     effects.deliveries.push(Delivery {
                         stream: self.spec.nodes[n].output_streams[i],
-                        packets: SmallVec::new(),
+                        packets: Vec::new(),
                         bound: Timestamp::DONE,
                         header: None,
                     });

@@ -8,6 +8,13 @@
 //! The scheduler counts running tasks; when nothing is queued or running the graph is idle,
 //! and one worker runs the graph's idle handler (which itself counts as a running task, so
 //! exactly one thread handles each idle point).
+//!
+//! Unlike MediaPipe, one `process` task may make several calls: while its node stays ready
+//! it makes up to 64 calls in a row, as long as they took under 50 µs in all, and delivers
+//! their outputs together (see `RunState::process_node`). The calls are the same calls, in
+//! the same order; a node with a backlog of quick calls just pays the scheduling round and
+//! the consumer's lock once per batch instead of once per packet. A slow calculator, or one
+//! that is ready for one timestamp at a time as in live video, makes one call per task.
 
 use std::cell::Cell;
 use std::cmp::Ordering;

@@ -212,6 +212,68 @@ node:
 }
 
 #[test]
+fn outputs_of_calls_before_a_failing_call_are_delivered() {
+    // The packets pile up before the node runs, so its task makes several calls in a row;
+    // the outputs of the calls before the failing one still reach the observer.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let err = with_timeout(20, move || {
+        let mut g = graph(
+            r#"
+input_stream: [in]
+node:
+  - {calculator: TFault, name: faulty, input_stream: [in], output_stream: [out], options: {at: 5, mode: error}}
+"#,
+        );
+        g.observe_output_stream("out", move |p| {
+            seen2.lock().unwrap().push(*p.get::<i64>()?);
+            Ok(())
+        })
+        .unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..10 {
+            if g.add_packet("in", pkt(t)).is_err() {
+                break;
+            }
+        }
+        let _ = g.close_all_packet_sources();
+        g.wait_until_done().unwrap_err()
+    });
+    assert!(err.to_string().contains("refusing packet 5"), "{err}");
+    assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_slow_calculator_delivers_each_output_before_its_next_call() {
+    // A task batches calls only while they are quick (under 50 µs in all): a calculator that
+    // takes 300 µs per call has each output delivered before its next call begins, even with
+    // its whole input queued.
+    let calls = with_timeout(20, || {
+        let mut g = graph(
+            r#"
+input_stream: [in]
+node:
+  - {calculator: TProbe, input_stream: [in], output_stream: [out], options: {key: slow_probe, sleep_us: 300}}
+"#,
+        );
+        g.observe_output_stream("out", |p| {
+            let seen = recorder_log().lock().unwrap()["slow_probe-seen"].clone();
+            seen.lock().unwrap().push(p.timestamp().to_string());
+            Ok(())
+        })
+        .unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..20 {
+            g.add_packet("in", pkt(t)).unwrap();
+        }
+        g.finish().unwrap();
+        take_log("slow_probe")
+    });
+    let expected: Vec<String> = (0..20).map(|k: i32| k.to_string()).collect();
+    assert_eq!(calls, expected);
+}
+
+#[test]
 fn a_panicking_calculator_fails_the_run_without_hanging() {
     let err = with_timeout(20, || {
         let mut g = graph(

@@ -325,6 +325,47 @@ pub fn take_log(key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Passes packets through after sleeping `sleep_us`, and logs (under `key`) how many entries
+/// the log `<key>-seen` had when each call began: the test's observer of the output appends
+/// there, so the log shows which outputs were delivered before each call.
+pub struct TProbe {
+    log: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Vec<String>>>,
+    sleep: Duration,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeOptions {
+    pub key: String,
+    pub sleep_us: u64,
+}
+
+impl Calculator for TProbe {
+    type Options = ProbeOptions;
+    fn contract(cc: &mut Contract, _: &ProbeOptions) -> Result<()> {
+        cc.declare(&[&F_IN, &F_OUT])
+    }
+    fn create(o: &ProbeOptions) -> Result<Self> {
+        let logs = recorder_log();
+        let mut logs = logs.lock().unwrap();
+        Ok(TProbe {
+            log: logs.entry(o.key.clone()).or_default().clone(),
+            seen: logs.entry(format!("{}-seen", o.key)).or_default().clone(),
+            sleep: Duration::from_micros(o.sleep_us),
+        })
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let seen = self.seen.lock().unwrap().len();
+        self.log.lock().unwrap().push(seen.to_string());
+        std::thread::sleep(self.sleep);
+        let v = *cx.input(&F_IN).value()?;
+        let ts = cx.input_timestamp();
+        cx.output(&F_OUT).send(v, ts)?;
+        Ok(Flow::Continue)
+    }
+}
+
 /// Emits the graph clock's reading (µs) for every input packet.
 pub struct TClock;
 impl Calculator for TClock {
@@ -439,6 +480,7 @@ pub fn setup() {
         calculator::register::<THeader>("THeader");
         calculator::register::<TSideLater>("TSideLater");
         calculator::register::<TCountSource>("TCountSource");
+        calculator::register::<TProbe>("TProbe");
     });
 }
 
