@@ -452,14 +452,16 @@ fn prior_from_inliers(density: &[f64], inliers: &[bool]) -> Vec<f64> {
         .collect()
 }
 
-/// Generic RANSAC over `rounds` hypotheses; `residual(h, point)` in normalized units.
+/// Generic RANSAC over `rounds` hypotheses; `residual_sq(h, point)` is the squared residual
+/// in normalized units (RANSAC only compares it with the cutoff, so no square root).
 fn ransac<H>(
     frame: &Frame,
     rng: &mut SplitMix64,
     mut hypothesis: impl FnMut(&mut SplitMix64) -> Option<H>,
-    residual: impl Fn(&H, &Point) -> f64,
+    residual_sq: impl Fn(&H, &Point) -> f64,
 ) -> Option<Vec<bool>> {
     let cutoff = f64::from(frame.options.ransac_cutoff) / frame.scale;
+    let cutoff_sq = cutoff * cutoff;
     let mut best_score = 0.0;
     let mut best: Option<H> = None;
     for _ in 0..frame.options.ransac_rounds {
@@ -468,7 +470,7 @@ fn ransac<H>(
             .pts
             .iter()
             .zip(&frame.density)
-            .filter(|(p, _)| residual(&h, p) < cutoff)
+            .filter(|(p, _)| residual_sq(&h, p) < cutoff_sq)
             .map(|(_, w)| w)
             .sum();
         if score > best_score {
@@ -477,18 +479,39 @@ fn ransac<H>(
         }
     }
     let h = best?;
-    Some(frame.pts.iter().map(|p| residual(&h, p) < cutoff).collect())
+    Some(
+        frame
+            .pts
+            .iter()
+            .map(|p| residual_sq(&h, p) < cutoff_sq)
+            .collect(),
+    )
+}
+
+/// Squared length of (dx, dy). The residuals below run hundreds of thousands of times per
+/// frame; `f64::hypot`'s overflow-safe library call costs several times `sqrt(x² + y²)`, and
+/// normalized coordinates cannot overflow.
+fn norm_sq(dx: f64, dy: f64) -> f64 {
+    dx * dx + dy * dy
+}
+
+fn translation_residual_sq(t: &(f64, f64), p: &Point) -> f64 {
+    norm_sq(p.fx() - t.0, p.fy() - t.1)
 }
 
 fn translation_residual(t: &(f64, f64), p: &Point) -> f64 {
-    (p.fx() - t.0).hypot(p.fy() - t.1)
+    translation_residual_sq(t, p).sqrt()
 }
 
 /// Similarity as (dx, dy, a, b).
-fn similarity_residual(s: &Vector4<f64>, p: &Point) -> f64 {
+fn similarity_residual_sq(s: &Vector4<f64>, p: &Point) -> f64 {
     let mx = s[2] * p.px - s[3] * p.py + s[0];
     let my = s[3] * p.px + s[2] * p.py + s[1];
-    (mx - p.qx).hypot(my - p.qy)
+    norm_sq(mx - p.qx, my - p.qy)
+}
+
+fn similarity_residual(s: &Vector4<f64>, p: &Point) -> f64 {
+    similarity_residual_sq(s, p).sqrt()
 }
 
 fn homography_apply(h: &SVector<f64, 8>, x: f64, y: f64) -> (f64, f64, f64) {
@@ -502,7 +525,7 @@ fn homography_apply(h: &SVector<f64, 8>, x: f64, y: f64) -> (f64, f64, f64) {
 /// Algebraic residual: the first two components of (H p) x (q, 1).
 fn homography_algebraic_residual(h: &SVector<f64, 8>, p: &Point) -> f64 {
     let (a, b, c) = homography_apply(h, p.px, p.py);
-    (b - c * p.qy).hypot(c * p.qx - a)
+    norm_sq(b - c * p.qy, c * p.qx - a).sqrt()
 }
 
 fn homography_geometric_residual(h: &SVector<f64, 8>, p: &Point) -> f64 {
@@ -510,7 +533,7 @@ fn homography_geometric_residual(h: &SVector<f64, 8>, p: &Point) -> f64 {
     if c.abs() < 1e-12 {
         return f64::INFINITY;
     }
-    (a / c - p.qx).hypot(b / c - p.qy)
+    norm_sq(a / c - p.qx, b / c - p.qy).sqrt()
 }
 
 struct Translation {
@@ -529,7 +552,7 @@ fn estimate_translation(frame: &Frame, rng: &mut SplitMix64) -> Translation {
                 let p = &frame.pts[rng.below(n)];
                 Some((p.fx(), p.fy()))
             },
-            translation_residual,
+            translation_residual_sq,
         );
         match inliers {
             Some(inl) => (prior_from_inliers(&frame.density, &inl), true),
@@ -620,7 +643,7 @@ fn estimate_similarity(frame: &Frame, rng: &mut SplitMix64) -> Option<Similarity
                     let ty = p1.qy - (b * p1.px + a * p1.py);
                     Some(Vector4::new(tx, ty, a, b))
                 },
-                similarity_residual,
+                similarity_residual_sq,
             )
         })
         .flatten()
@@ -785,7 +808,10 @@ pub fn estimate_camera_motion(
     }
 
     // Average magnitude between the 10th and 90th percentile.
-    let mut mags: Vec<f64> = pts.iter().map(|p| p.fx().hypot(p.fy()) * diag).collect();
+    let mut mags: Vec<f64> = pts
+        .iter()
+        .map(|p| norm_sq(p.fx(), p.fy()).sqrt() * diag)
+        .collect();
     mags.sort_by(f64::total_cmp);
     let lo = n / 10;
     let hi = ((n * 9).div_ceil(10)).max(lo + 1).min(n);
