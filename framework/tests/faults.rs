@@ -83,7 +83,7 @@ fn yaml(c: &Case) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: stress_cases(64), .. ProptestConfig::default() })]
 
     #[test]
     fn faults_end_the_run_with_an_error_that_names_them(c in case()) {

@@ -74,7 +74,7 @@ fn yaml(shape: &Shape) -> (String, Vec<(String, i64)>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: stress_cases(128), .. ProptestConfig::default() })]
 
     #[test]
     fn every_packet_reaches_every_sink_once_in_order(shape in shape()) {

@@ -465,6 +465,15 @@ impl Calculator for TCountSource {
 }
 
 /// Registers the test calculators once per test binary.
+/// Property-test cases: `default`, or `MEDIAGRAPH_STRESS_CASES` when set (for long stress runs,
+/// e.g. `MEDIAGRAPH_STRESS_CASES=2000 cargo test --release -p mediagraph-framework`).
+pub fn stress_cases(default: u32) -> u32 {
+    std::env::var("MEDIAGRAPH_STRESS_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
