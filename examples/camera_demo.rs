@@ -218,7 +218,7 @@ node:
     name: pipeline
     input_stream: ["VIDEO:input_frames"]
     output_stream: ["DETECTIONS:tracked_detections", "ANNOTATIONS:tracked_annotations"]
-    options: {{detection_rate: {{frame_rate: {rate}}}}}
+    options: {{detection_rate: {{period: {period}}}}}
   - calculator: CameraDemoFpsCalculator
     name: fps
     input_stream: ["IMAGE:input_frames"]
@@ -231,7 +231,7 @@ node:
     options: {{draw_frame_info: true}}
 {sink}"#,
         pipeline = subgraph("detection_tracking.yaml"),
-        rate = args.detection_fps.unwrap_or(3.0),
+        period = (1e6 / args.detection_fps.unwrap_or(3.0)).round() as i64,
     )
 }
 

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
-//!     [--videos a.avi,b.mp4] [--smoothing S] [--rate FPS] [--json FILE]
+//!     [--videos a.avi,b.mp4] [--smoothing S] [--rate FPS] [--json FILE] [--dump DIR]
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
 //!     --extract out/vtest_tracked.mp4 10,100,400
 //! ```
@@ -28,7 +28,9 @@
 //! Options: `--videos` (comma-separated paths; default both sample videos), `--smoothing S`
 //! and `--unconfirmed MS` (the tracked detection manager's `smoothing` and
 //! `max_unconfirmed_ms`), `--rate FPS` (the detection rate), `--json FILE` (the results as
-//! JSON). Graph variants are written to a temporary copy of `graphs/`.
+//! JSON), `--dump DIR` (every frame's tracked and per-frame detections and the detector's
+//! output, as JSON, for offline analysis). Graph variants are written to a temporary copy of
+//! `graphs/`.
 //!
 //! `--extract VIDEO N,N,..` writes those frames of VIDEO as PNGs (`<VIDEO>_frame<N>.png`).
 
@@ -91,6 +93,7 @@ struct Settings {
     unconfirmed_ms: Option<i64>,
     rate: Option<f64>,
     json: Option<PathBuf>,
+    dump: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> Res<Settings> {
@@ -100,6 +103,7 @@ fn parse_args(args: &[String]) -> Res<Settings> {
         unconfirmed_ms: None,
         rate: None,
         json: None,
+        dump: None,
     };
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
@@ -110,8 +114,9 @@ fn parse_args(args: &[String]) -> Res<Settings> {
             "--unconfirmed" => s.unconfirmed_ms = Some(value()?.parse()?),
             "--rate" => s.rate = Some(value()?.parse()?),
             "--json" => s.json = Some(PathBuf::from(value()?)),
+            "--dump" => s.dump = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
-                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--rate FPS] [--json FILE]\n       detection_tracking_eval --extract VIDEO N,N,..");
+                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--rate FPS] [--json FILE] [--dump DIR]\n       detection_tracking_eval --extract VIDEO N,N,..");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -155,7 +160,8 @@ fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
     std::fs::write(tmp.path().join("subgraphs/object_tracking.yaml"), tracking)?;
     let mut top = std::fs::read_to_string(src.join("object_detection_tracking.yaml"))?;
     if let Some(v) = s.rate {
-        top = set_option(&top, "frame_rate", &v.to_string())?;
+        let period = (1e6 / v).round() as i64;
+        top = set_option(&top, "period", &period.to_string())?;
     }
     std::fs::write(tmp.path().join("object_detection_tracking.yaml"), top)?;
     std::fs::copy(
@@ -169,14 +175,21 @@ fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
 struct Run {
     /// Detections per frame, in timestamp order.
     frames: Vec<Vec<Detection>>,
+    /// The frames' timestamps (µs).
+    frame_times: Vec<i64>,
+    /// The recorded raw stream (the detector's own output in the tracking graph).
+    raw: Timeline,
     seconds: f64,
     /// (node, total process seconds), largest first.
     busiest: Vec<(String, f64)>,
 }
 
-fn run_graph(graph: &Path, video: &Path, output: &Path, stream: &str) -> Res<Run> {
-    let mut g = Graph::from_yaml_file(graph)?;
-    let seen: Arc<Mutex<BTreeMap<i64, Vec<Detection>>>> = Arc::default();
+/// Detections per timestamp (µs).
+type Timeline = BTreeMap<i64, Vec<Detection>>;
+
+/// Records `stream` of `g` into the returned timeline.
+fn observe(g: &mut Graph, stream: &str) -> Res<Arc<Mutex<Timeline>>> {
+    let seen: Arc<Mutex<Timeline>> = Arc::default();
     let sink = seen.clone();
     g.observe_output_stream(stream, move |p: &Packet| {
         let v = p.get::<Vec<Detection>>()?.clone();
@@ -185,6 +198,24 @@ fn run_graph(graph: &Path, video: &Path, output: &Path, stream: &str) -> Res<Run
             .insert(p.timestamp().micros(), v);
         Ok(())
     })?;
+    Ok(seen)
+}
+
+fn take(seen: &Mutex<Timeline>) -> Res<Timeline> {
+    Ok(std::mem::take(&mut *seen.lock().map_err(|_| "lock")?))
+}
+
+/// Runs `graph` on `video`, recording `stream` (and `raw_stream`, when given).
+fn run_graph(
+    graph: &Path,
+    video: &Path,
+    output: &Path,
+    stream: &str,
+    raw_stream: Option<&str>,
+) -> Res<Run> {
+    let mut g = Graph::from_yaml_file(graph)?;
+    let seen = observe(&mut g, stream)?;
+    let raw = raw_stream.map(|s| observe(&mut g, s)).transpose()?;
     let mut side = HashMap::new();
     side.insert(
         "input_video".to_string(),
@@ -203,14 +234,32 @@ fn run_graph(graph: &Path, video: &Path, output: &Path, stream: &str) -> Res<Run
         .map(|s| (s.name.clone(), s.process_time.as_secs_f64()))
         .collect();
     busiest.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let frames = std::mem::take(&mut *seen.lock().map_err(|_| "lock")?)
-        .into_values()
-        .collect();
+    let timeline = take(&seen)?;
+    let raw = raw.map(|r| take(&r)).transpose()?.unwrap_or_default();
     Ok(Run {
-        frames,
+        frame_times: timeline.keys().copied().collect(),
+        frames: timeline.into_values().collect(),
+        raw,
         seconds,
         busiest,
     })
+}
+
+/// `--dump DIR`: writes `<name>_boxes.json` with the frame times (µs), the tracked detections
+/// and the per-frame detections of every frame, and the detector's own output of the tracking
+/// graph by timestamp, for offline analysis.
+fn dump(dir: &Path, name: &str, tracked: &Run, detected: &Run) -> Res<()> {
+    std::fs::create_dir_all(dir)?;
+    let value = serde_json::json!({
+        "frame_times_us": tracked.frame_times,
+        "tracked": tracked.frames,
+        "detected": detected.frames,
+        "raw": tracked.raw,
+    });
+    let path = dir.join(format!("{name}_boxes.json"));
+    std::fs::write(&path, serde_json::to_string(&value)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// The scores of one video.
@@ -372,6 +421,7 @@ fn main() -> Res<()> {
             video,
             &out.join(format!("eval_{name}_tracked.mp4")),
             "tracked_detections",
+            Some("detections"),
         )?;
         let load_after_tracking = load_average();
         let detected = run_graph(
@@ -379,7 +429,11 @@ fn main() -> Res<()> {
             video,
             &out.join(format!("eval_{name}_detected.mp4")),
             "detections",
+            None,
         )?;
+        if let Some(dir) = &settings.dump {
+            dump(dir, &name, &tracked, &detected)?;
+        }
         let s = score(video, &tracked, &detected)?;
         println!("## {name}\n");
         println!("| measure | value |\n|---|---|");
