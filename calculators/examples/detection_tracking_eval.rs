@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
-//!     [--videos a.avi,b.mp4] [--smoothing S] [--rate FPS] [--json FILE] [--dump DIR]
+//!     [--videos a.avi,b.mp4] [--smoothing S] [--alpha A] [--beta B] [--rate FPS] \
+//!     [--json FILE] [--dump DIR]
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
 //!     --extract out/vtest_tracked.mp4 10,100,400
 //! ```
@@ -25,12 +26,12 @@
 //! * **tracks**: distinct ids in the tracked output, and their mean length (frames in which
 //!   each id is reported).
 //!
-//! Options: `--videos` (comma-separated paths; default both sample videos), `--smoothing S`
-//! and `--unconfirmed MS` (the tracked detection manager's `smoothing` and
-//! `max_unconfirmed_ms`), `--rate FPS` (the detection rate), `--json FILE` (the results as
-//! JSON), `--dump DIR` (every frame's tracked and per-frame detections and the detector's
-//! output, as JSON, for offline analysis). Graph variants are written to a temporary copy of
-//! `graphs/`.
+//! Options: `--videos` (comma-separated paths; default both sample videos), `--smoothing S`,
+//! `--unconfirmed MS`, `--alpha A` and `--beta B` (the tracked detection manager's
+//! `smoothing`, `max_unconfirmed_ms`, `motion_alpha` and `motion_beta`), `--rate FPS` (the
+//! detection rate), `--json FILE` (the results as JSON), `--dump DIR` (every frame's tracked
+//! and per-frame detections and the detector's output, as JSON, for offline analysis). Graph
+//! variants are written to a temporary copy of `graphs/`.
 //!
 //! `--extract VIDEO N,N,..` writes those frames of VIDEO as PNGs (`<VIDEO>_frame<N>.png`).
 
@@ -91,6 +92,8 @@ struct Settings {
     videos: Vec<PathBuf>,
     smoothing: Option<f32>,
     unconfirmed_ms: Option<i64>,
+    motion_alpha: Option<f32>,
+    motion_beta: Option<f32>,
     rate: Option<f64>,
     json: Option<PathBuf>,
     dump: Option<PathBuf>,
@@ -101,6 +104,8 @@ fn parse_args(args: &[String]) -> Res<Settings> {
         videos: vec![data_dir().join("vtest.avi"), data_dir().join("bikes.mp4")],
         smoothing: None,
         unconfirmed_ms: None,
+        motion_alpha: None,
+        motion_beta: None,
         rate: None,
         json: None,
         dump: None,
@@ -112,11 +117,13 @@ fn parse_args(args: &[String]) -> Res<Settings> {
             "--videos" => s.videos = value()?.split(',').map(PathBuf::from).collect(),
             "--smoothing" => s.smoothing = Some(value()?.parse()?),
             "--unconfirmed" => s.unconfirmed_ms = Some(value()?.parse()?),
+            "--alpha" => s.motion_alpha = Some(value()?.parse()?),
+            "--beta" => s.motion_beta = Some(value()?.parse()?),
             "--rate" => s.rate = Some(value()?.parse()?),
             "--json" => s.json = Some(PathBuf::from(value()?)),
             "--dump" => s.dump = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
-                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--rate FPS] [--json FILE] [--dump DIR]\n       detection_tracking_eval --extract VIDEO N,N,..");
+                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--alpha A] [--beta B] [--rate FPS] [--json FILE] [--dump DIR]\n       detection_tracking_eval --extract VIDEO N,N,..");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -139,7 +146,12 @@ fn set_option(yaml: &str, key: &str, value: &str) -> Res<String> {
 /// A copy of `graphs/` with the settings applied; returns its directory.
 fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
     let src = workspace().join("graphs");
-    if s.smoothing.is_none() && s.unconfirmed_ms.is_none() && s.rate.is_none() {
+    if s.smoothing.is_none()
+        && s.unconfirmed_ms.is_none()
+        && s.motion_alpha.is_none()
+        && s.motion_beta.is_none()
+        && s.rate.is_none()
+    {
         return Ok((src, None));
     }
     let tmp = tempfile::tempdir()?;
@@ -156,6 +168,12 @@ fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
     }
     if let Some(v) = s.unconfirmed_ms {
         tracking = set_option(&tracking, "max_unconfirmed_ms", &v.to_string())?;
+    }
+    if let Some(v) = s.motion_alpha {
+        tracking = set_option(&tracking, "motion_alpha", &v.to_string())?;
+    }
+    if let Some(v) = s.motion_beta {
+        tracking = set_option(&tracking, "motion_beta", &v.to_string())?;
     }
     std::fs::write(tmp.path().join("subgraphs/object_tracking.yaml"), tracking)?;
     let mut top = std::fs::read_to_string(src.join("object_detection_tracking.yaml"))?;

@@ -17,14 +17,15 @@ use crate::tracking::tracked_detection_manager::{
 const NAME: &str = "TrackedDetectionManagerCalculator";
 
 /// Options of [`TrackedDetectionManagerCalculator`] (MediaPipe's
-/// `TrackedDetectionManagerConfig` plus the timeout and our smoothing).
+/// `TrackedDetectionManagerConfig` plus the timeout and our smoothing options).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrackedDetectionManagerCalculatorOptions {
     /// How fast a re-detected object's reported box moves to its new track: the share of the
     /// remaining distance covered per frame, in `(0, 1]`. `1` jumps at once, as MediaPipe
     /// does; the default 0.35 eases over a few frames. Only the offset between the old and
-    /// the new track is eased; between re-detections the box follows the tracker without lag.
+    /// the new track is eased; between re-detections the box follows the tracker (through
+    /// the α-β filter of `motion_alpha` and `motion_beta`).
     pub smoothing: f32,
     /// A tracked detection not updated for this long is dropped (ms; default 5000).
     pub timeout_ms: i64,
@@ -40,6 +41,17 @@ pub struct TrackedDetectionManagerCalculatorOptions {
     /// on the background when their object walked away, and one-off false detections.
     /// While such a track is still known, a new detection at its place keeps its id.
     pub max_unconfirmed_ms: i64,
+    /// Ours: an α-β filter on each object's box, with the tracker's box as the measurement:
+    /// every frame the box moves by its velocity and then by this share of the distance left
+    /// to the tracker's box (per edge). 1, the default, shows the tracker's box as is; lower
+    /// values smooth the tracker's uneven steps (the velocity keeps the box from lagging).
+    /// In `(0, 1]`.
+    pub motion_alpha: f32,
+    /// Ours: the share of that distance (per frame) added to the box's velocity, in
+    /// `[0, motion_alpha]`; 0, the default, keeps no velocity. At a re-detection the filter
+    /// restarts on the new track's box and keeps the velocity, so the object's motion goes on
+    /// through the correction (eased by `smoothing`).
+    pub motion_beta: f32,
 }
 
 impl Default for TrackedDetectionManagerCalculatorOptions {
@@ -51,6 +63,8 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
             max_area_ratio: c.max_area_ratio,
             min_overlap_ratio: c.min_overlap_ratio,
             max_unconfirmed_ms: 0,
+            motion_alpha: 1.0,
+            motion_beta: 0.0,
         }
     }
 }
@@ -89,6 +103,18 @@ impl TrackedDetectionManagerCalculatorOptions {
                 self.max_unconfirmed_ms
             ));
         }
+        if !(self.motion_alpha > 0.0 && self.motion_alpha <= 1.0) {
+            return Err(format!(
+                "motion_alpha must be in (0, 1] (1: the tracker's box as is), got {}",
+                self.motion_alpha
+            ));
+        }
+        if !(self.motion_beta >= 0.0 && self.motion_beta <= self.motion_alpha) {
+            return Err(format!(
+                "motion_beta must be in [0, motion_alpha] (0: no velocity), got {}",
+                self.motion_beta
+            ));
+        }
         Ok(ManagerConfig {
             max_area_ratio: self.max_area_ratio,
             min_overlap_ratio: self.min_overlap_ratio,
@@ -111,7 +137,8 @@ impl TrackedDetectionManagerCalculatorOptions {
 ///   tracker should stop tracking; one per timestamp, at t, t+1 µs, t+2 µs, ... for a frame
 ///   at t; connect it to the tracker's `CANCEL_OBJECT_ID` as a back edge).
 /// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`, `timeout_ms`,
-///   `max_area_ratio`, `min_overlap_ratio`, `max_unconfirmed_ms`.
+///   `max_area_ratio`, `min_overlap_ratio`, `max_unconfirmed_ms`, `motion_alpha`,
+///   `motion_beta`.
 ///
 /// The rules (see [`crate::tracking::tracked_detection_manager`]): a new detection waits
 /// until the tracker reports a box with its id (the tracker has then caught it up to the
@@ -141,17 +168,27 @@ pub struct TrackedDetectionManagerCalculator {
     smoothing: f32,
     /// Per reported (public) id: the easing state of its box.
     easing: HashMap<i64, Easing>,
+    /// The α-β filter's gains (`motion_alpha`, `motion_beta`).
+    alpha: f32,
+    beta: f32,
 }
 
-/// Where an object's box was shown, and the offset still to be eased out.
+/// Where an object's box was shown, and the offset still to be eased out. Boxes are
+/// left, top, right, bottom.
 #[derive(Clone, Copy, Debug)]
 struct Easing {
     /// The manager's detection behind the public id (a re-detection changes it).
     unique_id: i64,
-    /// Shown box minus tracked box: left, top, right, bottom.
+    /// Shown box minus filtered box.
     offset: [f32; 4],
     /// The box shown last.
     shown: [f32; 4],
+    /// The α-β filter's box (the tracker's box, smoothed).
+    filtered: [f32; 4],
+    /// The α-β filter's velocity, per ms.
+    velocity: [f32; 4],
+    /// When the box was shown (ms).
+    shown_ms: i64,
 }
 
 const DETECTIONS_IN: Input<Vec<Detection>> = Input::new("DETECTIONS").optional();
@@ -200,6 +237,8 @@ impl Calculator for TrackedDetectionManagerCalculator {
             retired: BTreeSet::new(),
             smoothing: options.smoothing,
             easing: HashMap::new(),
+            alpha: options.motion_alpha,
+            beta: options.motion_beta,
         })
     }
 
@@ -337,8 +376,9 @@ impl TrackedDetectionManagerCalculator {
             .collect()
     }
 
-    /// Eases the boxes of re-detected objects: when the detection behind a reported id
-    /// changes, the box starts where it was shown and the offset to the new track shrinks by
+    /// Smooths the reported boxes: an α-β filter follows each object's tracked box, and when
+    /// the detection behind a reported id changes (a re-detection), the box starts where it
+    /// was shown, moved on by its velocity, and the offset to the new track shrinks by
     /// `smoothing` per frame.
     fn ease(&mut self, mut reports: Vec<ReportedDetection>, now_ms: i64) -> Vec<ReportedDetection> {
         let behind: HashMap<i64, i64> = self
@@ -348,19 +388,34 @@ impl TrackedDetectionManagerCalculator {
             .map(|d| (d.public_id(), d.unique_id))
             .collect();
         let keep = 1.0 - self.smoothing;
+        let (alpha, beta) = (self.alpha, self.beta);
         let mut next = HashMap::with_capacity(reports.len());
         for r in &mut reports {
             let (l, t, rr, b) = r.bounds;
             let tracked = [l, t, rr, b];
             let unique_id = behind.get(&r.id).copied().unwrap_or(r.id);
-            let offset = match self.easing.get(&r.id) {
-                Some(e) if e.unique_id != unique_id => {
-                    std::array::from_fn(|i| (e.shown[i] - tracked[i]) * keep)
+            let (offset, filtered, velocity) = match self.easing.get(&r.id) {
+                Some(e) => {
+                    let dt = (now_ms - e.shown_ms).max(1) as f32;
+                    if e.unique_id != unique_id {
+                        let offset = std::array::from_fn(|i| {
+                            (e.shown[i] + e.velocity[i] * dt - tracked[i]) * keep
+                        });
+                        (offset, tracked, e.velocity)
+                    } else {
+                        let predicted: [f32; 4] =
+                            std::array::from_fn(|i| e.filtered[i] + e.velocity[i] * dt);
+                        let residual: [f32; 4] = std::array::from_fn(|i| tracked[i] - predicted[i]);
+                        (
+                            e.offset.map(|o| o * keep),
+                            std::array::from_fn(|i| predicted[i] + alpha * residual[i]),
+                            std::array::from_fn(|i| e.velocity[i] + beta * residual[i] / dt),
+                        )
+                    }
                 }
-                Some(e) => e.offset.map(|o| o * keep),
-                None => [0.0; 4],
+                None => ([0.0; 4], tracked, [0.0; 4]),
             };
-            let shown: [f32; 4] = std::array::from_fn(|i| tracked[i] + offset[i]);
+            let shown: [f32; 4] = std::array::from_fn(|i| filtered[i] + offset[i]);
             r.bounds = (shown[0], shown[1], shown[2], shown[3]);
             next.insert(
                 r.id,
@@ -368,6 +423,9 @@ impl TrackedDetectionManagerCalculator {
                     unique_id,
                     offset,
                     shown,
+                    filtered,
+                    velocity,
+                    shown_ms: now_ms,
                 },
             );
         }
