@@ -408,6 +408,55 @@ fn the_motion_filter_smooths_a_track_and_carries_its_velocity_through_a_redetect
 }
 
 #[test]
+fn a_large_correction_is_eased_only_up_to_max_eased_offset() {
+    let first = with_id(det(4, "Person", 0.5, 0.10, 0.1, 0.50, 0.5), 1);
+    let again = with_id(det(4, "Person", 0.5, 0.22, 0.1, 0.62, 0.5), 2);
+    let yaml = MANAGER.replace(
+        "{smoothing: 1.0}",
+        "{smoothing: 0.35, max_eased_offset: 0.1}",
+    );
+    let (tracked, _) = run_manager(
+        &yaml,
+        vec![
+            (
+                0,
+                Some(vec![first]),
+                Some(vec![tbox(1, 0.10, 0.1, 0.50, 0.5, 0)]),
+            ),
+            (
+                100_000,
+                Some(vec![again]),
+                Some(vec![
+                    tbox(1, 0.10, 0.1, 0.50, 0.5, 100_000),
+                    tbox(2, 0.22, 0.1, 0.62, 0.5, 100_000),
+                ]),
+            ),
+            (
+                200_000,
+                None,
+                Some(vec![tbox(2, 0.22, 0.1, 0.62, 0.5, 200_000)]),
+            ),
+        ],
+    );
+    let boxes: Vec<(f32, f32)> = tracked
+        .iter()
+        .map(|(_, v)| {
+            let b = &v[0].relative_bounding_box;
+            (b.xmin, b.xmax())
+        })
+        .collect();
+    // The offset 0.65 * -0.12 = -0.078 is more than 0.1 of the 0.4 wide box: -0.04 is kept,
+    // then it shrinks by 0.35 a frame.
+    let expected = [(0.10, 0.50), (0.18, 0.58), (0.194, 0.594)];
+    for (got, want) in boxes.iter().zip(expected) {
+        assert!(
+            (got.0 - want.0).abs() < 1e-5 && (got.1 - want.1).abs() < 1e-5,
+            "{boxes:?}"
+        );
+    }
+}
+
+#[test]
 fn manager_options_are_checked() {
     for bad in [
         "{smoothing: 0}",
@@ -415,6 +464,7 @@ fn manager_options_are_checked() {
         "{timeout_ms: 0}",
         "{max_area_ratio: 0.5}",
         "{min_overlap_ratio: 1.0}",
+        "{max_eased_offset: -0.1}",
         "{motion_alpha: 0}",
         "{motion_alpha: 0.5, motion_beta: 0.6}",
         "{no_such_option: 1}",

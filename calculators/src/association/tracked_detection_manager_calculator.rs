@@ -27,6 +27,10 @@ pub struct TrackedDetectionManagerCalculatorOptions {
     /// the new track is eased; between re-detections the box follows the tracker (through
     /// the α-β filter of `motion_alpha` and `motion_beta`).
     pub smoothing: f32,
+    /// Ours: the largest offset `smoothing` eases out, per edge, as a share of the box's
+    /// width (left, right) or height (top, bottom); a re-detection that moves the box farther
+    /// (its track had drifted off the object) jumps the excess at once. Default 0.2.
+    pub max_eased_offset: f32,
     /// A tracked detection not updated for this long is dropped (ms; default 5000).
     pub timeout_ms: i64,
     /// Boxes whose areas differ by more than this factor are never the same object
@@ -59,6 +63,7 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
         let c = ManagerConfig::default();
         TrackedDetectionManagerCalculatorOptions {
             smoothing: 0.35,
+            max_eased_offset: 0.2,
             timeout_ms: c.timeout_ms,
             max_area_ratio: c.max_area_ratio,
             min_overlap_ratio: c.min_overlap_ratio,
@@ -77,6 +82,12 @@ impl TrackedDetectionManagerCalculatorOptions {
             return Err(format!(
                 "smoothing must be in (0, 1] (1: jump to a re-detection at once), got {}",
                 self.smoothing
+            ));
+        }
+        if !(self.max_eased_offset.is_finite() && self.max_eased_offset >= 0.0) {
+            return Err(format!(
+                "max_eased_offset must be 0 or positive (a share of the box size), got {}",
+                self.max_eased_offset
             ));
         }
         if self.timeout_ms <= 0 {
@@ -136,9 +147,9 @@ impl TrackedDetectionManagerCalculatorOptions {
 ///   box, and labels sorted by descending score); `CANCEL_OBJECT_ID` (optional, `i64`: ids the
 ///   tracker should stop tracking; one per timestamp, at t, t+1 µs, t+2 µs, ... for a frame
 ///   at t; connect it to the tracker's `CANCEL_OBJECT_ID` as a back edge).
-/// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`, `timeout_ms`,
-///   `max_area_ratio`, `min_overlap_ratio`, `max_unconfirmed_ms`, `motion_alpha`,
-///   `motion_beta`.
+/// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`,
+///   `max_eased_offset`, `timeout_ms`, `max_area_ratio`, `min_overlap_ratio`,
+///   `max_unconfirmed_ms`, `motion_alpha`, `motion_beta`.
 ///
 /// The rules (see [`crate::tracking::tracked_detection_manager`]): a new detection waits
 /// until the tracker reports a box with its id (the tracker has then caught it up to the
@@ -168,6 +179,8 @@ pub struct TrackedDetectionManagerCalculator {
     smoothing: f32,
     /// Per reported (public) id: the easing state of its box.
     easing: HashMap<i64, Easing>,
+    /// The largest eased offset, a share of the box size.
+    max_eased_offset: f32,
     /// The α-β filter's gains (`motion_alpha`, `motion_beta`).
     alpha: f32,
     beta: f32,
@@ -237,6 +250,7 @@ impl Calculator for TrackedDetectionManagerCalculator {
             retired: BTreeSet::new(),
             smoothing: options.smoothing,
             easing: HashMap::new(),
+            max_eased_offset: options.max_eased_offset,
             alpha: options.motion_alpha,
             beta: options.motion_beta,
         })
@@ -379,7 +393,7 @@ impl TrackedDetectionManagerCalculator {
     /// Smooths the reported boxes: an α-β filter follows each object's tracked box, and when
     /// the detection behind a reported id changes (a re-detection), the box starts where it
     /// was shown, moved on by its velocity, and the offset to the new track shrinks by
-    /// `smoothing` per frame.
+    /// `smoothing` per frame (never more than `max_eased_offset` of the box size).
     fn ease(&mut self, mut reports: Vec<ReportedDetection>, now_ms: i64) -> Vec<ReportedDetection> {
         let behind: HashMap<i64, i64> = self
             .manager
@@ -415,6 +429,11 @@ impl TrackedDetectionManagerCalculator {
                 }
                 None => ([0.0; 4], tracked, [0.0; 4]),
             };
+            let size = [filtered[2] - filtered[0], filtered[3] - filtered[1]];
+            let offset: [f32; 4] = std::array::from_fn(|i| {
+                let limit = self.max_eased_offset * size[i % 2].abs();
+                offset[i].clamp(-limit, limit)
+            });
             let shown: [f32; 4] = std::array::from_fn(|i| filtered[i] + offset[i]);
             r.bounds = (shown[0], shown[1], shown[2], shown[3]);
             next.insert(
