@@ -198,7 +198,9 @@ pub fn graph_yaml(args: &Args, max_frames: u64) -> String {
         Some(_) => "  - calculator: OpenCvVideoDecoderCalculator\n    name: decoder\n    input_side_packet: [\"INPUT_FILE_PATH:input_video\"]\n    output_stream: [\"VIDEO:source_frames\", \"VIDEO_PRESTREAM:input_header\"]\n".to_string(),
         None => format!("  - calculator: CameraSourceCalculator\n    name: camera\n    output_stream: [\"VIDEO:source_frames\", \"VIDEO_PRESTREAM:input_header\"]\n    options: {{device: {}}}\n", args.device),
     };
-    // Live: admit a new frame only when the previous one has been drawn.
+    // Live: admit a new frame only when the previous one has been drawn. Two in flight, not
+    // one: the detection branch's PacketThinner knows a frame is the one to detect only when
+    // the next frame arrives, and the tracker waits for that frame's detections.
     let limiter = if live {
         "  - calculator: FlowLimiterCalculator\n    name: flow_limiter\n    input_stream: [source_frames, \"FINISHED:annotated_frames\"]\n    input_stream_info: [{tag_index: FINISHED, back_edge: true}]\n    output_stream: [input_frames]\n    options: {max_in_flight: 2}\n"
     } else {
@@ -218,7 +220,7 @@ node:
     name: pipeline
     input_stream: ["VIDEO:input_frames"]
     output_stream: ["DETECTIONS:tracked_detections", "ANNOTATIONS:tracked_annotations"]
-    options: {{detection_rate: {{frame_rate: {rate}}}}}
+    options: {{detection_rate: {{period: {period}}}}}
   - calculator: CameraDemoFpsCalculator
     name: fps
     input_stream: ["IMAGE:input_frames"]
@@ -231,7 +233,7 @@ node:
     options: {{draw_frame_info: true}}
 {sink}"#,
         pipeline = subgraph("detection_tracking.yaml"),
-        rate = args.detection_fps.unwrap_or(3.0),
+        period = (1e6 / args.detection_fps.unwrap_or(3.0)).round() as i64,
     )
 }
 

@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
-//!     [--videos a.avi,b.mp4] [--smoothing S] [--rate FPS] [--json FILE]
+//!     [--videos a.avi,b.mp4] [--smoothing S] [--alpha A] [--beta B] [--rate FPS] \
+//!     [--json FILE] [--dump DIR]
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
 //!     --extract out/vtest_tracked.mp4 10,100,400
 //! ```
@@ -25,10 +26,12 @@
 //! * **tracks**: distinct ids in the tracked output, and their mean length (frames in which
 //!   each id is reported).
 //!
-//! Options: `--videos` (comma-separated paths; default both sample videos), `--smoothing S`
-//! and `--unconfirmed MS` (the tracked detection manager's `smoothing` and
-//! `max_unconfirmed_ms`), `--rate FPS` (the detection rate), `--json FILE` (the results as
-//! JSON). Graph variants are written to a temporary copy of `graphs/`.
+//! Options: `--videos` (comma-separated paths; default both sample videos), `--smoothing S`,
+//! `--unconfirmed MS`, `--alpha A` and `--beta B` (the tracked detection manager's
+//! `smoothing`, `max_unconfirmed_ms`, `motion_alpha` and `motion_beta`), `--rate FPS` (the
+//! detection rate), `--json FILE` (the results as JSON), `--dump DIR` (every frame's tracked
+//! and per-frame detections and the detector's output, as JSON, for offline analysis). Graph
+//! variants are written to a temporary copy of `graphs/`.
 //!
 //! `--extract VIDEO N,N,..` writes those frames of VIDEO as PNGs (`<VIDEO>_frame<N>.png`).
 
@@ -89,8 +92,11 @@ struct Settings {
     videos: Vec<PathBuf>,
     smoothing: Option<f32>,
     unconfirmed_ms: Option<i64>,
+    motion_alpha: Option<f32>,
+    motion_beta: Option<f32>,
     rate: Option<f64>,
     json: Option<PathBuf>,
+    dump: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> Res<Settings> {
@@ -98,8 +104,11 @@ fn parse_args(args: &[String]) -> Res<Settings> {
         videos: vec![data_dir().join("vtest.avi"), data_dir().join("bikes.mp4")],
         smoothing: None,
         unconfirmed_ms: None,
+        motion_alpha: None,
+        motion_beta: None,
         rate: None,
         json: None,
+        dump: None,
     };
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
@@ -108,10 +117,13 @@ fn parse_args(args: &[String]) -> Res<Settings> {
             "--videos" => s.videos = value()?.split(',').map(PathBuf::from).collect(),
             "--smoothing" => s.smoothing = Some(value()?.parse()?),
             "--unconfirmed" => s.unconfirmed_ms = Some(value()?.parse()?),
+            "--alpha" => s.motion_alpha = Some(value()?.parse()?),
+            "--beta" => s.motion_beta = Some(value()?.parse()?),
             "--rate" => s.rate = Some(value()?.parse()?),
             "--json" => s.json = Some(PathBuf::from(value()?)),
+            "--dump" => s.dump = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
-                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--rate FPS] [--json FILE]\n       detection_tracking_eval --extract VIDEO N,N,..");
+                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--alpha A] [--beta B] [--rate FPS] [--json FILE] [--dump DIR]\n       detection_tracking_eval --extract VIDEO N,N,..");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -134,7 +146,12 @@ fn set_option(yaml: &str, key: &str, value: &str) -> Res<String> {
 /// A copy of `graphs/` with the settings applied; returns its directory.
 fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
     let src = workspace().join("graphs");
-    if s.smoothing.is_none() && s.unconfirmed_ms.is_none() && s.rate.is_none() {
+    if s.smoothing.is_none()
+        && s.unconfirmed_ms.is_none()
+        && s.motion_alpha.is_none()
+        && s.motion_beta.is_none()
+        && s.rate.is_none()
+    {
         return Ok((src, None));
     }
     let tmp = tempfile::tempdir()?;
@@ -152,10 +169,17 @@ fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
     if let Some(v) = s.unconfirmed_ms {
         tracking = set_option(&tracking, "max_unconfirmed_ms", &v.to_string())?;
     }
+    if let Some(v) = s.motion_alpha {
+        tracking = set_option(&tracking, "motion_alpha", &v.to_string())?;
+    }
+    if let Some(v) = s.motion_beta {
+        tracking = set_option(&tracking, "motion_beta", &v.to_string())?;
+    }
     std::fs::write(tmp.path().join("subgraphs/object_tracking.yaml"), tracking)?;
     let mut top = std::fs::read_to_string(src.join("object_detection_tracking.yaml"))?;
     if let Some(v) = s.rate {
-        top = set_option(&top, "frame_rate", &v.to_string())?;
+        let period = (1e6 / v).round() as i64;
+        top = set_option(&top, "period", &period.to_string())?;
     }
     std::fs::write(tmp.path().join("object_detection_tracking.yaml"), top)?;
     std::fs::copy(
@@ -169,14 +193,21 @@ fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
 struct Run {
     /// Detections per frame, in timestamp order.
     frames: Vec<Vec<Detection>>,
+    /// The frames' timestamps (µs).
+    frame_times: Vec<i64>,
+    /// The recorded raw stream (the detector's own output in the tracking graph).
+    raw: Timeline,
     seconds: f64,
     /// (node, total process seconds), largest first.
     busiest: Vec<(String, f64)>,
 }
 
-fn run_graph(graph: &Path, video: &Path, output: &Path, stream: &str) -> Res<Run> {
-    let mut g = Graph::from_yaml_file(graph)?;
-    let seen: Arc<Mutex<BTreeMap<i64, Vec<Detection>>>> = Arc::default();
+/// Detections per timestamp (µs).
+type Timeline = BTreeMap<i64, Vec<Detection>>;
+
+/// Records `stream` of `g` into the returned timeline.
+fn observe(g: &mut Graph, stream: &str) -> Res<Arc<Mutex<Timeline>>> {
+    let seen: Arc<Mutex<Timeline>> = Arc::default();
     let sink = seen.clone();
     g.observe_output_stream(stream, move |p: &Packet| {
         let v = p.get::<Vec<Detection>>()?.clone();
@@ -185,6 +216,24 @@ fn run_graph(graph: &Path, video: &Path, output: &Path, stream: &str) -> Res<Run
             .insert(p.timestamp().micros(), v);
         Ok(())
     })?;
+    Ok(seen)
+}
+
+fn take(seen: &Mutex<Timeline>) -> Res<Timeline> {
+    Ok(std::mem::take(&mut *seen.lock().map_err(|_| "lock")?))
+}
+
+/// Runs `graph` on `video`, recording `stream` (and `raw_stream`, when given).
+fn run_graph(
+    graph: &Path,
+    video: &Path,
+    output: &Path,
+    stream: &str,
+    raw_stream: Option<&str>,
+) -> Res<Run> {
+    let mut g = Graph::from_yaml_file(graph)?;
+    let seen = observe(&mut g, stream)?;
+    let raw = raw_stream.map(|s| observe(&mut g, s)).transpose()?;
     let mut side = HashMap::new();
     side.insert(
         "input_video".to_string(),
@@ -203,14 +252,32 @@ fn run_graph(graph: &Path, video: &Path, output: &Path, stream: &str) -> Res<Run
         .map(|s| (s.name.clone(), s.process_time.as_secs_f64()))
         .collect();
     busiest.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let frames = std::mem::take(&mut *seen.lock().map_err(|_| "lock")?)
-        .into_values()
-        .collect();
+    let timeline = take(&seen)?;
+    let raw = raw.map(|r| take(&r)).transpose()?.unwrap_or_default();
     Ok(Run {
-        frames,
+        frame_times: timeline.keys().copied().collect(),
+        frames: timeline.into_values().collect(),
+        raw,
         seconds,
         busiest,
     })
+}
+
+/// `--dump DIR`: writes `<name>_boxes.json` with the frame times (µs), the tracked detections
+/// and the per-frame detections of every frame, and the detector's own output of the tracking
+/// graph by timestamp, for offline analysis.
+fn dump(dir: &Path, name: &str, tracked: &Run, detected: &Run) -> Res<()> {
+    std::fs::create_dir_all(dir)?;
+    let value = serde_json::json!({
+        "frame_times_us": tracked.frame_times,
+        "tracked": tracked.frames,
+        "detected": detected.frames,
+        "raw": tracked.raw,
+    });
+    let path = dir.join(format!("{name}_boxes.json"));
+    std::fs::write(&path, serde_json::to_string(&value)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// The scores of one video.
@@ -372,6 +439,7 @@ fn main() -> Res<()> {
             video,
             &out.join(format!("eval_{name}_tracked.mp4")),
             "tracked_detections",
+            Some("detections"),
         )?;
         let load_after_tracking = load_average();
         let detected = run_graph(
@@ -379,7 +447,11 @@ fn main() -> Res<()> {
             video,
             &out.join(format!("eval_{name}_detected.mp4")),
             "detections",
+            None,
         )?;
+        if let Some(dir) = &settings.dump {
+            dump(dir, &name, &tracked, &detected)?;
+        }
         let s = score(video, &tracked, &detected)?;
         println!("## {name}\n");
         println!("| measure | value |\n|---|---|");

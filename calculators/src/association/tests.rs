@@ -356,6 +356,107 @@ fn smoothing_eases_a_redetection_by_default() {
 }
 
 #[test]
+fn the_motion_filter_smooths_a_track_and_carries_its_velocity_through_a_redetection() {
+    let first = with_id(det(4, "Person", 0.5, 0.10, 0.1, 0.30, 0.5), 1);
+    let again = with_id(det(4, "Person", 0.5, 0.16, 0.1, 0.36, 0.5), 2);
+    let yaml = MANAGER.replace(
+        "{smoothing: 1.0}",
+        "{smoothing: 0.5, motion_alpha: 0.5, motion_beta: 0.2}",
+    );
+    let step = |t: i64, boxes: Vec<TimedBox>| (t, None, Some(boxes));
+    let (tracked, _) = run_manager(
+        &yaml,
+        vec![
+            (
+                0,
+                Some(vec![first]),
+                Some(vec![tbox(1, 0.10, 0.1, 0.30, 0.5, 0)]),
+            ),
+            step(100_000, vec![tbox(1, 0.12, 0.1, 0.32, 0.5, 100_000)]),
+            step(200_000, vec![tbox(1, 0.14, 0.1, 0.34, 0.5, 200_000)]),
+            (
+                300_000,
+                Some(vec![again]),
+                Some(vec![
+                    tbox(1, 0.155, 0.1, 0.355, 0.5, 300_000),
+                    tbox(2, 0.16, 0.1, 0.36, 0.5, 300_000),
+                ]),
+            ),
+            step(400_000, vec![tbox(2, 0.18, 0.1, 0.38, 0.5, 400_000)]),
+        ],
+    );
+    let lefts: Vec<f32> = tracked
+        .iter()
+        .map(|(_, v)| {
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].id, Some(1));
+            let b = &v[0].relative_bounding_box;
+            assert!((b.width - 0.2).abs() < 1e-5, "{b:?}");
+            b.xmin
+        })
+        .collect();
+    // Frame 1: predicted 0.10, residual 0.02 -> 0.11, velocity 0.2 * 0.02 / 100 ms.
+    // Frame 2: predicted 0.114, residual 0.026 -> 0.127, velocity 9.2e-5 per ms.
+    // Frame 3, re-detection: the box would have gone on to 0.127 + 0.0092 = 0.1362; half the
+    // offset to the new track (0.16) is kept: 0.16 - 0.0119 = 0.1481.
+    // Frame 4: predicted 0.1692, residual 0.0108 -> 0.1746, minus a quarter of the offset.
+    let expected = [0.10, 0.11, 0.127, 0.1481, 0.16865];
+    assert_eq!(lefts.len(), expected.len());
+    for (got, want) in lefts.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-5, "{lefts:?}");
+    }
+}
+
+#[test]
+fn a_large_correction_is_eased_only_up_to_max_eased_offset() {
+    let first = with_id(det(4, "Person", 0.5, 0.10, 0.1, 0.50, 0.5), 1);
+    let again = with_id(det(4, "Person", 0.5, 0.22, 0.1, 0.62, 0.5), 2);
+    let yaml = MANAGER.replace(
+        "{smoothing: 1.0}",
+        "{smoothing: 0.35, max_eased_offset: 0.1}",
+    );
+    let (tracked, _) = run_manager(
+        &yaml,
+        vec![
+            (
+                0,
+                Some(vec![first]),
+                Some(vec![tbox(1, 0.10, 0.1, 0.50, 0.5, 0)]),
+            ),
+            (
+                100_000,
+                Some(vec![again]),
+                Some(vec![
+                    tbox(1, 0.10, 0.1, 0.50, 0.5, 100_000),
+                    tbox(2, 0.22, 0.1, 0.62, 0.5, 100_000),
+                ]),
+            ),
+            (
+                200_000,
+                None,
+                Some(vec![tbox(2, 0.22, 0.1, 0.62, 0.5, 200_000)]),
+            ),
+        ],
+    );
+    let boxes: Vec<(f32, f32)> = tracked
+        .iter()
+        .map(|(_, v)| {
+            let b = &v[0].relative_bounding_box;
+            (b.xmin, b.xmax())
+        })
+        .collect();
+    // The offset 0.65 * -0.12 = -0.078 is more than 0.1 of the 0.4 wide box: -0.04 is kept,
+    // then it shrinks by 0.35 a frame.
+    let expected = [(0.10, 0.50), (0.18, 0.58), (0.194, 0.594)];
+    for (got, want) in boxes.iter().zip(expected) {
+        assert!(
+            (got.0 - want.0).abs() < 1e-5 && (got.1 - want.1).abs() < 1e-5,
+            "{boxes:?}"
+        );
+    }
+}
+
+#[test]
 fn manager_options_are_checked() {
     for bad in [
         "{smoothing: 0}",
@@ -363,6 +464,9 @@ fn manager_options_are_checked() {
         "{timeout_ms: 0}",
         "{max_area_ratio: 0.5}",
         "{min_overlap_ratio: 1.0}",
+        "{max_eased_offset: -0.1}",
+        "{motion_alpha: 0}",
+        "{motion_alpha: 0.5, motion_beta: 0.6}",
         "{no_such_option: 1}",
     ] {
         let yaml = MANAGER.replace("{smoothing: 1.0}", bad);

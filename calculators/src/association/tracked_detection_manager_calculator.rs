@@ -17,15 +17,20 @@ use crate::tracking::tracked_detection_manager::{
 const NAME: &str = "TrackedDetectionManagerCalculator";
 
 /// Options of [`TrackedDetectionManagerCalculator`] (MediaPipe's
-/// `TrackedDetectionManagerConfig` plus the timeout and our smoothing).
+/// `TrackedDetectionManagerConfig` plus the timeout and our smoothing options).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrackedDetectionManagerCalculatorOptions {
     /// How fast a re-detected object's reported box moves to its new track: the share of the
     /// remaining distance covered per frame, in `(0, 1]`. `1` jumps at once, as MediaPipe
     /// does; the default 0.35 eases over a few frames. Only the offset between the old and
-    /// the new track is eased; between re-detections the box follows the tracker without lag.
+    /// the new track is eased; between re-detections the box follows the tracker (through
+    /// the α-β filter of `motion_alpha` and `motion_beta`).
     pub smoothing: f32,
+    /// Ours: the largest offset `smoothing` eases out, per edge, as a share of the box's
+    /// width (left, right) or height (top, bottom); a re-detection that moves the box farther
+    /// (its track had drifted off the object) jumps the excess at once. Default 0.2.
+    pub max_eased_offset: f32,
     /// A tracked detection not updated for this long is dropped (ms; default 5000).
     pub timeout_ms: i64,
     /// Boxes whose areas differ by more than this factor are never the same object
@@ -40,6 +45,17 @@ pub struct TrackedDetectionManagerCalculatorOptions {
     /// on the background when their object walked away, and one-off false detections.
     /// While such a track is still known, a new detection at its place keeps its id.
     pub max_unconfirmed_ms: i64,
+    /// Ours: an α-β filter on each object's box, with the tracker's box as the measurement:
+    /// every frame the box moves by its velocity and then by this share of the distance left
+    /// to the tracker's box (per edge). 1, the default, shows the tracker's box as is; lower
+    /// values smooth the tracker's uneven steps (the velocity keeps the box from lagging).
+    /// In `(0, 1]`.
+    pub motion_alpha: f32,
+    /// Ours: the share of that distance (per frame) added to the box's velocity, in
+    /// `[0, motion_alpha]`; 0, the default, keeps no velocity. At a re-detection the filter
+    /// restarts on the new track's box and keeps the velocity, so the object's motion goes on
+    /// through the correction (eased by `smoothing`).
+    pub motion_beta: f32,
 }
 
 impl Default for TrackedDetectionManagerCalculatorOptions {
@@ -47,10 +63,13 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
         let c = ManagerConfig::default();
         TrackedDetectionManagerCalculatorOptions {
             smoothing: 0.35,
+            max_eased_offset: 0.2,
             timeout_ms: c.timeout_ms,
             max_area_ratio: c.max_area_ratio,
             min_overlap_ratio: c.min_overlap_ratio,
             max_unconfirmed_ms: 0,
+            motion_alpha: 1.0,
+            motion_beta: 0.0,
         }
     }
 }
@@ -63,6 +82,12 @@ impl TrackedDetectionManagerCalculatorOptions {
             return Err(format!(
                 "smoothing must be in (0, 1] (1: jump to a re-detection at once), got {}",
                 self.smoothing
+            ));
+        }
+        if !(self.max_eased_offset.is_finite() && self.max_eased_offset >= 0.0) {
+            return Err(format!(
+                "max_eased_offset must be 0 or positive (a share of the box size), got {}",
+                self.max_eased_offset
             ));
         }
         if self.timeout_ms <= 0 {
@@ -89,6 +114,18 @@ impl TrackedDetectionManagerCalculatorOptions {
                 self.max_unconfirmed_ms
             ));
         }
+        if !(self.motion_alpha > 0.0 && self.motion_alpha <= 1.0) {
+            return Err(format!(
+                "motion_alpha must be in (0, 1] (1: the tracker's box as is), got {}",
+                self.motion_alpha
+            ));
+        }
+        if !(self.motion_beta >= 0.0 && self.motion_beta <= self.motion_alpha) {
+            return Err(format!(
+                "motion_beta must be in [0, motion_alpha] (0: no velocity), got {}",
+                self.motion_beta
+            ));
+        }
         Ok(ManagerConfig {
             max_area_ratio: self.max_area_ratio,
             min_overlap_ratio: self.min_overlap_ratio,
@@ -110,8 +147,9 @@ impl TrackedDetectionManagerCalculatorOptions {
 ///   box, and labels sorted by descending score); `CANCEL_OBJECT_ID` (optional, `i64`: ids the
 ///   tracker should stop tracking; one per timestamp, at t, t+1 µs, t+2 µs, ... for a frame
 ///   at t; connect it to the tracker's `CANCEL_OBJECT_ID` as a back edge).
-/// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`, `timeout_ms`,
-///   `max_area_ratio`, `min_overlap_ratio`, `max_unconfirmed_ms`.
+/// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`,
+///   `max_eased_offset`, `timeout_ms`, `max_area_ratio`, `min_overlap_ratio`,
+///   `max_unconfirmed_ms`, `motion_alpha`, `motion_beta`.
 ///
 /// The rules (see [`crate::tracking::tracked_detection_manager`]): a new detection waits
 /// until the tracker reports a box with its id (the tracker has then caught it up to the
@@ -141,17 +179,29 @@ pub struct TrackedDetectionManagerCalculator {
     smoothing: f32,
     /// Per reported (public) id: the easing state of its box.
     easing: HashMap<i64, Easing>,
+    /// The largest eased offset, a share of the box size.
+    max_eased_offset: f32,
+    /// The α-β filter's gains (`motion_alpha`, `motion_beta`).
+    alpha: f32,
+    beta: f32,
 }
 
-/// Where an object's box was shown, and the offset still to be eased out.
+/// Where an object's box was shown, and the offset still to be eased out. Boxes are
+/// left, top, right, bottom.
 #[derive(Clone, Copy, Debug)]
 struct Easing {
     /// The manager's detection behind the public id (a re-detection changes it).
     unique_id: i64,
-    /// Shown box minus tracked box: left, top, right, bottom.
+    /// Shown box minus filtered box.
     offset: [f32; 4],
     /// The box shown last.
     shown: [f32; 4],
+    /// The α-β filter's box (the tracker's box, smoothed).
+    filtered: [f32; 4],
+    /// The α-β filter's velocity, per ms.
+    velocity: [f32; 4],
+    /// When the box was shown (ms).
+    shown_ms: i64,
 }
 
 const DETECTIONS_IN: Input<Vec<Detection>> = Input::new("DETECTIONS").optional();
@@ -200,6 +250,9 @@ impl Calculator for TrackedDetectionManagerCalculator {
             retired: BTreeSet::new(),
             smoothing: options.smoothing,
             easing: HashMap::new(),
+            max_eased_offset: options.max_eased_offset,
+            alpha: options.motion_alpha,
+            beta: options.motion_beta,
         })
     }
 
@@ -337,9 +390,10 @@ impl TrackedDetectionManagerCalculator {
             .collect()
     }
 
-    /// Eases the boxes of re-detected objects: when the detection behind a reported id
-    /// changes, the box starts where it was shown and the offset to the new track shrinks by
-    /// `smoothing` per frame.
+    /// Smooths the reported boxes: an α-β filter follows each object's tracked box, and when
+    /// the detection behind a reported id changes (a re-detection), the box starts where it
+    /// was shown, moved on by its velocity, and the offset to the new track shrinks by
+    /// `smoothing` per frame (never more than `max_eased_offset` of the box size).
     fn ease(&mut self, mut reports: Vec<ReportedDetection>, now_ms: i64) -> Vec<ReportedDetection> {
         let behind: HashMap<i64, i64> = self
             .manager
@@ -348,19 +402,39 @@ impl TrackedDetectionManagerCalculator {
             .map(|d| (d.public_id(), d.unique_id))
             .collect();
         let keep = 1.0 - self.smoothing;
+        let (alpha, beta) = (self.alpha, self.beta);
         let mut next = HashMap::with_capacity(reports.len());
         for r in &mut reports {
             let (l, t, rr, b) = r.bounds;
             let tracked = [l, t, rr, b];
             let unique_id = behind.get(&r.id).copied().unwrap_or(r.id);
-            let offset = match self.easing.get(&r.id) {
-                Some(e) if e.unique_id != unique_id => {
-                    std::array::from_fn(|i| (e.shown[i] - tracked[i]) * keep)
+            let (offset, filtered, velocity) = match self.easing.get(&r.id) {
+                Some(e) => {
+                    let dt = (now_ms - e.shown_ms).max(1) as f32;
+                    if e.unique_id != unique_id {
+                        let offset = std::array::from_fn(|i| {
+                            (e.shown[i] + e.velocity[i] * dt - tracked[i]) * keep
+                        });
+                        (offset, tracked, e.velocity)
+                    } else {
+                        let predicted: [f32; 4] =
+                            std::array::from_fn(|i| e.filtered[i] + e.velocity[i] * dt);
+                        let residual: [f32; 4] = std::array::from_fn(|i| tracked[i] - predicted[i]);
+                        (
+                            e.offset.map(|o| o * keep),
+                            std::array::from_fn(|i| predicted[i] + alpha * residual[i]),
+                            std::array::from_fn(|i| e.velocity[i] + beta * residual[i] / dt),
+                        )
+                    }
                 }
-                Some(e) => e.offset.map(|o| o * keep),
-                None => [0.0; 4],
+                None => ([0.0; 4], tracked, [0.0; 4]),
             };
-            let shown: [f32; 4] = std::array::from_fn(|i| tracked[i] + offset[i]);
+            let size = [filtered[2] - filtered[0], filtered[3] - filtered[1]];
+            let offset: [f32; 4] = std::array::from_fn(|i| {
+                let limit = self.max_eased_offset * size[i % 2].abs();
+                offset[i].clamp(-limit, limit)
+            });
+            let shown: [f32; 4] = std::array::from_fn(|i| filtered[i] + offset[i]);
             r.bounds = (shown[0], shown[1], shown[2], shown[3]);
             next.insert(
                 r.id,
@@ -368,6 +442,9 @@ impl TrackedDetectionManagerCalculator {
                     unique_id,
                     offset,
                     shown,
+                    filtered,
+                    velocity,
+                    shown_ms: now_ms,
                 },
             );
         }

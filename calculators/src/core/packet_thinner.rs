@@ -24,10 +24,13 @@ const NAME: &str = "PacketThinnerCalculator";
 /// ASYNC: a packet is emitted if it is at least `period` after the last emitted one
 /// (timestamp offset 0). SYNC: periods are centred on `start_time + k * period`; the packet
 /// nearest the centre (the later one on ties) is emitted, at the centre with
-/// `sync_output_timestamps` or else at its own timestamp, once a packet of a later period
-/// arrives (or at close). Packets before `start_time` are dropped; the first packet at or
-/// after `end_time` closes the output. With `update_frame_rate` a `VideoHeader` stream
-/// header gets the thinned frame rate.
+/// `sync_output_timestamps` or else at its own timestamp, as soon as it is known to be the
+/// nearest: when a later packet of its period is farther from the centre, when a packet of a
+/// later period arrives, or at close. (MediaPipe waits for the next period in the first case;
+/// the packets and timestamps are the same, sent up to a period earlier, which matters when
+/// a node downstream waits for this stream's timestamp bound.) Packets before `start_time`
+/// are dropped; the first packet at or after `end_time` closes the output. With
+/// `update_frame_rate` a `VideoHeader` stream header gets the thinned frame rate.
 ///
 /// ```yaml
 /// - calculator: PacketThinnerCalculator
@@ -43,6 +46,8 @@ pub struct PacketThinnerCalculator {
     end: i64,
     next_valid: i64,
     saved: Packet,
+    /// SYNC: the centre of the period whose packet was sent before the period ended.
+    emitted: Option<Timestamp>,
     closed: bool,
 }
 
@@ -132,6 +137,21 @@ fn limits(
 }
 
 impl PacketThinnerCalculator {
+    /// SYNC: after saving the packet at `ts`, no output can come before the time it would be
+    /// sent at.
+    fn raise_bound(&self, cx: &mut CalculatorContext, ts: Timestamp) -> Result<()> {
+        let b = if self.options.sync_output_timestamps {
+            self.nearest_sync(ts.value())
+        } else {
+            ts
+        };
+        let mut out = cx.output(&OUT);
+        if b >= out.next_timestamp_bound() {
+            out.set_next_timestamp_bound(b)?;
+        }
+        Ok(())
+    }
+
     fn nearest_sync(&self, now: i64) -> Timestamp {
         let (n, s, p) = (now as i128, self.start as i128, self.period as i128);
         let sync = (n - s + p / 2) / p * p + s;
@@ -168,6 +188,7 @@ impl Calculator for PacketThinnerCalculator {
             end: 0,
             next_valid: 0,
             saved: Packet::empty(),
+            emitted: None,
             closed: false,
         })
     }
@@ -261,27 +282,46 @@ impl Calculator for PacketThinnerCalculator {
             }
             return Ok(Flow::Continue);
         }
-        if self.saved.is_empty() {
-            self.saved = p;
-            let b = if self.options.sync_output_timestamps {
-                self.nearest_sync(now)
-            } else {
-                ts
-            };
+        let now_sync = self.nearest_sync(now);
+        if self.emitted == Some(now_sync) {
+            // This period's packet has gone out already: nothing before the next period.
+            let b = ts.next_allowed_in_stream();
             let mut out = cx.output(&OUT);
             if b >= out.next_timestamp_bound() {
                 out.set_next_timestamp_bound(b)?;
             }
             return Ok(Flow::Continue);
         }
+        if self.saved.is_empty() {
+            self.saved = p;
+            self.raise_bound(cx, ts)?;
+            return Ok(Flow::Continue);
+        }
         let saved = self.saved.timestamp().value();
         let saved_sync = self.nearest_sync(saved);
-        let now_sync = self.nearest_sync(now);
         if saved_sync == now_sync {
             let d_now = (now as i128 - now_sync.value() as i128).abs();
             let d_saved = (saved as i128 - saved_sync.value() as i128).abs();
             if d_now <= d_saved {
                 self.saved = p;
+                self.raise_bound(cx, ts)?;
+            } else {
+                // A later packet farther from the centre: every packet still to come in this
+                // period is farther still, so the saved one is final and goes out now rather
+                // than when the next period starts (same packet and timestamp, less latency).
+                let saved = std::mem::replace(&mut self.saved, Packet::empty());
+                let emit = if self.options.sync_output_timestamps {
+                    saved.at(saved_sync)
+                } else {
+                    saved
+                };
+                self.emitted = Some(now_sync);
+                let b = ts.next_allowed_in_stream();
+                let mut out = cx.output(&OUT);
+                out.send_packet(emit)?;
+                if b >= out.next_timestamp_bound() {
+                    out.set_next_timestamp_bound(b)?;
+                }
             }
         } else {
             let (emit, bound) = if self.options.sync_output_timestamps {
@@ -370,6 +410,33 @@ mod tests {
             run("{thinner_type: SYNC, period: 10}", &[8, 12]),
             vec![(10, 12)]
         );
+    }
+
+    #[test]
+    fn sync_sends_the_nearest_packet_once_a_later_one_is_farther() {
+        let mut g = graph(
+            "input_stream: [in]\nnode:\n  - calculator: PacketThinnerCalculator\n    input_stream: [in]\n    output_stream: [out]\n    options: {thinner_type: SYNC, period: 10, sync_output_timestamps: false}\n",
+        );
+        let out = record(&mut g, "out");
+        g.start_run(Default::default()).unwrap();
+        let sent = |g: &mut mediagraph_framework::Graph, t: i64| {
+            g.add_packet("in", at(t, t)).unwrap();
+            g.wait_until_idle().unwrap();
+            out.values::<i64>()
+                .into_iter()
+                .map(|(t, _)| t.value())
+                .collect::<Vec<_>>()
+        };
+        // Centre 10: 8, then 11 (nearer) is saved; 13 is farther, so 11 is final at once.
+        assert_eq!(sent(&mut g, 8), Vec::<i64>::new());
+        assert_eq!(sent(&mut g, 11), Vec::<i64>::new());
+        assert_eq!(sent(&mut g, 13), vec![11]);
+        // The rest of that period is dropped; 16 opens the next one and is sent at close.
+        assert_eq!(sent(&mut g, 14), vec![11]);
+        assert_eq!(sent(&mut g, 16), vec![11]);
+        g.finish().unwrap();
+        let all: Vec<i64> = out.values::<i64>().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(all, vec![11, 16]);
     }
 
     #[test]

@@ -25,11 +25,17 @@
 //!   (a box with `time_us` 0 starts on the first frame).
 //!
 //! The node uses a sync-set handler: {`TRACKING`, `TRACK_TIME`} together, every other input
-//! on its own, so start boxes and cancels are handled as soon as they arrive.
+//! on its own, so start boxes and cancels are handled as soon as they arrive (MediaPipe's
+//! rule). With `wait_for_start_pos` (ours) `START_POS` and `RESTART_POS` join the
+//! {`TRACKING`, `TRACK_TIME`} set instead: a frame is tracked only once the start streams'
+//! timestamp bound has passed it, so a box stamped with a frame's timestamp starts on that
+//! frame, with no catch-up, and the boxes output do not depend on how late the start boxes
+//! come (a detector's latency). The start streams must then advance their timestamp bounds
+//! (every calculator of the detection branch does), or frames wait for the next start box.
 //!
 //! Options: `streaming_track_data_cache_size` (100), `track_step_options` (the live
 //! graph's: object scale, object and camera, no spring, static ratio 3e-2; see
-//! [`TrackStepOptions`]), `path_snap_tolerance_us` (67 ms).
+//! [`TrackStepOptions`]), `path_snap_tolerance_us` (67 ms), `wait_for_start_pos` (false).
 
 use mediagraph_framework::prelude::*;
 use mediagraph_framework::HandlerConfig;
@@ -51,6 +57,11 @@ pub struct BoxTrackerCalculatorOptions {
     pub track_step_options: TrackStepOptions,
     /// Path end snap tolerance for `TRACK_TIME` requests, µs.
     pub path_snap_tolerance_us: i64,
+    /// Ours: track a frame only once `START_POS` and `RESTART_POS` have no more boxes for it
+    /// (their timestamp bound has passed it), so start boxes made on a frame start on that
+    /// frame whatever their latency. Default false: MediaPipe handles start boxes whenever
+    /// they arrive, catching late ones up through the cache.
+    pub wait_for_start_pos: bool,
 }
 
 impl Default for BoxTrackerCalculatorOptions {
@@ -59,6 +70,7 @@ impl Default for BoxTrackerCalculatorOptions {
             streaming_track_data_cache_size: 100,
             track_step_options: TrackStepOptions::box_tracking_graph(),
             path_snap_tolerance_us: PATH_SNAP_TOLERANCE_US,
+            wait_for_start_pos: false,
         }
     }
 }
@@ -83,7 +95,7 @@ const INITIAL_POS: SideInput<TimedBoxList> = SideInput::new("INITIAL_POS").optio
 impl Calculator for BoxTrackerCalculator {
     type Options = BoxTrackerCalculatorOptions;
 
-    fn contract(cc: &mut Contract, _options: &Self::Options) -> Result<()> {
+    fn contract(cc: &mut Contract, options: &Self::Options) -> Result<()> {
         cc.declare(&[
             &TRACKING,
             &TRACK_TIME,
@@ -97,15 +109,28 @@ impl Calculator for BoxTrackerCalculator {
         ])?;
         let inputs = cc.inputs();
         let connected = |tag: &str| inputs.id(tag, 0).is_some();
-        let mut sets = vec![serde_json::json!({"tag_index": ["TRACKING:0"]})];
-        if connected("TRACK_TIME") {
-            sets[0] = serde_json::json!({"tag_index": ["TRACKING:0", "TRACK_TIME:0"]});
-        }
-        for tag in ["START_POS", "RESTART_POS", "CANCEL_OBJECT_ID", "RA_TRACK"] {
-            if connected(tag) {
-                sets.push(serde_json::json!({ "tag_index": [format!("{tag}:0")] }));
+        let mut frame_set = vec!["TRACKING:0".to_string()];
+        let mut own_sets = Vec::new();
+        for tag in [
+            "TRACK_TIME",
+            "START_POS",
+            "RESTART_POS",
+            "CANCEL_OBJECT_ID",
+            "RA_TRACK",
+        ] {
+            if !connected(tag) {
+                continue;
+            }
+            let with_frames = tag == "TRACK_TIME"
+                || (options.wait_for_start_pos && matches!(tag, "START_POS" | "RESTART_POS"));
+            if with_frames {
+                frame_set.push(format!("{tag}:0"));
+            } else {
+                own_sets.push(serde_json::json!({ "tag_index": [format!("{tag}:0")] }));
             }
         }
+        let mut sets = vec![serde_json::json!({ "tag_index": frame_set })];
+        sets.extend(own_sets);
         if inputs.id("TRACKING", 0).is_some() {
             cc.set_input_stream_handler(HandlerConfig {
                 input_stream_handler: "SyncSetInputStreamHandler".into(),
@@ -387,6 +412,59 @@ node:
         let stats = g.stats();
         let dropped: u64 = stats.iter().map(|s| s.dropped).sum();
         assert_eq!(dropped, 1);
+    }
+
+    /// Frames 0..6 pushed, then a box stamped at frame 2; returns the boxes per frame.
+    fn late_start_box(wait: bool) -> Vec<Vec<TimedBox>> {
+        let mut g = graph(&format!(
+            r#"
+input_stream: [tracking, start]
+node:
+  - calculator: BoxTrackerCalculator
+    input_stream: ["TRACKING:tracking", "START_POS:start"]
+    output_stream: ["BOXES:boxes"]
+    options: {{ wait_for_start_pos: {wait} }}
+"#
+        ));
+        let boxes = record(&mut g, "boxes");
+        g.start_run(Default::default()).unwrap();
+        let dt = 33_333;
+        for f in 0..6 {
+            g.add_packet("tracking", at(pan_data(f, 2.0), f as i64 * dt))
+                .unwrap();
+        }
+        g.wait_until_idle().unwrap();
+        let before = boxes.values::<TimedBoxList>().len();
+        assert_eq!(before, if wait { 0 } else { 6 }, "frames tracked before");
+        g.add_packet("start", at(TimedBoxList(vec![bx(1, 2 * dt)]), 2 * dt))
+            .unwrap();
+        g.close_input_stream("start").unwrap();
+        g.finish().unwrap();
+        boxes
+            .values::<TimedBoxList>()
+            .into_iter()
+            .map(|(_, l)| l.0)
+            .collect()
+    }
+
+    #[test]
+    fn waiting_for_start_pos_starts_a_late_box_on_its_own_frame() {
+        let out = late_start_box(true);
+        assert_eq!(out.len(), 6);
+        assert!(out[0].is_empty() && out[1].is_empty());
+        // Frame 2 shows the start box itself; later frames follow the 2 px pan.
+        assert_eq!(out[2].len(), 1);
+        assert_eq!(out[2][0].id, 1);
+        assert!((out[2][0].left - 0.4).abs() < 1e-6 && (out[2][0].right - 0.6).abs() < 1e-6);
+        assert!(
+            (out[5][0].left - (0.4 + 3.0 * 2.0 / 256.0)).abs() < 0.01,
+            "{out:?}"
+        );
+        // Without waiting (MediaPipe), frames 2..5 were output before the box came: it is
+        // caught up to frame 5 and shown from the next frame on, which never comes here.
+        let out = late_start_box(false);
+        assert_eq!(out.len(), 6);
+        assert!(out.iter().all(Vec::is_empty), "{out:?}");
     }
 
     #[test]
