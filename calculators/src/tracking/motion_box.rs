@@ -401,6 +401,18 @@ pub struct TrackStepOptions {
     /// through that edge enters the box and is picked up again. 0: the box goes wherever the
     /// camera motion takes it.
     pub out_of_view_min_visible: f32,
+    /// **Deviation from the reference** (used with `keep_out_of_view_boxes`; default
+    /// `true`). A box kept out of view at a frame edge stays there (camera motion only)
+    /// while its search region only sees the background, and is re-acquired when at least
+    /// `reacquire_min_features` features in the visible part of its search region move
+    /// coherently into the frame, faster than `high_kinetic_energy` relative to the
+    /// camera: the box moves by their motion, its inward edge is put at the inward-most of
+    /// them (the end of the object's part in view), and it restarts with them as inliers, their motion as velocity and the other
+    /// features as outliers. `false`: a held box is tracked normally as soon as features are
+    /// in its search region (the background then holds it where the object left).
+    pub reacquire_out_of_view_boxes: bool,
+    /// Coherent inward-moving features needed to re-acquire a held box (at least 2).
+    pub reacquire_min_features: u32,
 }
 
 impl Default for TrackStepOptions {
@@ -436,6 +448,8 @@ impl Default for TrackStepOptions {
             update_velocity_without_background: true,
             keep_out_of_view_boxes: true,
             out_of_view_min_visible: 0.25,
+            reacquire_out_of_view_boxes: true,
+            reacquire_min_features: 3,
         }
     }
 }
@@ -846,7 +860,34 @@ pub fn track_step(
         .take(10)
         .map(|s| s.rescaled(ex, ey, ts))
         .collect();
-    let mut out = step_denormalized(&p, &hist, frame, first_step, opts, ts);
+    // A box held out of view (option) is re-acquired by features entering the frame, or
+    // stays held (out of bound, confidence 0) while it sticks out of the frame.
+    let held = opts.keep_out_of_view_boxes
+        && opts.reacquire_out_of_view_boxes
+        && p.track_status == TrackStatus::TrackedOutOfBound;
+    let inward = |s: &MotionBoxState| {
+        let (x0, y0, x1, y1) = corner_bounds(s);
+        [
+            f32::from(u8::from(x0 < 0.0)) - f32::from(u8::from(x1 > ex)),
+            f32::from(u8::from(y0 < 0.0)) - f32::from(u8::from(y1 > ey)),
+        ]
+    };
+    let reacquired = if held && inward(&p) != [0.0, 0.0] {
+        reacquire(&p, frame, inward(&p), opts, ts)
+    } else {
+        None
+    };
+    let mut out = match reacquired {
+        Some(s) => s,
+        None => {
+            let mut out = step_denormalized(&p, &hist, frame, first_step, opts, ts);
+            if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
+                out.track_status = TrackStatus::TrackedOutOfBound;
+                out.tracking_confidence = 0.0;
+            }
+            out
+        }
+    };
     // Leaving the frame while moving: untracked.
     let static_motion = opts.static_motion_temporal_ratio * ts;
     let v = [out.dx, out.dy];
@@ -891,6 +932,14 @@ pub fn is_failure(states: &[&MotionBoxState], opts: &TrackStepOptions) -> bool {
     opts.max_track_failures > 0 && bad >= opts.max_track_failures as usize
 }
 
+/// Bounds (x0, y0, x1, y1) of the scaled, rotated box.
+fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
+    s.corners().iter().fold(
+        (f32::MAX, f32::MAX, f32::MIN, f32::MIN),
+        |(x0, y0, x1, y1), c| (x0.min(c[0]), y0.min(c[1]), x1.max(c[0]), y1.max(c[1])),
+    )
+}
+
 /// The step in the aspect domain, velocities per actual frame.
 fn step_denormalized(
     prev: &MotionBoxState,
@@ -910,14 +959,7 @@ fn step_denormalized(
     let (cx, cy) = prev.center();
 
     // 1. Search region.
-    let corners = prev.corners();
-    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-    for c in &corners {
-        x0 = x0.min(c[0]);
-        y0 = y0.min(c[1]);
-        x1 = x1.max(c[0]);
-        y1 = y1.max(c[1]);
-    }
+    let (x0, y0, x1, y1) = corner_bounds(prev);
     let e = opts
         .expansion_size
         .max((0.25 * bw.hypot(bh)).min(2.0 * speed_prev));
@@ -965,10 +1007,11 @@ fn step_denormalized(
         s
     };
 
+    let partly_outside = x0 < 0.0 || y0 < 0.0 || x1 > ex || y1 > ey;
+
     // 2. Featureless or out of view.
     let outside = sx1 < 0.0 || sy1 < 0.0 || sx0 > ex || sy0 > ey;
     if region.is_empty() || outside {
-        let partly_outside = x0 < 0.0 || y0 < 0.0 || x1 > ex || y1 > ey;
         if opts.keep_out_of_view_boxes && (outside || partly_outside) {
             return out_of_view();
         }
@@ -1493,6 +1536,143 @@ fn step_denormalized(
     s
 }
 
+/// Re-acquisition of a box held at a frame edge (see
+/// [`TrackStepOptions::reacquire_out_of_view_boxes`]): `region` holds the features of its
+/// search region, `inward` points from the edges it sticks out of into the frame. Returns
+/// the new state, or `None` when too few features move coherently inward.
+fn reacquire(
+    prev: &MotionBoxState,
+    frame: &MotionVectorFrame,
+    inward: [f32; 2],
+    opts: &TrackStepOptions,
+    ts: f32,
+) -> Option<MotionBoxState> {
+    // Entering features are looked for in the box widened by half its size (the entering
+    // object is only seen on the frames where it crosses the box's part in view).
+    let (x0, y0, x1, y1) = corner_bounds(prev);
+    let w = opts
+        .expansion_size
+        .max(0.5 * (prev.width * prev.scale).max(prev.height * prev.scale));
+    let region: Vec<&MotionVector> = frame.vectors[frame.x_range(x0 - w, x1 + w)]
+        .iter()
+        .filter(|v| v.pos[1] >= y0 - w && v.pos[1] <= y1 + w)
+        .collect();
+    let min_speed = opts.background_discrimination_high_level * ts;
+    let n_in = norm(inward);
+    let moving: Vec<&MotionVector> = region
+        .iter()
+        .copied()
+        .filter(|v| {
+            let speed = norm(v.object);
+            speed > min_speed
+                && v.object[0] * inward[0] + v.object[1] * inward[1] > 0.3 * speed * n_in
+        })
+        .collect();
+    let min_features = opts.reacquire_min_features.max(2) as usize;
+    if moving.len() < min_features {
+        return None;
+    }
+    let median = |k: usize| {
+        let mut c: Vec<f32> = moving.iter().map(|v| v.object[k]).collect();
+        c.sort_by(f32::total_cmp);
+        c[c.len() / 2]
+    };
+    let m = [median(0), median(1)];
+    let tol = (opts.relative_motion_sigma * norm(m)).max(opts.min_motion_sigma * ts);
+    let coherent: Vec<&MotionVector> = moving
+        .into_iter()
+        .filter(|v| norm([v.object[0] - m[0], v.object[1] - m[1]]) <= tol)
+        .collect();
+    if coherent.len() < min_features {
+        return None;
+    }
+    let n = coherent.len() as f32;
+    let t = [
+        coherent.iter().map(|v| v.object[0]).sum::<f32>() / n,
+        coherent.iter().map(|v| v.object[1]).sum::<f32>() / n,
+    ];
+    let mut s = prev.clone();
+    s.pos_x += t[0];
+    s.pos_y += t[1];
+    if frame.valid_background {
+        apply_camera_motion(&mut s, &frame.background_model, opts);
+    }
+    let matched = |v: &MotionVector| {
+        let m = v.motion();
+        [v.pos[0] + m[0], v.pos[1] + m[1]]
+    };
+    // The object's part in view ends at its inward-most feature: the box's inward edge is
+    // moved there.
+    let r = s.rect();
+    for (k, lo, hi) in [(0, r[0], r[2]), (1, r[1], r[3])] {
+        let shift = if inward[k] > 0.0 {
+            coherent
+                .iter()
+                .map(|v| matched(v)[k])
+                .fold(f32::MIN, f32::max)
+                - hi
+        } else if inward[k] < 0.0 {
+            coherent
+                .iter()
+                .map(|v| matched(v)[k])
+                .fold(f32::MAX, f32::min)
+                - lo
+        } else {
+            0.0
+        };
+        if k == 0 {
+            s.pos_x += shift;
+        } else {
+            s.pos_y += shift;
+        }
+    }
+    let record = |v: &MotionVector, length: i32| FeatureRecord {
+        id: v.track_id,
+        length,
+        match_pos: matched(v),
+    };
+    let mut inliers: Vec<FeatureRecord> = coherent
+        .iter()
+        .filter(|v| v.track_id >= 0)
+        .map(|v| record(v, 1))
+        .collect();
+    inliers.sort_by_key(|r| r.id);
+    inliers.dedup_by_key(|r| r.id);
+    let mut outliers: Vec<FeatureRecord> = region
+        .iter()
+        .filter(|v| v.track_id >= 0 && inliers.binary_search_by_key(&v.track_id, |r| r.id).is_err())
+        .map(|v| record(v, 0))
+        .collect();
+    outliers.sort_by_key(|r| r.id);
+    outliers.dedup_by_key(|r| r.id);
+    let center = coherent.iter().fold([0f32; 2], |c, v| {
+        let p = matched(v);
+        [c[0] + p[0] / n, c[1] + p[1] / n]
+    });
+    let speed = norm(t);
+    s.dx = t[0];
+    s.dy = t[1];
+    s.kinetic_energy = speed;
+    s.prior_weight = 1.0;
+    s.motion_disparity = 0.0;
+    s.background_discrimination = ramp(
+        speed,
+        opts.background_discrimination_low_level,
+        opts.background_discrimination_high_level,
+    );
+    s.inlier_center_x = center[0];
+    s.inlier_center_y = center[1];
+    s.inlier_width = prev.width * prev.scale;
+    s.inlier_height = prev.height * prev.scale;
+    s.inlier_sum = n;
+    s.inlier_ratio = 1.0;
+    s.tracking_confidence = ramp(inliers.len() as f32, 10.0, 30.0);
+    s.inliers = inliers;
+    s.outliers = outliers;
+    s.track_status = TrackStatus::Tracked;
+    s.is_valid().then_some(s)
+}
+
 /// One box's states indexed by frame number, tracked forward or backward.
 #[derive(Clone, Debug)]
 pub struct MotionBox {
@@ -1840,6 +2020,106 @@ mod tests {
             (after - (before - 0.05)).abs() < 1e-3,
             "{before} -> {after}"
         );
+    }
+
+    /// Offset of an object that moves right by 0.04 per frame for 15 frames (leaving the
+    /// frame through the right border) and then comes back at the same speed.
+    fn out_and_back(f: i64) -> f32 {
+        0.04 * if f <= 15 { f } else { 30 - f } as f32
+    }
+
+    /// Forward data f -> f+1 of the object [0.5, 0.7] x [0.3, 0.5] (aspect units) moved by
+    /// `out_and_back`, on a static background.
+    fn out_and_back_frame(f: i64) -> MotionVectorFrame {
+        let (off, step) = (out_and_back(f), out_and_back(f + 1) - out_and_back(f));
+        grid_frame(true, Homography::IDENTITY, |x, y| {
+            let ox = x - off;
+            if (0.5..0.7).contains(&ox) && (0.3..0.5).contains(&y) {
+                Some(([step, 0.0], 10_000 + id_of(ox, y)))
+            } else {
+                Some(([0.0, 0.0], id_of(x, y)))
+            }
+        })
+    }
+
+    /// Tracks the `out_and_back` object for 30 frames; returns the box.
+    fn track_out_and_back(reacquire: bool) -> MotionBox {
+        let mut b = start([0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75], &out_and_back_frame(0));
+        b.options.reacquire_out_of_view_boxes = reacquire;
+        for f in 0..30 {
+            assert!(b.track_step(f, &out_and_back_frame(f), true), "step {f}");
+        }
+        b
+    }
+
+    /// IoU of the box at frame `f` with the `out_and_back` object (normalized coordinates).
+    fn out_and_back_iou(b: &MotionBox, f: i64) -> f32 {
+        let r = b.state_at(f).unwrap().rect();
+        let off = out_and_back(f);
+        let t = [0.5 + off, 0.3 / 0.75, 0.7 + off, 0.5 / 0.75];
+        let iw = (r[2].min(t[2]) - r[0].max(t[0])).max(0.0);
+        let ih = (r[3].min(t[3]) - r[1].max(t[1])).max(0.0);
+        let area = |q: [f32; 4]| (q[2] - q[0]) * (q[3] - q[1]);
+        iw * ih / (area(r) + area(t) - iw * ih)
+    }
+
+    #[test]
+    fn box_held_at_the_edge_is_reacquired_when_its_object_comes_back() {
+        let b = track_out_and_back(true);
+        // Out of view and held at the right edge while the object is away.
+        let held = b.state_at(16).unwrap();
+        assert_eq!(held.track_status, TrackStatus::TrackedOutOfBound);
+        assert!(held.rect()[0] > 0.75, "held box left {}", held.rect()[0]);
+        // Re-acquired as the object enters again, and on it once it is back in view.
+        for f in 24..=30 {
+            let s = b.state_at(f).unwrap();
+            assert_eq!(s.track_status, TrackStatus::Tracked, "frame {f}");
+            let iou = out_and_back_iou(&b, f);
+            assert!(iou > 0.88, "frame {f}: IoU {iou}");
+        }
+        let s = b.state_at(30).unwrap();
+        assert!((s.dx + 0.04).abs() < 0.01, "dx {}", s.dx);
+        // Without re-acquisition the returning features drag the box along from where it
+        // was held, which is off the object's entry position.
+        let dragged = track_out_and_back(false);
+        let iou = out_and_back_iou(&dragged, 30);
+        assert!(iou < 0.8, "IoU without re-acquisition {iou}");
+    }
+
+    #[test]
+    fn box_held_at_the_edge_ignores_features_moving_out_of_the_frame() {
+        // A second object crosses the held box's part in view moving out of the frame: the
+        // box stays held (out of bound, confidence 0).
+        let mut b = start(
+            [0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75],
+            &moving_right_frame(0, 0.04),
+        );
+        for f in 0..20 {
+            assert!(b.track_step(f, &moving_right_frame(f, 0.04), true));
+        }
+        let before = b.state_at(20).unwrap().clone();
+        assert_eq!(before.track_status, TrackStatus::TrackedOutOfBound);
+        for f in 20..26 {
+            // The second object: [0.7, 0.9] x [0.3, 0.5] at frame 20, moving right.
+            let off = 0.03 * (f - 20) as f32;
+            let frame = grid_frame(true, Homography::IDENTITY, |x, y| {
+                let ox = x - off;
+                if (0.7..0.9).contains(&ox) && (0.3..0.5).contains(&y) {
+                    Some(([0.03, 0.0], 50_000 + id_of(ox, y)))
+                } else {
+                    Some(([0.0, 0.0], id_of(x, y)))
+                }
+            });
+            assert!(b.track_step(f, &frame, true), "step {f}");
+            let s = b.state_at(f + 1).unwrap();
+            assert_eq!(s.track_status, TrackStatus::TrackedOutOfBound, "frame {f}");
+            assert_eq!(s.tracking_confidence, 0.0);
+            assert!(
+                (s.pos_x - before.pos_x).abs() < 1e-3,
+                "frame {f}: {}",
+                s.pos_x
+            );
+        }
     }
 
     #[test]
