@@ -39,7 +39,7 @@ fn lerp(a: f32, b: f32, t: f32) -> f32 {
 }
 
 fn norm(v: [f32; 2]) -> f32 {
-    v[0].hypot(v[1])
+    (v[0] * v[0] + v[1] * v[1]).sqrt()
 }
 
 /// One feature of a [`MotionVectorFrame`].
@@ -623,27 +623,19 @@ impl MotionBoxState {
     }
 
     /// The state with x quantities multiplied by `sx`, y quantities by `sy`, and
-    /// velocities additionally by `vt`.
-    fn rescaled(&self, sx: f32, sy: f32, vt: f32) -> MotionBoxState {
-        let rec = |r: &FeatureRecord| FeatureRecord {
-            match_pos: [r.match_pos[0] * sx, r.match_pos[1] * sy],
-            ..*r
-        };
-        MotionBoxState {
-            pos_x: self.pos_x * sx,
-            pos_y: self.pos_y * sy,
-            width: self.width * sx,
-            height: self.height * sy,
-            dx: self.dx * sx * vt,
-            dy: self.dy * sy * vt,
-            inlier_center_x: self.inlier_center_x * sx,
-            inlier_center_y: self.inlier_center_y * sy,
-            inlier_width: self.inlier_width * sx,
-            inlier_height: self.inlier_height * sy,
-            inliers: self.inliers.iter().map(rec).collect(),
-            outliers: self.outliers.iter().map(rec).collect(),
-            ..self.clone()
-        }
+    /// velocities additionally by `vt`. Feature records stay in normalized coordinates.
+    fn rescaled(mut self, sx: f32, sy: f32, vt: f32) -> MotionBoxState {
+        self.pos_x *= sx;
+        self.pos_y *= sy;
+        self.width *= sx;
+        self.height *= sy;
+        self.dx *= sx * vt;
+        self.dy *= sy * vt;
+        self.inlier_center_x *= sx;
+        self.inlier_center_y *= sy;
+        self.inlier_width *= sx;
+        self.inlier_height *= sy;
+        self
     }
 }
 
@@ -652,8 +644,7 @@ impl MotionBoxState {
 /// the inliers' bounding box. `frame` is the frame's own data (positions in that frame).
 pub fn initialize_inliers(state: &mut MotionBoxState, frame: &MotionVectorFrame) {
     let [ex, ey] = frame.extent;
-    let s = state.rescaled(ex, ey, 1.0);
-    let corners = s.corners();
+    let corners = state.clone().rescaled(ex, ey, 1.0).corners();
     let inside = |p: [f32; 2]| {
         (0..4).all(|i| {
             let a = corners[i];
@@ -707,25 +698,29 @@ fn fit_similarity(
     weights: &[f32],
     c: [f32; 2],
 ) -> Option<[f64; 4]> {
-    let mut ata = [[0f64; 4]; 4];
+    // Rows [x, -y, 1, 0] -> mx and [y, x, 0, 1] -> my: the normal equations only need
+    // these weighted sums.
+    let (mut sw, mut sx, mut sy, mut sr) = (0f64, 0f64, 0f64, 0f64);
     let mut atb = [0f64; 4];
     for ((p, m), &w) in points.iter().zip(motions).zip(weights) {
         let (x, y) = (f64::from(p[0] - c[0]), f64::from(p[1] - c[1]));
+        let (mx, my) = (f64::from(m[0]), f64::from(m[1]));
         let w = f64::from(w);
-        // rows: [x, -y, 1, 0] -> mx ; [y, x, 0, 1] -> my
-        let rows = [
-            ([x, -y, 1.0, 0.0], f64::from(m[0])),
-            ([y, x, 0.0, 1.0], f64::from(m[1])),
-        ];
-        for (r, rhs) in rows {
-            for i in 0..4 {
-                atb[i] += w * r[i] * rhs;
-                for j in 0..4 {
-                    ata[i][j] += w * r[i] * r[j];
-                }
-            }
-        }
+        sw += w;
+        sx += w * x;
+        sy += w * y;
+        sr += w * (x * x + y * y);
+        atb[0] += w * (x * mx + y * my);
+        atb[1] += w * (x * my - y * mx);
+        atb[2] += w * mx;
+        atb[3] += w * my;
     }
+    let ata = [
+        [sr, 0.0, sx, sy],
+        [0.0, sr, -sy, sx],
+        [sx, -sy, sw, 0.0],
+        [sy, sx, 0.0, sw],
+    ];
     solve4(ata, atb)
 }
 
@@ -763,7 +758,7 @@ fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
 fn aniso_error(d: [f32; 2], dir: [f32; 2], scale: [f32; 2]) -> f32 {
     let par = (d[0] * dir[0] + d[1] * dir[1]) * scale[0];
     let orth = (d[1] * dir[0] - d[0] * dir[1]) * scale[1];
-    par.hypot(orth)
+    (par * par + orth * orth).sqrt()
 }
 
 /// Moves the box by the camera motion `h` (from-frame -> to-frame), through the corners
@@ -790,7 +785,7 @@ fn apply_camera_motion(s: &mut MotionBoxState, h: &Homography, opts: &TrackStepO
         Some([alpha, b, tx, ty]) if (tx.is_finite() && ty.is_finite()) => {
             s.pos_x += tx as f32;
             s.pos_y += ty as f32;
-            let sc = ((1.0 + alpha).hypot(b)) as f32;
+            let sc = ((1.0 + alpha).powi(2) + b * b).sqrt() as f32;
             if opts.tracking_degrees.scale() && sc.is_finite() && sc > 0.0 {
                 s.scale *= sc;
             }
@@ -807,15 +802,16 @@ fn apply_camera_motion(s: &mut MotionBoxState, h: &Homography, opts: &TrackStepO
 }
 
 /// Looks a feature up among stored records: by id, or (at chunk boundaries, where ids are
-/// not comparable) by match position within 2e-3.
+/// not comparable; `by_position` is then the frame's extent) by match position within 2e-3.
 fn lookup<'a>(
     records: &'a [FeatureRecord],
     v: &MotionVector,
-    by_position: bool,
+    by_position: Option<[f32; 2]>,
 ) -> Option<&'a FeatureRecord> {
-    if by_position {
+    if let Some([ex, ey]) = by_position {
         records.iter().find(|r| {
-            (r.match_pos[0] - v.pos[0]).abs() < 2e-3 && (r.match_pos[1] - v.pos[1]).abs() < 2e-3
+            (r.match_pos[0] * ex - v.pos[0]).abs() < 2e-3
+                && (r.match_pos[1] * ey - v.pos[1]).abs() < 2e-3
         })
     } else if v.track_id >= 0 {
         records
@@ -824,6 +820,26 @@ fn lookup<'a>(
             .map(|i| &records[i])
     } else {
         None
+    }
+}
+
+/// Calls `found(index, record)` for every `(id, index)` of the id-sorted `ids` whose id is
+/// in the id-sorted `records`.
+fn merge_ids<'a>(
+    ids: &[(i32, usize)],
+    records: &'a [FeatureRecord],
+    mut found: impl FnMut(usize, &'a FeatureRecord),
+) {
+    let (mut a, mut b) = (0, 0);
+    while a < ids.len() && b < records.len() {
+        match ids[a].0.cmp(&records[b].id) {
+            std::cmp::Ordering::Less => a += 1,
+            std::cmp::Ordering::Greater => b += 1,
+            std::cmp::Ordering::Equal => {
+                found(ids[a].1, &records[b]);
+                a += 1;
+            }
+        }
     }
 }
 
@@ -853,13 +869,9 @@ pub fn track_step(
     }
     let [ex, ey] = frame.extent;
     let ts = frame.duration_ms / NOMINAL_FRAME_MS;
-    let p = prev.rescaled(ex, ey, ts);
-    let hist: Vec<MotionBoxState> = history
-        .iter()
-        .rev()
-        .take(10)
-        .map(|s| s.rescaled(ex, ey, ts))
-        .collect();
+    let p = prev.clone().rescaled(ex, ey, ts);
+    // Only feature ids and inlier sums of the history are used: it needs no rescaling.
+    let hist = &history[history.len().saturating_sub(10)..];
     // A box held out of view (option) is re-acquired by features entering the frame, or
     // stays held (out of bound, confidence 0) while it sticks out of the frame.
     let held = opts.keep_out_of_view_boxes
@@ -880,7 +892,7 @@ pub fn track_step(
     let mut out = match reacquired {
         Some(s) => s,
         None => {
-            let mut out = step_denormalized(&p, &hist, frame, first_step, opts, ts);
+            let mut out = step_denormalized(&p, hist, frame, first_step, opts, ts);
             if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
                 out.track_status = TrackStatus::TrackedOutOfBound;
                 out.tracking_confidence = 0.0;
@@ -943,7 +955,7 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
 /// The step in the aspect domain, velocities per actual frame.
 fn step_denormalized(
     prev: &MotionBoxState,
-    hist: &[MotionBoxState],
+    hist: &[&MotionBoxState],
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
@@ -1043,21 +1055,37 @@ fn step_denormalized(
     }
 
     // 4. Prior weights.
-    let by_position = frame.is_chunk_boundary;
-    let mut prev_outliers: Vec<FeatureRecord> = prev.outliers.clone();
-    for h in hist {
-        prev_outliers.extend_from_slice(&h.outliers);
-    }
-    prev_outliers.sort_by_key(|r| r.id);
-    prev_outliers.dedup_by_key(|r| r.id);
-    let was_inlier: Vec<Option<&FeatureRecord>> = region
-        .iter()
-        .map(|v| lookup(&prev.inliers, v, by_position))
-        .collect();
-    let was_outlier: Vec<bool> = region
-        .iter()
-        .map(|v| lookup(&prev_outliers, v, by_position).is_some())
-        .collect();
+    let by_position = frame.is_chunk_boundary.then_some(frame.extent);
+    // Outliers accumulate over the history.
+    let histories = || std::iter::once(prev).chain(hist.iter().copied());
+    let (was_inlier, was_outlier): (Vec<Option<&FeatureRecord>>, Vec<bool>) =
+        if by_position.is_some() {
+            region
+                .iter()
+                .map(|v| {
+                    (
+                        lookup(&prev.inliers, v, by_position),
+                        histories().any(|h| lookup(&h.outliers, v, by_position).is_some()),
+                    )
+                })
+                .unzip()
+        } else {
+            // Region ids sorted once, merged with each id-sorted record list.
+            let mut ids: Vec<(i32, usize)> = region
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.track_id >= 0)
+                .map(|(i, v)| (v.track_id, i))
+                .collect();
+            ids.sort_unstable();
+            let mut was_inlier = vec![None; region.len()];
+            merge_ids(&ids, &prev.inliers, |i, r| was_inlier[i] = Some(r));
+            let mut was_outlier = vec![false; region.len()];
+            for h in histories() {
+                merge_ids(&ids, &h.outliers, |i, _| was_outlier[i] = true);
+            }
+            (was_inlier, was_outlier)
+        };
     let continued = was_inlier.iter().filter(|r| r.is_some()).count();
     let center = [
         lerp(cx, prev.inlier_center_x, prior.min(0.5)),
@@ -1207,7 +1235,7 @@ fn step_denormalized(
             }
         }
         if let Some([al, b, tx, ty]) = model {
-            let scale = ((1.0 + al).hypot(b)) as f32;
+            let scale = ((1.0 + al).powi(2) + b * b).sqrt() as f32;
             let rot = b.atan2(1.0 + al) as f32;
             let ms = opts.box_similarity_max_scale.max(1.0);
             if (1.0 / ms..=ms).contains(&scale) && rot.abs() <= opts.box_similarity_max_rotation {
@@ -1363,7 +1391,10 @@ fn step_denormalized(
             length: 0,
             match_pos: {
                 let m = region[i].motion();
-                [region[i].pos[0] + m[0], region[i].pos[1] + m[1]]
+                [
+                    (region[i].pos[0] + m[0]) / ex,
+                    (region[i].pos[1] + m[1]) / ey,
+                ]
             },
         })
         .filter(|r| r.id >= 0)
@@ -1522,6 +1553,10 @@ fn step_denormalized(
     s.inlier_sum = inlier_sum;
     s.inlier_ratio = inlier_ratio;
     new_inliers.retain(|r| r.id >= 0);
+    // Records are kept in normalized coordinates.
+    for r in &mut new_inliers {
+        r.match_pos = [r.match_pos[0] / ex, r.match_pos[1] / ey];
+    }
     new_inliers.sort_by_key(|r| r.id);
     new_inliers.dedup_by_key(|r| r.id);
     outliers.sort_by_key(|r| r.id);
@@ -1626,10 +1661,14 @@ fn reacquire(
             s.pos_y += shift;
         }
     }
-    let record = |v: &MotionVector, length: i32| FeatureRecord {
-        id: v.track_id,
-        length,
-        match_pos: matched(v),
+    let [ex, ey] = frame.extent;
+    let record = |v: &MotionVector, length: i32| {
+        let m = matched(v);
+        FeatureRecord {
+            id: v.track_id,
+            length,
+            match_pos: [m[0] / ex, m[1] / ey],
+        }
     };
     let mut inliers: Vec<FeatureRecord> = coherent
         .iter()
