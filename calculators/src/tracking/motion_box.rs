@@ -1644,16 +1644,19 @@ fn reacquire(
     };
     // The features outline the object's part in view: it ends at the inward-most one (the
     // box's inward edge is moved there), and across the entry direction the box is centred
-    // on their span.
+    // on their span, unless they reach a frame border there.
     let r = s.rect();
     for (k, lo, hi) in [(0, r[0], r[2]), (1, r[1], r[3])] {
         let (min, max) = coherent
             .iter()
             .map(|v| matched(v)[k])
             .fold((f32::MAX, f32::MIN), |(a, b), x| (a.min(x), b.max(x)));
-        let shift = if inward[k] > 0.0 {
+        // Features reaching a frame border (within the search margin) across the entry
+        // direction: the object also enters through that border.
+        let (at_low, at_high) = (min < e, max > frame.extent[k] - e);
+        let shift = if inward[k] > 0.0 || (inward[k] == 0.0 && at_low && !at_high) {
             max - hi
-        } else if inward[k] < 0.0 {
+        } else if inward[k] < 0.0 || (inward[k] == 0.0 && at_high && !at_low) {
             min - lo
         } else {
             (min + max - lo - hi) / 2.0
@@ -2070,14 +2073,28 @@ mod tests {
         0.04 * if f <= 15 { f } else { 30 - f } as f32
     }
 
-    /// Forward data f -> f+1 of the object [0.5, 0.7] x [0.3, 0.5] (aspect units) moved by
-    /// `out_and_back`, on a static background.
-    fn out_and_back_frame(f: i64) -> MotionVectorFrame {
+    /// Top of the `out_and_back` object (aspect units): `tops.0` until it is out of view,
+    /// `tops.1` once it comes back.
+    fn out_and_back_top(f: i64, tops: (f32, f32)) -> f32 {
+        if f <= 15 {
+            tops.0
+        } else {
+            tops.1
+        }
+    }
+
+    /// Forward data f -> f+1 of the 0.2 x 0.2 object (aspect units) at x = 0.5 + `out_and_back`
+    /// on a static background.
+    fn out_and_back_frame(f: i64, tops: (f32, f32)) -> MotionVectorFrame {
         let (off, step) = (out_and_back(f), out_and_back(f + 1) - out_and_back(f));
+        let (top, dy) = (
+            out_and_back_top(f, tops),
+            out_and_back_top(f + 1, tops) - out_and_back_top(f, tops),
+        );
         grid_frame(true, Homography::IDENTITY, |x, y| {
-            let ox = x - off;
-            if (0.5..0.7).contains(&ox) && (0.3..0.5).contains(&y) {
-                Some(([step, 0.0], 10_000 + id_of(ox, y)))
+            let (ox, oy) = (x - off, y - top);
+            if (0.5..0.7).contains(&ox) && (0.0..0.2).contains(&oy) {
+                Some(([step, dy], 10_000 + id_of(ox, oy)))
             } else {
                 Some(([0.0, 0.0], id_of(x, y)))
             }
@@ -2085,20 +2102,24 @@ mod tests {
     }
 
     /// Tracks the `out_and_back` object for 30 frames; returns the box.
-    fn track_out_and_back(reacquire: bool) -> MotionBox {
-        let mut b = start([0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75], &out_and_back_frame(0));
+    fn track_out_and_back(reacquire: bool, tops: (f32, f32)) -> MotionBox {
+        let start_box = [0.5, tops.0 / 0.75, 0.7, (tops.0 + 0.2) / 0.75];
+        let mut b = start(start_box, &out_and_back_frame(0, tops));
         b.options.reacquire_out_of_view_boxes = reacquire;
         for f in 0..30 {
-            assert!(b.track_step(f, &out_and_back_frame(f), true), "step {f}");
+            assert!(
+                b.track_step(f, &out_and_back_frame(f, tops), true),
+                "step {f}"
+            );
         }
         b
     }
 
     /// IoU of the box at frame `f` with the `out_and_back` object (normalized coordinates).
-    fn out_and_back_iou(b: &MotionBox, f: i64) -> f32 {
+    fn out_and_back_iou(b: &MotionBox, f: i64, tops: (f32, f32)) -> f32 {
         let r = b.state_at(f).unwrap().rect();
-        let off = out_and_back(f);
-        let t = [0.5 + off, 0.3 / 0.75, 0.7 + off, 0.5 / 0.75];
+        let (off, top) = (out_and_back(f), out_and_back_top(f, tops));
+        let t = [0.5 + off, top / 0.75, 0.7 + off, (top + 0.2) / 0.75];
         let iw = (r[2].min(t[2]) - r[0].max(t[0])).max(0.0);
         let ih = (r[3].min(t[3]) - r[1].max(t[1])).max(0.0);
         let area = |q: [f32; 4]| (q[2] - q[0]) * (q[3] - q[1]);
@@ -2107,7 +2128,8 @@ mod tests {
 
     #[test]
     fn box_held_at_the_edge_is_reacquired_when_its_object_comes_back() {
-        let b = track_out_and_back(true);
+        let tops = (0.3, 0.3);
+        let b = track_out_and_back(true, tops);
         // Out of view and held at the right edge while the object is away.
         let held = b.state_at(16).unwrap();
         assert_eq!(held.track_status, TrackStatus::TrackedOutOfBound);
@@ -2116,16 +2138,28 @@ mod tests {
         for f in 24..=30 {
             let s = b.state_at(f).unwrap();
             assert_eq!(s.track_status, TrackStatus::Tracked, "frame {f}");
-            let iou = out_and_back_iou(&b, f);
+            let iou = out_and_back_iou(&b, f, tops);
             assert!(iou > 0.85, "frame {f}: IoU {iou}");
         }
         let s = b.state_at(30).unwrap();
         assert!((s.dx + 0.04).abs() < 0.01, "dx {}", s.dx);
         // Without re-acquisition the returning features drag the box along from where it
         // was held, which is off the object's entry position.
-        let dragged = track_out_and_back(false);
-        let iou = out_and_back_iou(&dragged, 30);
+        let dragged = track_out_and_back(false, tops);
+        let iou = out_and_back_iou(&dragged, 30, tops);
         assert!(iou < 0.8, "IoU without re-acquisition {iou}");
+    }
+
+    #[test]
+    fn box_is_reacquired_on_an_object_coming_back_through_a_corner() {
+        // The object leaves along the top edge and comes back 0.08 higher, partly above
+        // the frame: the box's bottom is aligned with the features, not centred on them.
+        let tops = (0.0, -0.08);
+        let b = track_out_and_back(true, tops);
+        for f in 24..=30 {
+            let iou = out_and_back_iou(&b, f, tops);
+            assert!(iou > 0.85, "frame {f}: IoU {iou}");
+        }
     }
 
     #[test]
