@@ -480,15 +480,20 @@ fn ransac<H>(
     Some(frame.pts.iter().map(|p| residual(&h, p) < cutoff).collect())
 }
 
+/// |(x, y)| (residuals are small: no need for `hypot`'s overflow care, which is slow).
+fn length(x: f64, y: f64) -> f64 {
+    (x * x + y * y).sqrt()
+}
+
 fn translation_residual(t: &(f64, f64), p: &Point) -> f64 {
-    (p.fx() - t.0).hypot(p.fy() - t.1)
+    length(p.fx() - t.0, p.fy() - t.1)
 }
 
 /// Similarity as (dx, dy, a, b).
 fn similarity_residual(s: &Vector4<f64>, p: &Point) -> f64 {
     let mx = s[2] * p.px - s[3] * p.py + s[0];
     let my = s[3] * p.px + s[2] * p.py + s[1];
-    (mx - p.qx).hypot(my - p.qy)
+    length(mx - p.qx, my - p.qy)
 }
 
 fn homography_apply(h: &SVector<f64, 8>, x: f64, y: f64) -> (f64, f64, f64) {
@@ -502,7 +507,7 @@ fn homography_apply(h: &SVector<f64, 8>, x: f64, y: f64) -> (f64, f64, f64) {
 /// Algebraic residual: the first two components of (H p) x (q, 1).
 fn homography_algebraic_residual(h: &SVector<f64, 8>, p: &Point) -> f64 {
     let (a, b, c) = homography_apply(h, p.px, p.py);
-    (b - c * p.qy).hypot(c * p.qx - a)
+    length(b - c * p.qy, c * p.qx - a)
 }
 
 fn homography_geometric_residual(h: &SVector<f64, 8>, p: &Point) -> f64 {
@@ -510,7 +515,7 @@ fn homography_geometric_residual(h: &SVector<f64, 8>, p: &Point) -> f64 {
     if c.abs() < 1e-12 {
         return f64::INFINITY;
     }
-    (a / c - p.qx).hypot(b / c - p.qy)
+    length(a / c - p.qx, b / c - p.qy)
 }
 
 struct Translation {
