@@ -8,11 +8,14 @@
 //!   disparity, background discrimination, inlier / outlier features, status, confidence.
 //! * [`track_step`]: one step as tracking.md section 4.3 describes it (search region,
 //!   featureless / out-of-view handling, prior weights, IRLS translation and object scale,
-//!   inlier scoring, disparity, reset, camera motion through the box corners, failure rules).
+//!   inlier scoring, disparity, reset, camera motion through the box corners, failure rules),
+//!   plus the documented deviations of [`TrackStepOptions`] (boxes kept out of view, held at
+//!   the edge they left through and re-acquired when their object comes back).
 //! * [`MotionBox`]: the states of one box indexed by frame, tracked forward or backward.
 //!
 //! States are kept in per-axis normalized coordinates ([0, 1] across the frame); velocities
-//! are per 33.3 ms frame. A step rescales into the aspect domain and per-frame units and back.
+//! are per 33.3 ms frame. A step rescales the geometry into the aspect domain and per-frame
+//! units and back; feature records (match positions) stay normalized.
 
 use std::collections::VecDeque;
 
