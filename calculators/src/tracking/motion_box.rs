@@ -1578,9 +1578,9 @@ fn step_denormalized(
 }
 
 /// Re-acquisition of a box held at a frame edge (see
-/// [`TrackStepOptions::reacquire_out_of_view_boxes`]): `region` holds the features of its
-/// search region, `inward` points from the edges it sticks out of into the frame. Returns
-/// the new state, or `None` when too few features move coherently inward.
+/// [`TrackStepOptions::reacquire_out_of_view_boxes`]), in the aspect domain: `inward`
+/// points from the edges it sticks out of into the frame. Returns the new state, or `None`
+/// when too few features move coherently inward.
 fn reacquire(
     prev: &MotionBoxState,
     frame: &MotionVectorFrame,
@@ -1601,6 +1601,8 @@ fn reacquire(
         .iter()
         .filter(|v| (y0..=y1).contains(&v.pos[1]))
         .collect();
+    // Moving faster than the background discrimination level, within ~70 degrees of the
+    // inward direction.
     let min_speed = opts.background_discrimination_high_level * ts;
     let n_in = norm(inward);
     let moving: Vec<&MotionVector> = region
