@@ -317,10 +317,9 @@ impl BoxTracker {
                 continue;
             }
             let ok = step_track(track, head - 1, &frame.forward, true);
-            let state = track.motion_box.state_at(head).cloned().unwrap_or_default();
             track.motion_box.trim(max_states);
             if ok {
-                push_path(track, &state, id, time_us, max_states);
+                push_path(track, head, id, time_us, max_states);
             } else {
                 report.failed.push(id);
             }
@@ -390,12 +389,7 @@ impl BoxTracker {
             path: VecDeque::new(),
         };
         let max_states = self.options.cache_size;
-        let s0 = track
-            .motion_box
-            .state_at(index)
-            .cloned()
-            .unwrap_or_default();
-        push_path(&mut track, &s0, start.id, frame.time_us, max_states);
+        push_path(&mut track, index, start.id, frame.time_us, max_states);
         for i in index..head {
             let Some(next) = self.frame(i + 1).cloned() else {
                 return StartOutcome::Failed;
@@ -403,12 +397,7 @@ impl BoxTracker {
             if !step_track(&mut track, i, &next.forward, true) {
                 return StartOutcome::Failed;
             }
-            let s = track
-                .motion_box
-                .state_at(i + 1)
-                .cloned()
-                .unwrap_or_default();
-            push_path(&mut track, &s, start.id, next.time_us, max_states);
+            push_path(&mut track, i + 1, start.id, next.time_us, max_states);
         }
         track.motion_box.trim(max_states);
         self.tracks.insert(start.id, track);
@@ -482,9 +471,7 @@ impl BoxTracker {
             path: VecDeque::new(),
         };
         track.motion_box.reset_at_frame(from, state);
-        let keep = usize::MAX;
-        let s0 = track.motion_box.state_at(from).cloned().unwrap_or_default();
-        push_path(&mut track, &s0, start.id, frame.time_us, keep);
+        push_path(&mut track, from, start.id, frame.time_us, usize::MAX);
         let mut out = vec![track.path[0].clone()];
         let forward = to >= from;
         let mut i = from;
@@ -497,9 +484,10 @@ impl BoxTracker {
                 (i - 1, &f.backward)
             };
             let ok = step_track(&mut track, i, data, forward);
-            let s = track.motion_box.state_at(next).cloned().unwrap_or_default();
             let t = self.frame(next).ok_or("frame not cached")?.time_us;
-            let mut b = TimedBox::from_state(&s, t);
+            let default = MotionBoxState::default();
+            let s = track.motion_box.state_at(next).unwrap_or(&default);
+            let mut b = TimedBox::from_state(s, t);
             b.id = start.id;
             b.label = start.label.clone();
             out.push(b);
@@ -529,7 +517,10 @@ fn step_track(track: &mut Track, from: i64, frame: &MotionVectorFrame, forward: 
     track.motion_box.track_step(from, frame, forward)
 }
 
-fn push_path(track: &mut Track, state: &MotionBoxState, id: i64, time_us: i64, max: usize) {
+/// Appends the box's state at `frame` to its path.
+fn push_path(track: &mut Track, frame: i64, id: i64, time_us: i64, max: usize) {
+    let default = MotionBoxState::default();
+    let state = track.motion_box.state_at(frame).unwrap_or(&default);
     let mut b = TimedBox::from_state(state, time_us);
     b.id = id;
     b.label = track.label.clone();

@@ -8,11 +8,14 @@
 //!   disparity, background discrimination, inlier / outlier features, status, confidence.
 //! * [`track_step`]: one step as tracking.md section 4.3 describes it (search region,
 //!   featureless / out-of-view handling, prior weights, IRLS translation and object scale,
-//!   inlier scoring, disparity, reset, camera motion through the box corners, failure rules).
+//!   inlier scoring, disparity, reset, camera motion through the box corners, failure rules),
+//!   plus the documented deviations of [`TrackStepOptions`] (boxes kept out of view, held at
+//!   the edge they left through and re-acquired when their object comes back).
 //! * [`MotionBox`]: the states of one box indexed by frame, tracked forward or backward.
 //!
 //! States are kept in per-axis normalized coordinates ([0, 1] across the frame); velocities
-//! are per 33.3 ms frame. A step rescales into the aspect domain and per-frame units and back.
+//! are per 33.3 ms frame. A step rescales the geometry into the aspect domain and per-frame
+//! units and back; feature records (match positions) stay normalized.
 
 use std::collections::VecDeque;
 
@@ -39,7 +42,7 @@ fn lerp(a: f32, b: f32, t: f32) -> f32 {
 }
 
 fn norm(v: [f32; 2]) -> f32 {
-    v[0].hypot(v[1])
+    (v[0] * v[0] + v[1] * v[1]).sqrt()
 }
 
 /// One feature of a [`MotionVectorFrame`].
@@ -401,6 +404,21 @@ pub struct TrackStepOptions {
     /// through that edge enters the box and is picked up again. 0: the box goes wherever the
     /// camera motion takes it.
     pub out_of_view_min_visible: f32,
+    /// **Deviation from the reference** (used with `keep_out_of_view_boxes`; default
+    /// `true`). A box kept out of view (TRACKED_OUT_OF_BOUND) stays so, with confidence 0,
+    /// while it sticks out of the frame (its position still follows the normal step), and
+    /// is re-acquired when at least `reacquire_min_features` features near it (its part in
+    /// view widened by the search margin, and by its own size on the inward side) move
+    /// coherently into the frame faster than `background_discrimination_high_level`
+    /// relative to the camera. The features are taken to outline the returning object's
+    /// part in view: the box moves by their mean motion, its inward edge is put at the
+    /// inward-most of them and across the entry direction it is centred on them; it
+    /// restarts with them as inliers, their motion as velocity (prior 1) and the other
+    /// features as outliers. `false`: a held box is tracked like any other box as soon as
+    /// features are in its search region.
+    pub reacquire_out_of_view_boxes: bool,
+    /// Coherent inward-moving features needed to re-acquire a held box (at least 2).
+    pub reacquire_min_features: u32,
 }
 
 impl Default for TrackStepOptions {
@@ -436,6 +454,8 @@ impl Default for TrackStepOptions {
             update_velocity_without_background: true,
             keep_out_of_view_boxes: true,
             out_of_view_min_visible: 0.25,
+            reacquire_out_of_view_boxes: true,
+            reacquire_min_features: 3,
         }
     }
 }
@@ -609,27 +629,19 @@ impl MotionBoxState {
     }
 
     /// The state with x quantities multiplied by `sx`, y quantities by `sy`, and
-    /// velocities additionally by `vt`.
-    fn rescaled(&self, sx: f32, sy: f32, vt: f32) -> MotionBoxState {
-        let rec = |r: &FeatureRecord| FeatureRecord {
-            match_pos: [r.match_pos[0] * sx, r.match_pos[1] * sy],
-            ..*r
-        };
-        MotionBoxState {
-            pos_x: self.pos_x * sx,
-            pos_y: self.pos_y * sy,
-            width: self.width * sx,
-            height: self.height * sy,
-            dx: self.dx * sx * vt,
-            dy: self.dy * sy * vt,
-            inlier_center_x: self.inlier_center_x * sx,
-            inlier_center_y: self.inlier_center_y * sy,
-            inlier_width: self.inlier_width * sx,
-            inlier_height: self.inlier_height * sy,
-            inliers: self.inliers.iter().map(rec).collect(),
-            outliers: self.outliers.iter().map(rec).collect(),
-            ..self.clone()
-        }
+    /// velocities additionally by `vt`. Feature records stay in normalized coordinates.
+    fn rescaled(mut self, sx: f32, sy: f32, vt: f32) -> MotionBoxState {
+        self.pos_x *= sx;
+        self.pos_y *= sy;
+        self.width *= sx;
+        self.height *= sy;
+        self.dx *= sx * vt;
+        self.dy *= sy * vt;
+        self.inlier_center_x *= sx;
+        self.inlier_center_y *= sy;
+        self.inlier_width *= sx;
+        self.inlier_height *= sy;
+        self
     }
 }
 
@@ -638,8 +650,7 @@ impl MotionBoxState {
 /// the inliers' bounding box. `frame` is the frame's own data (positions in that frame).
 pub fn initialize_inliers(state: &mut MotionBoxState, frame: &MotionVectorFrame) {
     let [ex, ey] = frame.extent;
-    let s = state.rescaled(ex, ey, 1.0);
-    let corners = s.corners();
+    let corners = state.clone().rescaled(ex, ey, 1.0).corners();
     let inside = |p: [f32; 2]| {
         (0..4).all(|i| {
             let a = corners[i];
@@ -693,25 +704,29 @@ fn fit_similarity(
     weights: &[f32],
     c: [f32; 2],
 ) -> Option<[f64; 4]> {
-    let mut ata = [[0f64; 4]; 4];
+    // Rows [x, -y, 1, 0] -> mx and [y, x, 0, 1] -> my: the normal equations only need
+    // these weighted sums.
+    let (mut sw, mut sx, mut sy, mut sr) = (0f64, 0f64, 0f64, 0f64);
     let mut atb = [0f64; 4];
     for ((p, m), &w) in points.iter().zip(motions).zip(weights) {
         let (x, y) = (f64::from(p[0] - c[0]), f64::from(p[1] - c[1]));
+        let (mx, my) = (f64::from(m[0]), f64::from(m[1]));
         let w = f64::from(w);
-        // rows: [x, -y, 1, 0] -> mx ; [y, x, 0, 1] -> my
-        let rows = [
-            ([x, -y, 1.0, 0.0], f64::from(m[0])),
-            ([y, x, 0.0, 1.0], f64::from(m[1])),
-        ];
-        for (r, rhs) in rows {
-            for i in 0..4 {
-                atb[i] += w * r[i] * rhs;
-                for j in 0..4 {
-                    ata[i][j] += w * r[i] * r[j];
-                }
-            }
-        }
+        sw += w;
+        sx += w * x;
+        sy += w * y;
+        sr += w * (x * x + y * y);
+        atb[0] += w * (x * mx + y * my);
+        atb[1] += w * (x * my - y * mx);
+        atb[2] += w * mx;
+        atb[3] += w * my;
     }
+    let ata = [
+        [sr, 0.0, sx, sy],
+        [0.0, sr, -sy, sx],
+        [sx, -sy, sw, 0.0],
+        [sy, sx, 0.0, sw],
+    ];
     solve4(ata, atb)
 }
 
@@ -749,7 +764,7 @@ fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
 fn aniso_error(d: [f32; 2], dir: [f32; 2], scale: [f32; 2]) -> f32 {
     let par = (d[0] * dir[0] + d[1] * dir[1]) * scale[0];
     let orth = (d[1] * dir[0] - d[0] * dir[1]) * scale[1];
-    par.hypot(orth)
+    (par * par + orth * orth).sqrt()
 }
 
 /// Moves the box by the camera motion `h` (from-frame -> to-frame), through the corners
@@ -776,7 +791,7 @@ fn apply_camera_motion(s: &mut MotionBoxState, h: &Homography, opts: &TrackStepO
         Some([alpha, b, tx, ty]) if (tx.is_finite() && ty.is_finite()) => {
             s.pos_x += tx as f32;
             s.pos_y += ty as f32;
-            let sc = ((1.0 + alpha).hypot(b)) as f32;
+            let sc = ((1.0 + alpha).powi(2) + b * b).sqrt() as f32;
             if opts.tracking_degrees.scale() && sc.is_finite() && sc > 0.0 {
                 s.scale *= sc;
             }
@@ -793,15 +808,16 @@ fn apply_camera_motion(s: &mut MotionBoxState, h: &Homography, opts: &TrackStepO
 }
 
 /// Looks a feature up among stored records: by id, or (at chunk boundaries, where ids are
-/// not comparable) by match position within 2e-3.
+/// not comparable; `by_position` is then the frame's extent) by match position within 2e-3.
 fn lookup<'a>(
     records: &'a [FeatureRecord],
     v: &MotionVector,
-    by_position: bool,
+    by_position: Option<[f32; 2]>,
 ) -> Option<&'a FeatureRecord> {
-    if by_position {
+    if let Some([ex, ey]) = by_position {
         records.iter().find(|r| {
-            (r.match_pos[0] - v.pos[0]).abs() < 2e-3 && (r.match_pos[1] - v.pos[1]).abs() < 2e-3
+            (r.match_pos[0] * ex - v.pos[0]).abs() < 2e-3
+                && (r.match_pos[1] * ey - v.pos[1]).abs() < 2e-3
         })
     } else if v.track_id >= 0 {
         records
@@ -810,6 +826,26 @@ fn lookup<'a>(
             .map(|i| &records[i])
     } else {
         None
+    }
+}
+
+/// Calls `found(index, record)` for every `(id, index)` of the id-sorted `ids` whose id is
+/// in the id-sorted `records`.
+fn merge_ids<'a>(
+    ids: &[(i32, usize)],
+    records: &'a [FeatureRecord],
+    mut found: impl FnMut(usize, &'a FeatureRecord),
+) {
+    let (mut a, mut b) = (0, 0);
+    while a < ids.len() && b < records.len() {
+        match ids[a].0.cmp(&records[b].id) {
+            std::cmp::Ordering::Less => a += 1,
+            std::cmp::Ordering::Greater => b += 1,
+            std::cmp::Ordering::Equal => {
+                found(ids[a].1, &records[b]);
+                a += 1;
+            }
+        }
     }
 }
 
@@ -839,14 +875,37 @@ pub fn track_step(
     }
     let [ex, ey] = frame.extent;
     let ts = frame.duration_ms / NOMINAL_FRAME_MS;
-    let p = prev.rescaled(ex, ey, ts);
-    let hist: Vec<MotionBoxState> = history
-        .iter()
-        .rev()
-        .take(10)
-        .map(|s| s.rescaled(ex, ey, ts))
-        .collect();
-    let mut out = step_denormalized(&p, &hist, frame, first_step, opts, ts);
+    let p = prev.clone().rescaled(ex, ey, ts);
+    // Only feature ids and inlier sums of the history are used: it needs no rescaling.
+    let hist = &history[history.len().saturating_sub(10)..];
+    // A box held out of view (option) is re-acquired by features entering the frame, or
+    // stays held (out of bound, confidence 0) while it sticks out of the frame.
+    let held = opts.keep_out_of_view_boxes
+        && opts.reacquire_out_of_view_boxes
+        && p.track_status == TrackStatus::TrackedOutOfBound;
+    let inward = |s: &MotionBoxState| {
+        let (x0, y0, x1, y1) = corner_bounds(s);
+        [
+            f32::from(u8::from(x0 < 0.0)) - f32::from(u8::from(x1 > ex)),
+            f32::from(u8::from(y0 < 0.0)) - f32::from(u8::from(y1 > ey)),
+        ]
+    };
+    let reacquired = if held && inward(&p) != [0.0, 0.0] {
+        reacquire(&p, frame, inward(&p), opts, ts)
+    } else {
+        None
+    };
+    let mut out = match reacquired {
+        Some(s) => s,
+        None => {
+            let mut out = step_denormalized(&p, hist, frame, first_step, opts, ts);
+            if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
+                out.track_status = TrackStatus::TrackedOutOfBound;
+                out.tracking_confidence = 0.0;
+            }
+            out
+        }
+    };
     // Leaving the frame while moving: untracked.
     let static_motion = opts.static_motion_temporal_ratio * ts;
     let v = [out.dx, out.dy];
@@ -891,10 +950,18 @@ pub fn is_failure(states: &[&MotionBoxState], opts: &TrackStepOptions) -> bool {
     opts.max_track_failures > 0 && bad >= opts.max_track_failures as usize
 }
 
+/// Bounds (x0, y0, x1, y1) of the scaled, rotated box.
+fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
+    s.corners().iter().fold(
+        (f32::MAX, f32::MAX, f32::MIN, f32::MIN),
+        |(x0, y0, x1, y1), c| (x0.min(c[0]), y0.min(c[1]), x1.max(c[0]), y1.max(c[1])),
+    )
+}
+
 /// The step in the aspect domain, velocities per actual frame.
 fn step_denormalized(
     prev: &MotionBoxState,
-    hist: &[MotionBoxState],
+    hist: &[&MotionBoxState],
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
@@ -910,14 +977,7 @@ fn step_denormalized(
     let (cx, cy) = prev.center();
 
     // 1. Search region.
-    let corners = prev.corners();
-    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-    for c in &corners {
-        x0 = x0.min(c[0]);
-        y0 = y0.min(c[1]);
-        x1 = x1.max(c[0]);
-        y1 = y1.max(c[1]);
-    }
+    let (x0, y0, x1, y1) = corner_bounds(prev);
     let e = opts
         .expansion_size
         .max((0.25 * bw.hypot(bh)).min(2.0 * speed_prev));
@@ -965,10 +1025,11 @@ fn step_denormalized(
         s
     };
 
+    let partly_outside = x0 < 0.0 || y0 < 0.0 || x1 > ex || y1 > ey;
+
     // 2. Featureless or out of view.
     let outside = sx1 < 0.0 || sy1 < 0.0 || sx0 > ex || sy0 > ey;
     if region.is_empty() || outside {
-        let partly_outside = x0 < 0.0 || y0 < 0.0 || x1 > ex || y1 > ey;
         if opts.keep_out_of_view_boxes && (outside || partly_outside) {
             return out_of_view();
         }
@@ -1000,21 +1061,37 @@ fn step_denormalized(
     }
 
     // 4. Prior weights.
-    let by_position = frame.is_chunk_boundary;
-    let mut prev_outliers: Vec<FeatureRecord> = prev.outliers.clone();
-    for h in hist {
-        prev_outliers.extend_from_slice(&h.outliers);
-    }
-    prev_outliers.sort_by_key(|r| r.id);
-    prev_outliers.dedup_by_key(|r| r.id);
-    let was_inlier: Vec<Option<&FeatureRecord>> = region
-        .iter()
-        .map(|v| lookup(&prev.inliers, v, by_position))
-        .collect();
-    let was_outlier: Vec<bool> = region
-        .iter()
-        .map(|v| lookup(&prev_outliers, v, by_position).is_some())
-        .collect();
+    let by_position = frame.is_chunk_boundary.then_some(frame.extent);
+    // Outliers accumulate over the history.
+    let histories = || std::iter::once(prev).chain(hist.iter().copied());
+    let (was_inlier, was_outlier): (Vec<Option<&FeatureRecord>>, Vec<bool>) =
+        if by_position.is_some() {
+            region
+                .iter()
+                .map(|v| {
+                    (
+                        lookup(&prev.inliers, v, by_position),
+                        histories().any(|h| lookup(&h.outliers, v, by_position).is_some()),
+                    )
+                })
+                .unzip()
+        } else {
+            // Region ids sorted once, merged with each id-sorted record list.
+            let mut ids: Vec<(i32, usize)> = region
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.track_id >= 0)
+                .map(|(i, v)| (v.track_id, i))
+                .collect();
+            ids.sort_unstable();
+            let mut was_inlier = vec![None; region.len()];
+            merge_ids(&ids, &prev.inliers, |i, r| was_inlier[i] = Some(r));
+            let mut was_outlier = vec![false; region.len()];
+            for h in histories() {
+                merge_ids(&ids, &h.outliers, |i, _| was_outlier[i] = true);
+            }
+            (was_inlier, was_outlier)
+        };
     let continued = was_inlier.iter().filter(|r| r.is_some()).count();
     let center = [
         lerp(cx, prev.inlier_center_x, prior.min(0.5)),
@@ -1164,7 +1241,7 @@ fn step_denormalized(
             }
         }
         if let Some([al, b, tx, ty]) = model {
-            let scale = ((1.0 + al).hypot(b)) as f32;
+            let scale = ((1.0 + al).powi(2) + b * b).sqrt() as f32;
             let rot = b.atan2(1.0 + al) as f32;
             let ms = opts.box_similarity_max_scale.max(1.0);
             if (1.0 / ms..=ms).contains(&scale) && rot.abs() <= opts.box_similarity_max_rotation {
@@ -1320,7 +1397,10 @@ fn step_denormalized(
             length: 0,
             match_pos: {
                 let m = region[i].motion();
-                [region[i].pos[0] + m[0], region[i].pos[1] + m[1]]
+                [
+                    (region[i].pos[0] + m[0]) / ex,
+                    (region[i].pos[1] + m[1]) / ey,
+                ]
             },
         })
         .filter(|r| r.id >= 0)
@@ -1479,6 +1559,10 @@ fn step_denormalized(
     s.inlier_sum = inlier_sum;
     s.inlier_ratio = inlier_ratio;
     new_inliers.retain(|r| r.id >= 0);
+    // Records are kept in normalized coordinates.
+    for r in &mut new_inliers {
+        r.match_pos = [r.match_pos[0] / ex, r.match_pos[1] / ey];
+    }
     new_inliers.sort_by_key(|r| r.id);
     new_inliers.dedup_by_key(|r| r.id);
     outliers.sort_by_key(|r| r.id);
@@ -1491,6 +1575,152 @@ fn step_denormalized(
         s.track_status = TrackStatus::Untracked;
     }
     s
+}
+
+/// Re-acquisition of a box held at a frame edge (see
+/// [`TrackStepOptions::reacquire_out_of_view_boxes`]), in the aspect domain: `inward`
+/// points from the edges it sticks out of into the frame. Returns the new state, or `None`
+/// when too few features move coherently inward.
+fn reacquire(
+    prev: &MotionBoxState,
+    frame: &MotionVectorFrame,
+    inward: [f32; 2],
+    opts: &TrackStepOptions,
+    ts: f32,
+) -> Option<MotionBoxState> {
+    // Entering features are looked for in the box widened by the search margin, and on
+    // the inward side by its size (where the object is once it has come back in; its
+    // features are only seen some frames after it crossed the edge).
+    let (x0, y0, x1, y1) = corner_bounds(prev);
+    let e = opts.expansion_size;
+    let deep = e.max((prev.width * prev.scale).max(prev.height * prev.scale));
+    let margin = |dir: f32| if dir > 0.0 { deep } else { e };
+    let (x0, x1) = (x0 - margin(-inward[0]), x1 + margin(inward[0]));
+    let (y0, y1) = (y0 - margin(-inward[1]), y1 + margin(inward[1]));
+    let region: Vec<&MotionVector> = frame.vectors[frame.x_range(x0, x1)]
+        .iter()
+        .filter(|v| (y0..=y1).contains(&v.pos[1]))
+        .collect();
+    // Moving faster than the background discrimination level, within ~70 degrees of the
+    // inward direction.
+    let min_speed = opts.background_discrimination_high_level * ts;
+    let n_in = norm(inward);
+    let moving: Vec<&MotionVector> = region
+        .iter()
+        .copied()
+        .filter(|v| {
+            let speed = norm(v.object);
+            speed > min_speed
+                && v.object[0] * inward[0] + v.object[1] * inward[1] > 0.3 * speed * n_in
+        })
+        .collect();
+    let min_features = opts.reacquire_min_features.max(2) as usize;
+    if moving.len() < min_features {
+        return None;
+    }
+    let median = |k: usize| {
+        let mut c: Vec<f32> = moving.iter().map(|v| v.object[k]).collect();
+        c.sort_by(f32::total_cmp);
+        c[c.len() / 2]
+    };
+    let m = [median(0), median(1)];
+    let tol = (opts.relative_motion_sigma * norm(m)).max(opts.min_motion_sigma * ts);
+    let coherent: Vec<&MotionVector> = moving
+        .into_iter()
+        .filter(|v| norm([v.object[0] - m[0], v.object[1] - m[1]]) <= tol)
+        .collect();
+    if coherent.len() < min_features {
+        return None;
+    }
+    let n = coherent.len() as f32;
+    let t = [
+        coherent.iter().map(|v| v.object[0]).sum::<f32>() / n,
+        coherent.iter().map(|v| v.object[1]).sum::<f32>() / n,
+    ];
+    let mut s = prev.clone();
+    s.pos_x += t[0];
+    s.pos_y += t[1];
+    if frame.valid_background {
+        apply_camera_motion(&mut s, &frame.background_model, opts);
+    }
+    let matched = |v: &MotionVector| {
+        let m = v.motion();
+        [v.pos[0] + m[0], v.pos[1] + m[1]]
+    };
+    // The features outline the object's part in view: it ends at the inward-most one (the
+    // box's inward edge is moved there), and across the entry direction the box is centred
+    // on their span, unless they reach a frame border there.
+    let r = s.rect();
+    for (k, lo, hi) in [(0, r[0], r[2]), (1, r[1], r[3])] {
+        let (min, max) = coherent
+            .iter()
+            .map(|v| matched(v)[k])
+            .fold((f32::MAX, f32::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        // Features reaching a frame border (within the search margin) across the entry
+        // direction: the object also enters through that border.
+        let (at_low, at_high) = (min < e, max > frame.extent[k] - e);
+        let shift = if inward[k] > 0.0 || (inward[k] == 0.0 && at_low && !at_high) {
+            max - hi
+        } else if inward[k] < 0.0 || (inward[k] == 0.0 && at_high && !at_low) {
+            min - lo
+        } else {
+            (min + max - lo - hi) / 2.0
+        };
+        if k == 0 {
+            s.pos_x += shift;
+        } else {
+            s.pos_y += shift;
+        }
+    }
+    let [ex, ey] = frame.extent;
+    let record = |v: &MotionVector, length: i32| {
+        let m = matched(v);
+        FeatureRecord {
+            id: v.track_id,
+            length,
+            match_pos: [m[0] / ex, m[1] / ey],
+        }
+    };
+    let mut inliers: Vec<FeatureRecord> = coherent
+        .iter()
+        .filter(|v| v.track_id >= 0)
+        .map(|v| record(v, 1))
+        .collect();
+    inliers.sort_by_key(|r| r.id);
+    inliers.dedup_by_key(|r| r.id);
+    let mut outliers: Vec<FeatureRecord> = region
+        .iter()
+        .filter(|v| v.track_id >= 0 && inliers.binary_search_by_key(&v.track_id, |r| r.id).is_err())
+        .map(|v| record(v, 0))
+        .collect();
+    outliers.sort_by_key(|r| r.id);
+    outliers.dedup_by_key(|r| r.id);
+    let center = coherent.iter().fold([0f32; 2], |c, v| {
+        let p = matched(v);
+        [c[0] + p[0] / n, c[1] + p[1] / n]
+    });
+    let speed = norm(t);
+    s.dx = t[0];
+    s.dy = t[1];
+    s.kinetic_energy = speed;
+    s.prior_weight = 1.0;
+    s.motion_disparity = 0.0;
+    s.background_discrimination = ramp(
+        speed,
+        opts.background_discrimination_low_level,
+        opts.background_discrimination_high_level,
+    );
+    s.inlier_center_x = center[0];
+    s.inlier_center_y = center[1];
+    s.inlier_width = prev.width * prev.scale;
+    s.inlier_height = prev.height * prev.scale;
+    s.inlier_sum = n;
+    s.inlier_ratio = 1.0;
+    s.tracking_confidence = ramp(inliers.len() as f32, 10.0, 30.0);
+    s.inliers = inliers;
+    s.outliers = outliers;
+    s.track_status = TrackStatus::Tracked;
+    s.is_valid().then_some(s)
 }
 
 /// One box's states indexed by frame number, tracked forward or backward.
@@ -1840,6 +2070,137 @@ mod tests {
             (after - (before - 0.05)).abs() < 1e-3,
             "{before} -> {after}"
         );
+    }
+
+    /// Offset of an object that moves right by 0.04 per frame for 15 frames (leaving the
+    /// frame through the right border) and then comes back at the same speed.
+    fn out_and_back(f: i64) -> f32 {
+        0.04 * if f <= 15 { f } else { 30 - f } as f32
+    }
+
+    /// Top of the `out_and_back` object (aspect units): `tops.0` until it is out of view,
+    /// `tops.1` once it comes back.
+    fn out_and_back_top(f: i64, tops: (f32, f32)) -> f32 {
+        if f <= 15 {
+            tops.0
+        } else {
+            tops.1
+        }
+    }
+
+    /// Forward data f -> f+1 of the 0.2 x 0.2 object (aspect units) at x = 0.5 + `out_and_back`
+    /// on a static background.
+    fn out_and_back_frame(f: i64, tops: (f32, f32)) -> MotionVectorFrame {
+        let (off, step) = (out_and_back(f), out_and_back(f + 1) - out_and_back(f));
+        let (top, dy) = (
+            out_and_back_top(f, tops),
+            out_and_back_top(f + 1, tops) - out_and_back_top(f, tops),
+        );
+        grid_frame(true, Homography::IDENTITY, |x, y| {
+            let (ox, oy) = (x - off, y - top);
+            if (0.5..0.7).contains(&ox) && (0.0..0.2).contains(&oy) {
+                Some(([step, dy], 10_000 + id_of(ox, oy)))
+            } else {
+                Some(([0.0, 0.0], id_of(x, y)))
+            }
+        })
+    }
+
+    /// Tracks the `out_and_back` object for 30 frames; returns the box.
+    fn track_out_and_back(reacquire: bool, tops: (f32, f32)) -> MotionBox {
+        let start_box = [0.5, tops.0 / 0.75, 0.7, (tops.0 + 0.2) / 0.75];
+        let mut b = start(start_box, &out_and_back_frame(0, tops));
+        b.options.reacquire_out_of_view_boxes = reacquire;
+        for f in 0..30 {
+            assert!(
+                b.track_step(f, &out_and_back_frame(f, tops), true),
+                "step {f}"
+            );
+        }
+        b
+    }
+
+    /// IoU of the box at frame `f` with the `out_and_back` object (normalized coordinates).
+    fn out_and_back_iou(b: &MotionBox, f: i64, tops: (f32, f32)) -> f32 {
+        let r = b.state_at(f).unwrap().rect();
+        let (off, top) = (out_and_back(f), out_and_back_top(f, tops));
+        let t = [0.5 + off, top / 0.75, 0.7 + off, (top + 0.2) / 0.75];
+        let iw = (r[2].min(t[2]) - r[0].max(t[0])).max(0.0);
+        let ih = (r[3].min(t[3]) - r[1].max(t[1])).max(0.0);
+        let area = |q: [f32; 4]| (q[2] - q[0]) * (q[3] - q[1]);
+        iw * ih / (area(r) + area(t) - iw * ih)
+    }
+
+    #[test]
+    fn box_held_at_the_edge_is_reacquired_when_its_object_comes_back() {
+        let tops = (0.3, 0.3);
+        let b = track_out_and_back(true, tops);
+        // Out of view and held at the right edge while the object is away.
+        let held = b.state_at(16).unwrap();
+        assert_eq!(held.track_status, TrackStatus::TrackedOutOfBound);
+        assert!(held.rect()[0] > 0.75, "held box left {}", held.rect()[0]);
+        // Re-acquired as the object enters again, and on it once it is back in view.
+        for f in 24..=30 {
+            let s = b.state_at(f).unwrap();
+            assert_eq!(s.track_status, TrackStatus::Tracked, "frame {f}");
+            let iou = out_and_back_iou(&b, f, tops);
+            assert!(iou > 0.85, "frame {f}: IoU {iou}");
+        }
+        let s = b.state_at(30).unwrap();
+        assert!((s.dx + 0.04).abs() < 0.01, "dx {}", s.dx);
+        // Without re-acquisition the returning features drag the box along from where it
+        // was held, which is off the object's entry position.
+        let dragged = track_out_and_back(false, tops);
+        let iou = out_and_back_iou(&dragged, 30, tops);
+        assert!(iou < 0.8, "IoU without re-acquisition {iou}");
+    }
+
+    #[test]
+    fn box_is_reacquired_on_an_object_coming_back_through_a_corner() {
+        // The object leaves along the top edge and comes back 0.08 higher, partly above
+        // the frame: the box's bottom is aligned with the features, not centred on them.
+        let tops = (0.0, -0.08);
+        let b = track_out_and_back(true, tops);
+        for f in 24..=30 {
+            let iou = out_and_back_iou(&b, f, tops);
+            assert!(iou > 0.85, "frame {f}: IoU {iou}");
+        }
+    }
+
+    #[test]
+    fn box_held_at_the_edge_ignores_features_moving_out_of_the_frame() {
+        // A second object crosses the held box's part in view moving out of the frame: the
+        // box stays held (out of bound, confidence 0).
+        let mut b = start(
+            [0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75],
+            &moving_right_frame(0, 0.04),
+        );
+        for f in 0..20 {
+            assert!(b.track_step(f, &moving_right_frame(f, 0.04), true));
+        }
+        let before = b.state_at(20).unwrap().clone();
+        assert_eq!(before.track_status, TrackStatus::TrackedOutOfBound);
+        for f in 20..26 {
+            // The second object: [0.7, 0.9] x [0.3, 0.5] at frame 20, moving right.
+            let off = 0.03 * (f - 20) as f32;
+            let frame = grid_frame(true, Homography::IDENTITY, |x, y| {
+                let ox = x - off;
+                if (0.7..0.9).contains(&ox) && (0.3..0.5).contains(&y) {
+                    Some(([0.03, 0.0], 50_000 + id_of(ox, y)))
+                } else {
+                    Some(([0.0, 0.0], id_of(x, y)))
+                }
+            });
+            assert!(b.track_step(f, &frame, true), "step {f}");
+            let s = b.state_at(f + 1).unwrap();
+            assert_eq!(s.track_status, TrackStatus::TrackedOutOfBound, "frame {f}");
+            assert_eq!(s.tracking_confidence, 0.0);
+            assert!(
+                (s.pos_x - before.pos_x).abs() < 1e-3,
+                "frame {f}: {}",
+                s.pos_x
+            );
+        }
     }
 
     #[test]
