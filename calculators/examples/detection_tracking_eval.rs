@@ -23,6 +23,8 @@
 //!   in all three frames).
 //! * **coverage**: the share of per-frame detections that a tracked box of the same frame
 //!   overlaps with IoU >= 0.5.
+//!   For reference, the same share when the detector's latest output is held still until its
+//!   next output (no tracking at all): what tracking adds over doing nothing.
 //! * **tracks**: distinct ids in the tracked output, and their mean length (frames in which
 //!   each id is reported).
 //!
@@ -293,6 +295,8 @@ struct Scores {
     jitter_triples: usize,
     tracked_jitter_all_px: f64,
     coverage: f64,
+    /// Coverage without tracking: the detector's latest output held still until the next.
+    coverage_held_detections: f64,
     detections: usize,
     distinct_ids: usize,
     mean_track_frames: f64,
@@ -332,8 +336,21 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
     let n = tracked.frames.len().min(detected.frames.len());
     let mut tracked_paths: HashMap<u64, BTreeMap<usize, (f64, f64)>> = HashMap::new();
     let mut detected_paths: HashMap<u64, BTreeMap<usize, (f64, f64)>> = HashMap::new();
-    let (mut covered, mut total) = (0usize, 0usize);
+    let (mut covered, mut total, mut held_covered) = (0usize, 0usize, 0usize);
     for k in 0..n {
+        // Reference: the detector's latest output on or before this frame, not moved.
+        let held = tracked
+            .frame_times
+            .get(k)
+            .and_then(|&t| tracked.raw.range(..=t).next_back().map(|(_, dets)| dets));
+        held_covered += detected.frames[k]
+            .iter()
+            .filter(|d| {
+                held.into_iter()
+                    .flatten()
+                    .any(|h| d.bbox().iou(h.bbox()) >= 0.5)
+            })
+            .count();
         for t in &tracked.frames[k] {
             if let Some(id) = t.id {
                 tracked_paths
@@ -394,6 +411,7 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
         jitter_triples: triples,
         tracked_jitter_all_px: ratio(all_sum, all_n),
         coverage: ratio(covered as f64, total),
+        coverage_held_detections: ratio(held_covered as f64, total),
         detections: total,
         distinct_ids: tracked_paths.len(),
         mean_track_frames: ratio(lengths.iter().sum::<usize>() as f64, lengths.len()),
@@ -479,6 +497,10 @@ fn main() -> Res<()> {
         println!(
             "| per-frame detections covered by a tracked box (IoU >= 0.5) | {:.3} ({} detections) |",
             s.coverage, s.detections
+        );
+        println!(
+            "| same, without tracking: the latest detections held still (reference) | {:.3} |",
+            s.coverage_held_detections
         );
         println!(
             "| distinct ids / mean track length | {} / {:.1} frames |",
