@@ -198,9 +198,9 @@ pub fn graph_yaml(args: &Args, max_frames: u64) -> String {
         Some(_) => "  - calculator: OpenCvVideoDecoderCalculator\n    name: decoder\n    input_side_packet: [\"INPUT_FILE_PATH:input_video\"]\n    output_stream: [\"VIDEO:source_frames\", \"VIDEO_PRESTREAM:input_header\"]\n".to_string(),
         None => format!("  - calculator: CameraSourceCalculator\n    name: camera\n    output_stream: [\"VIDEO:source_frames\", \"VIDEO_PRESTREAM:input_header\"]\n    options: {{device: {}}}\n", args.device),
     };
-    // Live: admit a new frame only when the previous one has been drawn. Two in flight, not
-    // one: the detection branch's PacketThinner knows a frame is the one to detect only when
-    // the next frame arrives, and the tracker waits for that frame's detections.
+    // Live: admit a new frame only when an earlier one has been drawn. Two in flight, so that
+    // the next frame's tracking overlaps the current one's drawing (one works too: the
+    // detection branch's PacketThinner decides on timestamp bounds, not only on the next frame).
     let limiter = if live {
         "  - calculator: FlowLimiterCalculator\n    name: flow_limiter\n    input_stream: [source_frames, \"FINISHED:annotated_frames\"]\n    input_stream_info: [{tag_index: FINISHED, back_edge: true}]\n    output_stream: [input_frames]\n    options: {max_in_flight: 2}\n"
     } else {

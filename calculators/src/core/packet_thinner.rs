@@ -152,6 +152,43 @@ impl PacketThinnerCalculator {
         Ok(())
     }
 
+    /// SYNC: sends the saved packet as soon as it is final, i.e. once every timestamp up to
+    /// `settled` is known and no later packet could be nearer its period's centre (or as near:
+    /// ties go to the later packet). A saved packet at or after the centre is final at once;
+    /// one `d` before it, once the stream has settled up to `d` after it. The packets and
+    /// timestamps are MediaPipe's; only the moment they go out is earlier, which also keeps a
+    /// graph behind a one-in-flight FlowLimiter from waiting on a frame that cannot come.
+    fn send_if_final(&mut self, cx: &mut CalculatorContext, settled: i64) -> Result<Flow> {
+        if self.saved.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let saved = self.saved.timestamp().value();
+        let sync = self.nearest_sync(saved);
+        let centre = sync.value() as i128;
+        let last_nearer = if (saved as i128) >= centre {
+            saved as i128
+        } else {
+            2 * centre - saved as i128
+        };
+        if (settled as i128) < last_nearer {
+            return Ok(Flow::Continue);
+        }
+        let saved = std::mem::replace(&mut self.saved, Packet::empty());
+        let emit = if self.options.sync_output_timestamps {
+            saved.at(sync)
+        } else {
+            saved
+        };
+        self.emitted = Some(sync);
+        let b = Timestamp::new(settled).next_allowed_in_stream();
+        let mut out = cx.output(&OUT);
+        out.send_packet(emit)?;
+        if b >= out.next_timestamp_bound() {
+            out.set_next_timestamp_bound(b)?;
+        }
+        Ok(Flow::Continue)
+    }
+
     fn nearest_sync(&self, now: i64) -> Timestamp {
         let (n, s, p) = (now as i128, self.start as i128, self.period as i128);
         let sync = (n - s + p / 2) / p * p + s;
@@ -168,6 +205,8 @@ impl Calculator for PacketThinnerCalculator {
     fn contract(cc: &mut Contract, o: &PacketThinnerCalculatorOptions) -> Result<()> {
         cc.declare(&[&IN, &OUT, &OPTIONS_SIDE, &PERIOD_SIDE])?;
         cc.set_type(PortKind::Output, 0, TypeDecl::SameAs(PortKind::Input, 0));
+        // SYNC decides on bound advances too (a frame dropped upstream still settles time).
+        cc.set_process_timestamp_bounds(true);
         if !cc.side_inputs().has_tag("OPTIONS") {
             let period = if cc.side_inputs().has_tag("PERIOD") {
                 1
@@ -273,6 +312,27 @@ impl Calculator for PacketThinnerCalculator {
             return Ok(Flow::Continue);
         }
         let p = cx.input(&IN).packet().clone();
+        if p.is_empty() {
+            // A bound advance with no packet (SYNC): it may make the saved packet final.
+            if !self.sync {
+                return Ok(Flow::Continue);
+            }
+            self.send_if_final(cx, now)?;
+            if self.saved.is_empty() {
+                // Nothing held: no output before the next packet's time (or its centre).
+                let next = Timestamp::new(now).next_allowed_in_stream();
+                let b = if self.options.sync_output_timestamps {
+                    self.nearest_sync(next.value())
+                } else {
+                    next
+                };
+                let mut out = cx.output(&OUT);
+                if b > out.next_timestamp_bound() {
+                    out.set_next_timestamp_bound(b)?;
+                }
+            }
+            return Ok(Flow::Continue);
+        }
         if !self.sync {
             if now >= self.next_valid {
                 cx.output(&OUT).send_packet(p)?;
@@ -295,48 +355,30 @@ impl Calculator for PacketThinnerCalculator {
         if self.saved.is_empty() {
             self.saved = p;
             self.raise_bound(cx, ts)?;
-            return Ok(Flow::Continue);
-        }
-        let saved = self.saved.timestamp().value();
-        let saved_sync = self.nearest_sync(saved);
-        if saved_sync == now_sync {
+        } else if self.nearest_sync(self.saved.timestamp().value()) == now_sync {
+            let saved = self.saved.timestamp().value();
             let d_now = (now as i128 - now_sync.value() as i128).abs();
-            let d_saved = (saved as i128 - saved_sync.value() as i128).abs();
+            let d_saved = (saved as i128 - now_sync.value() as i128).abs();
             if d_now <= d_saved {
                 self.saved = p;
                 self.raise_bound(cx, ts)?;
-            } else {
-                // A later packet farther from the centre: every packet still to come in this
-                // period is farther still, so the saved one is final and goes out now rather
-                // than when the next period starts (same packet and timestamp, less latency).
-                let saved = std::mem::replace(&mut self.saved, Packet::empty());
-                let emit = if self.options.sync_output_timestamps {
-                    saved.at(saved_sync)
-                } else {
-                    saved
-                };
-                self.emitted = Some(now_sync);
-                let b = ts.next_allowed_in_stream();
-                let mut out = cx.output(&OUT);
-                out.send_packet(emit)?;
-                if b >= out.next_timestamp_bound() {
-                    out.set_next_timestamp_bound(b)?;
-                }
             }
         } else {
+            // A packet of a later period: the saved one goes out, this one is saved.
+            let saved = std::mem::replace(&mut self.saved, p);
+            let saved_sync = self.nearest_sync(saved.timestamp().value());
             let (emit, bound) = if self.options.sync_output_timestamps {
-                (self.saved.at(saved_sync), now_sync)
+                (saved.at(saved_sync), now_sync)
             } else {
-                (self.saved.clone(), ts)
+                (saved, ts)
             };
             let mut out = cx.output(&OUT);
             out.send_packet(emit)?;
             if bound >= out.next_timestamp_bound() {
                 out.set_next_timestamp_bound(bound)?;
             }
-            self.saved = p;
         }
-        Ok(Flow::Continue)
+        self.send_if_final(cx, now)
     }
 
     fn close(&mut self, cx: &mut CalculatorContext) -> Result<()> {
@@ -427,9 +469,10 @@ mod tests {
                 .map(|(t, _)| t.value())
                 .collect::<Vec<_>>()
         };
-        // Centre 10: 8, then 11 (nearer) is saved; 13 is farther, so 11 is final at once.
+        // Centre 10: 8 is saved (a packet up to 12 could still be nearer); 11 is nearer and
+        // after the centre, so no later packet can beat it: it goes out at once.
         assert_eq!(sent(&mut g, 8), Vec::<i64>::new());
-        assert_eq!(sent(&mut g, 11), Vec::<i64>::new());
+        assert_eq!(sent(&mut g, 11), vec![11]);
         assert_eq!(sent(&mut g, 13), vec![11]);
         // The rest of that period is dropped; 16 opens the next one and is sent at close.
         assert_eq!(sent(&mut g, 14), vec![11]);
@@ -437,6 +480,33 @@ mod tests {
         g.finish().unwrap();
         let all: Vec<i64> = out.values::<i64>().into_iter().map(|(_, v)| v).collect();
         assert_eq!(all, vec![11, 16]);
+    }
+
+    #[test]
+    fn sync_decides_on_bound_advances_without_later_packets() {
+        // Centre 10, packet 7: only a packet before 13 could be nearer. Upstream drops the
+        // frames after 7 (a FlowLimiter would) and only advances the bound: once time has
+        // settled to 13, 7 is final and goes out, with no later packet.
+        let mut g = graph(
+            "input_stream: [in]\nnode:\n  - calculator: PacketThinnerCalculator\n    input_stream: [in]\n    output_stream: [out]\n    options: {thinner_type: SYNC, period: 10, sync_output_timestamps: false}\n",
+        );
+        let out = record(&mut g, "out");
+        g.start_run(Default::default()).unwrap();
+        let sent = |g: &mut mediagraph_framework::Graph| {
+            g.wait_until_idle().unwrap();
+            out.values::<i64>()
+                .into_iter()
+                .map(|(t, _)| t.value())
+                .collect::<Vec<_>>()
+        };
+        g.add_packet("in", at(7i64, 7)).unwrap();
+        assert_eq!(sent(&mut g), Vec::<i64>::new());
+        // Settled up to 12: a packet at 13 would tie (and win, ties go to the later one).
+        g.set_input_stream_timestamp_bound("in", ts(13)).unwrap();
+        assert_eq!(sent(&mut g), Vec::<i64>::new());
+        g.set_input_stream_timestamp_bound("in", ts(14)).unwrap();
+        assert_eq!(sent(&mut g), vec![7]);
+        g.finish().unwrap();
     }
 
     #[test]
