@@ -1593,8 +1593,12 @@ impl RunState {
             st.stats.dropped += dropped;
             let ts = match readiness {
                 Readiness::Process(ts) => ts,
-                // After a batch, the finish re-checks readiness and schedules what is due.
-                _ if calls > 0 => break,
+                // After a batch, the finish re-checks readiness and schedules what is due
+                // (queues the readiness check just truncated may have room again).
+                _ if calls > 0 => {
+                    self.release_drained(n, &mut st, &mut effects);
+                    break;
+                }
                 Readiness::NotReady => {
                     st.busy = false;
                     self.release_drained(n, &mut st, &mut effects);
