@@ -835,23 +835,34 @@ fn lookup<'a>(
     }
 }
 
-/// Calls `found(index, record)` for every `(id, index)` of the id-sorted `ids` whose id is
-/// in the id-sorted `records`.
+/// A (track id >= 0, index) pair as one integer ordered like the pair (sorting integers is
+/// much cheaper than sorting pairs).
+fn id_key(id: i32, index: usize) -> u64 {
+    (u64::from(id.unsigned_abs()) << 32) | index as u64
+}
+
+/// The (track id, index) of an [`id_key`].
+fn key_parts(key: u64) -> (i32, usize) {
+    ((key >> 32) as i32, (key & 0xffff_ffff) as usize)
+}
+
+/// Calls `found(index, record)` for every [`id_key`] of the sorted `keys` whose id is in the
+/// id-sorted `records`.
 fn merge_ids<'a>(
-    ids: &[(i32, usize)],
+    keys: &[u64],
     records: &'a [FeatureRecord],
     mut found: impl FnMut(usize, &'a FeatureRecord),
 ) {
     let (mut a, mut b) = (0, 0);
-    while a < ids.len() && b < records.len() {
-        match ids[a].0.cmp(&records[b].id) {
-            std::cmp::Ordering::Less => a += 1,
-            std::cmp::Ordering::Greater => b += 1,
-            std::cmp::Ordering::Equal => {
-                found(ids[a].1, &records[b]);
-                a += 1;
-            }
+    while a < keys.len() && b < records.len() {
+        let (id, index) = key_parts(keys[a]);
+        let r = records[b].id;
+        if id == r {
+            found(index, &records[b]);
         }
+        // Equal ids: the next key may repeat the id, so the record stays.
+        a += usize::from(id <= r);
+        b += usize::from(id > r);
     }
 }
 
@@ -980,8 +991,8 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
 struct StepScratch {
     /// The vectors of the search region, in frame (x) order.
     region: Vec<MotionVector>,
-    /// (track id, region index) of the region vectors with an id, sorted.
-    ids: Vec<(i32, usize)>,
+    /// [`id_key`]s of the region vectors with an id (index: in the region), sorted.
+    ids: Vec<u64>,
     /// Per region vector: length of its previous inlier record (`None`: not an inlier).
     was_inlier: Vec<Option<i32>>,
     /// Per region vector: an outlier in one of the recent states.
@@ -1150,7 +1161,7 @@ fn step_denormalized(
             .iter()
             .enumerate()
             .filter(|(_, v)| v.track_id >= 0)
-            .map(|(i, v)| (v.track_id, i)),
+            .map(|(i, v)| id_key(v.track_id, i)),
     );
     ids.sort_unstable();
     was_inlier.clear();
@@ -1486,7 +1497,7 @@ fn step_denormalized(
     let (mut new_inliers, mut outliers) = (Vec::new(), Vec::new());
     if !reset {
         new_inliers.reserve(accepted.len());
-        for &(id, i) in ids.iter() {
+        for (id, i) in ids.iter().map(|&k| key_parts(k)) {
             let list = if inlierness[i] > 0.0 {
                 &mut new_inliers
             } else if is_outlier[i] {
