@@ -846,20 +846,20 @@ fn key_parts(key: u64) -> (i32, usize) {
     ((key >> 32) as i32, (key & 0xffff_ffff) as usize)
 }
 
-/// Calls `found(index, record)` for every [`id_key`] of the sorted `keys` whose id is in the
-/// id-sorted `records`.
-fn merge_ids<'a>(
+/// Merges the sorted [`id_key`]s `keys` with the id-sorted `records`, calling
+/// `visit(index, record, same_id)` for every pair compared (the callers update their flags
+/// without branching on `same_id`); every key whose id is in `records` is visited with its
+/// record and `true`.
+fn merge_ids(
     keys: &[u64],
-    records: &'a [FeatureRecord],
-    mut found: impl FnMut(usize, &'a FeatureRecord),
+    records: &[FeatureRecord],
+    mut visit: impl FnMut(usize, &FeatureRecord, bool),
 ) {
     let (mut a, mut b) = (0, 0);
     while a < keys.len() && b < records.len() {
         let (id, index) = key_parts(keys[a]);
         let r = records[b].id;
-        if id == r {
-            found(index, &records[b]);
-        }
+        visit(index, &records[b], id == r);
         // Equal ids: the next key may repeat the id, so the record stays.
         a += usize::from(id <= r);
         b += usize::from(id > r);
@@ -1063,23 +1063,27 @@ fn step_denormalized(
     let (sx0, sy0, sx1, sy1) = (x0 - e, y0 - e, x1 + e, y1 + e);
     let rotated = prev.rotation.abs() > 0.01;
     let (sin, cos) = prev.rotation.sin_cos();
+    // Non-short-circuit `&`: which vectors pass is unpredictable, so no branches.
     let in_region = |v: &MotionVector| {
-        if v.pos[1] < sy0 || v.pos[1] > sy1 {
-            return false;
-        }
+        let in_y = !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
         if rotated {
             let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
             let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
-            return lx.abs() <= bw / 2.0 + e && ly.abs() <= bh / 2.0 + e;
+            return in_y & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e);
         }
-        true
+        in_y
     };
+    // The x slab, compacted in place to the vectors in the region: every vector is
+    // written, the length only advances for those that pass (no branch either).
     region.clear();
-    region.extend(
-        frame.vectors[frame.x_range(sx0, sx1)]
-            .iter()
-            .filter(|v| in_region(v)),
-    );
+    region.extend_from_slice(&frame.vectors[frame.x_range(sx0, sx1)]);
+    let mut len = 0;
+    for i in 0..region.len() {
+        let v = region[i];
+        region[len] = v;
+        len += usize::from(in_region(&v));
+    }
+    region.truncate(len);
     let region: &[MotionVector] = region;
 
     // `prev` with its records, for the outcomes that keep them.
@@ -1174,9 +1178,13 @@ fn step_denormalized(
     } else {
         was_inlier.resize(n, None);
         was_outlier.resize(n, false);
-        merge_ids(ids, &records.inliers, |i, r| was_inlier[i] = Some(r.length));
+        merge_ids(ids, &records.inliers, |i, r, same| {
+            if same {
+                was_inlier[i] = Some(r.length);
+            }
+        });
         for h in histories() {
-            merge_ids(ids, &h.outliers, |i, _| was_outlier[i] = true);
+            merge_ids(ids, &h.outliers, |i, _, same| was_outlier[i] |= same);
         }
     }
     let continued = was_inlier.iter().filter(|r| r.is_some()).count();
