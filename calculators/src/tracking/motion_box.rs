@@ -1001,6 +1001,10 @@ struct StepScratch {
     prior_w: Vec<f32>,
     /// Per region vector: IRLS weight.
     weights: Vec<f32>,
+    /// Per region vector: object motion x.
+    object_x: Vec<f32>,
+    /// Per region vector: object motion y.
+    object_y: Vec<f32>,
     /// Per region vector: IRLS weight of the object similarity fit.
     sim_weights: Vec<f32>,
     /// Per region vector: inlierness (0 unless accepted).
@@ -1038,6 +1042,8 @@ fn step_denormalized(
         was_outlier,
         prior_w,
         weights,
+        object_x,
+        object_y,
         sim_weights,
         inlierness,
         is_outlier,
@@ -1289,29 +1295,35 @@ fn step_denormalized(
     let mut t = v_prev;
     let no_good = good == 0 || wsum <= 0.0;
     if !no_good {
-        // The sums of an iteration are accumulated while the previous one computes the
-        // weights (the same sums in the same order as separate passes).
-        let (mut sw, mut tx, mut ty) = (0f32, 0f32, 0f32);
-        for (v, &w) in region.iter().zip(weights.iter()) {
-            sw += w;
-            tx += w * v.object[0];
-            ty += w * v.object[1];
-        }
+        // The object motion in separate x and y arrays: the weight pass is then
+        // vectorized (lane-wise the same operations, so the same values); the sums stay
+        // sequential, in the same order.
+        object_x.clear();
+        object_x.extend(region.iter().map(|v| v.object[0]));
+        object_y.clear();
+        object_y.extend(region.iter().map(|v| v.object[1]));
+        let (object_x, object_y) = (&object_x[..], &object_y[..]);
         for it in 0..iters {
+            let (mut sw, mut tx, mut ty) = (0f32, 0f32, 0f32);
+            for ((&w, &x), &y) in weights.iter().zip(object_x).zip(object_y) {
+                sw += w;
+                tx += w * x;
+                ty += w * y;
+            }
             if sw <= 0.0 {
                 break;
             }
             t = [tx / sw, ty / sw];
-            let last = it + 1 == iters;
-            (sw, tx, ty) = (0.0, 0.0, 0.0);
-            for ((v, w), &pw) in region.iter().zip(weights.iter_mut()).zip(prior_w.iter()) {
-                let d = [v.object[0] - t[0], v.object[1] - t[1]];
-                let err = aniso_error(d, dir, irls_scale);
-                let num = if last { 1.0 } else { pw };
-                *w = num / (err + 1e-8);
-                sw += *w;
-                tx += *w * v.object[0];
-                ty += *w * v.object[1];
+            let weight = |x: f32, y: f32, num: f32| {
+                let err = aniso_error([x - t[0], y - t[1]], dir, irls_scale);
+                num / (err + 1e-8)
+            };
+            let pass = weights.iter_mut().zip(object_x).zip(object_y);
+            if it + 1 == iters {
+                pass.for_each(|((w, &x), &y)| *w = weight(x, y, 1.0));
+            } else {
+                pass.zip(prior_w.iter())
+                    .for_each(|(((w, &x), &y), &pw)| *w = weight(x, y, pw));
             }
         }
     }
