@@ -1071,6 +1071,8 @@ fn step_denormalized(
     let (sin, cos) = prev.rotation.sin_cos();
     // Non-short-circuit `&`: which vectors pass is unpredictable, so no branches.
     let in_region = |v: &MotionVector| {
+        // Negated comparisons: a NaN position counts as inside (not rejected by either).
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         let in_y = !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
         if rotated {
             let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
