@@ -1998,6 +1998,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn id_keys_sort_like_pairs_and_merge_finds_repeated_ids() {
+        let pairs = [(7, 0), (3, 1), (7, 2), (0, 3), (i32::MAX, 4), (3, 5)];
+        let mut keys: Vec<u64> = pairs.iter().map(|&(id, i)| id_key(id, i)).collect();
+        keys.sort_unstable();
+        let mut sorted = pairs.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(
+            keys.iter().map(|&k| key_parts(k)).collect::<Vec<_>>(),
+            sorted
+        );
+        let rec = |id| FeatureRecord {
+            id,
+            length: id,
+            match_pos: [0.0; 2],
+        };
+        let records = [rec(1), rec(3), rec(7), rec(9)];
+        let mut found = vec![None; pairs.len()];
+        merge_ids(&keys, &records, |i, r, same| {
+            if same {
+                found[i] = Some(r.id);
+            }
+        });
+        // Both region entries with id 3 and both with id 7 find their record.
+        assert_eq!(found, [Some(7), Some(3), Some(7), None, None, Some(3)]);
+    }
+
     fn id_of(x: f32, y: f32) -> i32 {
         ((x * 64.0) as i32) * 100 + (y * 64.0) as i32
     }
