@@ -17,6 +17,7 @@
 //! are per 33.3 ms frame. A step rescales the geometry into the aspect domain and per-frame
 //! units and back; feature records (match positions) stay normalized.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -643,6 +644,15 @@ impl MotionBoxState {
         self.inlier_height *= sy;
         self
     }
+
+    /// A copy without the feature records (no allocation).
+    fn without_records(&self) -> MotionBoxState {
+        MotionBoxState {
+            inliers: Vec::new(),
+            outliers: Vec::new(),
+            ..*self
+        }
+    }
 }
 
 /// Initializes `state` on the frame it starts at: vectors inside the box become inliers
@@ -698,17 +708,16 @@ pub fn initialize_inliers(state: &mut MotionBoxState, frame: &MotionVectorFrame)
 
 /// Weighted linear similarity fit of `obj = (a-1, b) applied to (p - c) + t`:
 /// returns (alpha = a - 1, b, tx, ty).
+/// `samples` are (point, motion, weight).
 fn fit_similarity(
-    points: &[[f32; 2]],
-    motions: &[[f32; 2]],
-    weights: &[f32],
+    samples: impl IntoIterator<Item = ([f32; 2], [f32; 2], f32)>,
     c: [f32; 2],
 ) -> Option<[f64; 4]> {
     // Rows [x, -y, 1, 0] -> mx and [y, x, 0, 1] -> my: the normal equations only need
     // these weighted sums.
     let (mut sw, mut sx, mut sy, mut sr) = (0f64, 0f64, 0f64, 0f64);
     let mut atb = [0f64; 4];
-    for ((p, m), &w) in points.iter().zip(motions).zip(weights) {
+    for (p, m, w) in samples {
         let (x, y) = (f64::from(p[0] - c[0]), f64::from(p[1] - c[1]));
         let (mx, my) = (f64::from(m[0]), f64::from(m[1]));
         let w = f64::from(w);
@@ -780,14 +789,11 @@ fn apply_camera_motion(s: &mut MotionBoxState, h: &Homography, opts: &TrackStepO
         return;
     }
     let corners = s.corners();
-    let motions: Vec<[f32; 2]> = corners
-        .iter()
-        .map(|p| {
-            let (mx, my) = h.map(p[0], p[1]);
-            [mx - p[0], my - p[1]]
-        })
-        .collect();
-    match fit_similarity(&corners, &motions, &[1.0; 4], [cx, cy]) {
+    let samples = corners.map(|p| {
+        let (mx, my) = h.map(p[0], p[1]);
+        (p, [mx - p[0], my - p[1]], 1.0)
+    });
+    match fit_similarity(samples, [cx, cy]) {
         Some([alpha, b, tx, ty]) if (tx.is_finite() && ty.is_finite()) => {
             s.pos_x += tx as f32;
             s.pos_y += ty as f32;
@@ -829,23 +835,34 @@ fn lookup<'a>(
     }
 }
 
-/// Calls `found(index, record)` for every `(id, index)` of the id-sorted `ids` whose id is
-/// in the id-sorted `records`.
-fn merge_ids<'a>(
-    ids: &[(i32, usize)],
-    records: &'a [FeatureRecord],
-    mut found: impl FnMut(usize, &'a FeatureRecord),
+/// A (track id >= 0, index) pair as one integer ordered like the pair (sorting integers is
+/// much cheaper than sorting pairs).
+fn id_key(id: i32, index: usize) -> u64 {
+    (u64::from(id.unsigned_abs()) << 32) | index as u64
+}
+
+/// The (track id, index) of an [`id_key`].
+fn key_parts(key: u64) -> (i32, usize) {
+    ((key >> 32) as i32, (key & 0xffff_ffff) as usize)
+}
+
+/// Merges the sorted [`id_key`]s `keys` with the id-sorted `records`, calling
+/// `visit(index, record, same_id)` for every pair compared (the callers update their flags
+/// without branching on `same_id`); every key whose id is in `records` is visited with its
+/// record and `true`.
+fn merge_ids(
+    keys: &[u64],
+    records: &[FeatureRecord],
+    mut visit: impl FnMut(usize, &FeatureRecord, bool),
 ) {
     let (mut a, mut b) = (0, 0);
-    while a < ids.len() && b < records.len() {
-        match ids[a].0.cmp(&records[b].id) {
-            std::cmp::Ordering::Less => a += 1,
-            std::cmp::Ordering::Greater => b += 1,
-            std::cmp::Ordering::Equal => {
-                found(ids[a].1, &records[b]);
-                a += 1;
-            }
-        }
+    while a < keys.len() && b < records.len() {
+        let (id, index) = key_parts(keys[a]);
+        let r = records[b].id;
+        visit(index, &records[b], id == r);
+        // Equal ids: the next key may repeat the id, so the record stays.
+        a += usize::from(id <= r);
+        b += usize::from(id > r);
     }
 }
 
@@ -875,7 +892,8 @@ pub fn track_step(
     }
     let [ex, ey] = frame.extent;
     let ts = frame.duration_ms / NOMINAL_FRAME_MS;
-    let p = prev.clone().rescaled(ex, ey, ts);
+    // The records stay with `prev` (normalized, read in place): the rescaled copy has none.
+    let p = prev.without_records().rescaled(ex, ey, ts);
     // Only feature ids and inlier sums of the history are used: it needs no rescaling.
     let hist = &history[history.len().saturating_sub(10)..];
     // A box held out of view (option) is re-acquired by features entering the frame, or
@@ -898,7 +916,9 @@ pub fn track_step(
     let mut out = match reacquired {
         Some(s) => s,
         None => {
-            let mut out = step_denormalized(&p, hist, frame, first_step, opts, ts);
+            let mut out = SCRATCH.with_borrow_mut(|scratch| {
+                step_denormalized(scratch, &p, prev, hist, frame, first_step, opts)
+            });
             if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
                 out.track_status = TrackStatus::TrackedOutOfBound;
                 out.tracking_confidence = 0.0;
@@ -933,16 +953,23 @@ pub fn track_step(
 /// below TRACKED, or at least `max_track_failures` of the last `max + 1` (out-of-bound ones
 /// excluded) have |disparity| x prior > 0.8.
 pub fn is_failure(states: &[&MotionBoxState], opts: &TrackStepOptions) -> bool {
-    let Some(last) = states.last() else {
+    failure_in(states.iter().rev().copied(), opts)
+}
+
+/// [`is_failure`] of the states given newest first.
+fn failure_in<'a>(
+    mut newest_first: impl Iterator<Item = &'a MotionBoxState>,
+    opts: &TrackStepOptions,
+) -> bool {
+    let Some(last) = newest_first.next() else {
         return true;
     };
     if last.track_status < TrackStatus::Tracked {
         return true;
     }
     let window = opts.max_track_failures as usize + 1;
-    let bad = states
-        .iter()
-        .rev()
+    let bad = std::iter::once(last)
+        .chain(newest_first)
         .take(window)
         .filter(|s| s.track_status != TrackStatus::TrackedOutOfBound)
         .filter(|s| s.motion_disparity.abs() * s.prior_weight > 0.8)
@@ -958,16 +985,74 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
     )
 }
 
-/// The step in the aspect domain, velocities per actual frame.
+/// Working buffers of [`step_denormalized`], reused by the steps of all boxes of a thread:
+/// once they have grown, a step allocates only the records of its new state.
+#[derive(Default)]
+struct StepScratch {
+    /// The vectors of the search region, in frame (x) order.
+    region: Vec<MotionVector>,
+    /// [`id_key`]s of the region vectors with an id (index: in the region), sorted.
+    ids: Vec<u64>,
+    /// Per region vector: length of its previous inlier record (`None`: not an inlier).
+    was_inlier: Vec<Option<i32>>,
+    /// Per region vector: an outlier in one of the recent states.
+    was_outlier: Vec<bool>,
+    /// Per region vector: normalized prior weight.
+    prior_w: Vec<f32>,
+    /// Per region vector: IRLS weight.
+    weights: Vec<f32>,
+    /// Per region vector: object motion x.
+    object_x: Vec<f32>,
+    /// Per region vector: object motion y.
+    object_y: Vec<f32>,
+    /// Per region vector: IRLS weight of the object similarity fit.
+    sim_weights: Vec<f32>,
+    /// Per region vector: inlierness (0 unless accepted).
+    inlierness: Vec<f32>,
+    /// Per region vector: a new outlier.
+    is_outlier: Vec<bool>,
+    /// Region indices of the accepted inliers, ascending.
+    accepted: Vec<usize>,
+    /// Per accepted inlier: density factor.
+    density: Vec<f32>,
+    /// Per accepted inlier: weight in the inlier center.
+    center_w: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<StepScratch> = RefCell::new(StepScratch::default());
+}
+
+/// The step in the aspect domain, velocities per actual frame. `prev` is rescaled and
+/// without feature records; `records` is the state it came from (its inliers and outliers
+/// are used and carried over by the steps that keep them).
 fn step_denormalized(
+    scratch: &mut StepScratch,
     prev: &MotionBoxState,
+    records: &MotionBoxState,
     hist: &[&MotionBoxState],
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
-    ts: f32,
 ) -> MotionBoxState {
+    let StepScratch {
+        region,
+        ids,
+        was_inlier,
+        was_outlier,
+        prior_w,
+        weights,
+        object_x,
+        object_y,
+        sim_weights,
+        inlierness,
+        is_outlier,
+        accepted,
+        density,
+        center_w,
+    } = scratch;
     let [ex, ey] = frame.extent;
+    let ts = frame.duration_ms / NOMINAL_FRAME_MS;
     let static_motion = opts.static_motion_temporal_ratio * ts;
     let v_prev = [prev.dx, prev.dy];
     let speed_prev = norm(v_prev);
@@ -984,24 +1069,39 @@ fn step_denormalized(
     let (sx0, sy0, sx1, sy1) = (x0 - e, y0 - e, x1 + e, y1 + e);
     let rotated = prev.rotation.abs() > 0.01;
     let (sin, cos) = prev.rotation.sin_cos();
+    // Non-short-circuit `&`: which vectors pass is unpredictable, so no branches.
     let in_region = |v: &MotionVector| {
-        if v.pos[1] < sy0 || v.pos[1] > sy1 {
-            return false;
-        }
+        // Negated comparisons: a NaN position counts as inside (not rejected by either).
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let in_y = !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
         if rotated {
             let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
             let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
-            return lx.abs() <= bw / 2.0 + e && ly.abs() <= bh / 2.0 + e;
+            return in_y & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e);
         }
-        true
+        in_y
     };
-    let region: Vec<&MotionVector> = frame.vectors[frame.x_range(sx0, sx1)]
-        .iter()
-        .filter(|v| in_region(v))
-        .collect();
+    // The x slab, compacted in place to the vectors in the region: every vector is
+    // written, the length only advances for those that pass (no branch either).
+    region.clear();
+    region.extend_from_slice(&frame.vectors[frame.x_range(sx0, sx1)]);
+    let mut len = 0;
+    for i in 0..region.len() {
+        let v = region[i];
+        region[len] = v;
+        len += usize::from(in_region(&v));
+    }
+    region.truncate(len);
+    let region: &[MotionVector] = region;
 
+    // `prev` with its records, for the outcomes that keep them.
+    let base = || MotionBoxState {
+        inliers: records.inliers.clone(),
+        outliers: records.outliers.clone(),
+        ..prev.without_records()
+    };
     let camera_only = |status: TrackStatus| {
-        let mut s = prev.clone();
+        let mut s = base();
         if bg_valid {
             apply_camera_motion(&mut s, &frame.background_model, opts);
         }
@@ -1036,7 +1136,7 @@ fn step_denormalized(
         if speed_prev > static_motion || (!bg_valid && !first_step) {
             return MotionBoxState {
                 track_status: TrackStatus::NoFeatures,
-                ..prev.clone()
+                ..base()
             };
         }
         return camera_only(TrackStatus::TrackedOutOfBound);
@@ -1050,48 +1150,51 @@ fn step_denormalized(
         }
         return MotionBoxState {
             track_status: TrackStatus::Empty,
-            ..prev.clone()
+            ..base()
         };
     }
     if bw > 1e4 || bh > 1e4 {
         return MotionBoxState {
             track_status: TrackStatus::Untracked,
-            ..prev.clone()
+            ..base()
         };
     }
 
     // 4. Prior weights.
     let by_position = frame.is_chunk_boundary.then_some(frame.extent);
     // Outliers accumulate over the history.
-    let histories = || std::iter::once(prev).chain(hist.iter().copied());
-    let (was_inlier, was_outlier): (Vec<Option<&FeatureRecord>>, Vec<bool>) =
-        if by_position.is_some() {
-            region
-                .iter()
-                .map(|v| {
-                    (
-                        lookup(&prev.inliers, v, by_position),
-                        histories().any(|h| lookup(&h.outliers, v, by_position).is_some()),
-                    )
-                })
-                .unzip()
-        } else {
-            // Region ids sorted once, merged with each id-sorted record list.
-            let mut ids: Vec<(i32, usize)> = region
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.track_id >= 0)
-                .map(|(i, v)| (v.track_id, i))
-                .collect();
-            ids.sort_unstable();
-            let mut was_inlier = vec![None; region.len()];
-            merge_ids(&ids, &prev.inliers, |i, r| was_inlier[i] = Some(r));
-            let mut was_outlier = vec![false; region.len()];
-            for h in histories() {
-                merge_ids(&ids, &h.outliers, |i, _| was_outlier[i] = true);
+    let histories = || std::iter::once(records).chain(hist.iter().copied());
+    let n = region.len();
+    // Region ids sorted once: merged with each id-sorted record list, and the order of the
+    // new records.
+    ids.clear();
+    ids.extend(
+        region
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.track_id >= 0)
+            .map(|(i, v)| id_key(v.track_id, i)),
+    );
+    ids.sort_unstable();
+    was_inlier.clear();
+    was_outlier.clear();
+    if by_position.is_some() {
+        for v in region {
+            was_inlier.push(lookup(&records.inliers, v, by_position).map(|r| r.length));
+            was_outlier.push(histories().any(|h| lookup(&h.outliers, v, by_position).is_some()));
+        }
+    } else {
+        was_inlier.resize(n, None);
+        was_outlier.resize(n, false);
+        merge_ids(ids, &records.inliers, |i, r, same| {
+            if same {
+                was_inlier[i] = Some(r.length);
             }
-            (was_inlier, was_outlier)
-        };
+        });
+        for h in histories() {
+            merge_ids(ids, &h.outliers, |i, _, same| was_outlier[i] |= same);
+        }
+    }
     let continued = was_inlier.iter().filter(|r| r.is_some()).count();
     let center = [
         lerp(cx, prev.inlier_center_x, prior.min(0.5)),
@@ -1116,7 +1219,7 @@ fn step_denormalized(
         opts.high_kinetic_energy * ts,
     );
     let contd_score = ramp(continued as f32, 10.0, 30.0);
-    let mut prior_w: Vec<f32> = Vec::with_capacity(region.len());
+    prior_w.clear();
     for (i, v) in region.iter().enumerate() {
         let (mut ox, mut oy) = (v.pos[0] - center[0], v.pos[1] - center[1]);
         if rotated {
@@ -1165,7 +1268,7 @@ fn step_denormalized(
 
     // 6. Object motion by IRLS.
     let mut rough = [0f32; 2];
-    for (v, &w) in region.iter().zip(&prior_w) {
+    for (v, &w) in region.iter().zip(prior_w.iter()) {
         let m = v.motion();
         rough[0] += w * m[0];
         rough[1] += w * m[1];
@@ -1189,26 +1292,40 @@ fn step_denormalized(
         [1.0, 0.0]
     };
     let iters = opts.irls_iterations.max(1);
-    let mut weights = prior_w.clone();
+    weights.clear();
+    weights.extend_from_slice(prior_w);
     let mut t = v_prev;
     let no_good = good == 0 || wsum <= 0.0;
     if !no_good {
+        // The object motion in separate x and y arrays: the weight pass is then
+        // vectorized (lane-wise the same operations, so the same values); the sums stay
+        // sequential, in the same order.
+        object_x.clear();
+        object_x.extend(region.iter().map(|v| v.object[0]));
+        object_y.clear();
+        object_y.extend(region.iter().map(|v| v.object[1]));
+        let (object_x, object_y) = (&object_x[..], &object_y[..]);
         for it in 0..iters {
-            let sw: f32 = weights.iter().sum();
+            let (mut sw, mut tx, mut ty) = (0f32, 0f32, 0f32);
+            for ((&w, &x), &y) in weights.iter().zip(object_x).zip(object_y) {
+                sw += w;
+                tx += w * x;
+                ty += w * y;
+            }
             if sw <= 0.0 {
                 break;
             }
-            let (mut tx, mut ty) = (0f32, 0f32);
-            for (v, &w) in region.iter().zip(&weights) {
-                tx += w * v.object[0];
-                ty += w * v.object[1];
-            }
             t = [tx / sw, ty / sw];
-            for (i, v) in region.iter().enumerate() {
-                let d = [v.object[0] - t[0], v.object[1] - t[1]];
-                let err = aniso_error(d, dir, irls_scale);
-                let num = if it + 1 == iters { 1.0 } else { prior_w[i] };
-                weights[i] = num / (err + 1e-8);
+            let weight = |x: f32, y: f32, num: f32| {
+                let err = aniso_error([x - t[0], y - t[1]], dir, irls_scale);
+                num / (err + 1e-8)
+            };
+            let pass = weights.iter_mut().zip(object_x).zip(object_y);
+            if it + 1 == iters {
+                pass.for_each(|((w, &x), &y)| *w = weight(x, y, 1.0));
+            } else {
+                pass.zip(prior_w.iter())
+                    .for_each(|(((w, &x), &y), &pw)| *w = weight(x, y, pw));
             }
         }
     }
@@ -1220,24 +1337,32 @@ fn step_denormalized(
         && continued >= opts.object_similarity_min_contd_inliers as usize
         && region.len() >= 4
     {
-        let pts: Vec<[f32; 2]> = region.iter().map(|v| v.pos).collect();
-        let objs: Vec<[f32; 2]> = region.iter().map(|v| v.object).collect();
-        let mut sw = prior_w.clone();
+        sim_weights.clear();
+        sim_weights.extend_from_slice(prior_w);
         let mut model = None;
         for it in 0..iters {
-            let Some(m) = fit_similarity(&pts, &objs, &sw, [cx, cy]) else {
+            let samples = region
+                .iter()
+                .zip(sim_weights.iter())
+                .map(|(v, &w)| (v.pos, v.object, w));
+            let Some(m) = fit_similarity(samples, [cx, cy]) else {
                 model = None;
                 break;
             };
             model = Some(m);
             let [al, b, tx, ty] = m.map(|x| x as f32);
-            for i in 0..pts.len() {
-                let (x, y) = (pts[i][0] - cx, pts[i][1] - cy);
+            let last = it + 1 == iters;
+            for ((v, w), &pw) in region
+                .iter()
+                .zip(sim_weights.iter_mut())
+                .zip(prior_w.iter())
+            {
+                let (x, y) = (v.pos[0] - cx, v.pos[1] - cy);
                 let pred = [al * x - b * y + tx, b * x + al * y + ty];
-                let d = [objs[i][0] - pred[0], objs[i][1] - pred[1]];
+                let d = [v.object[0] - pred[0], v.object[1] - pred[1]];
                 let err = aniso_error(d, dir, irls_scale);
-                let num = if it + 1 == iters { 1.0 } else { prior_w[i] };
-                sw[i] = num / (err + 1e-8);
+                let num = if last { 1.0 } else { pw };
+                *w = num / (err + 1e-8);
             }
         }
         if let Some([al, b, tx, ty]) = model {
@@ -1247,7 +1372,7 @@ fn step_denormalized(
             if (1.0 / ms..=ms).contains(&scale) && rot.abs() <= opts.box_similarity_max_rotation {
                 similarity = Some((scale, rot, [tx as f32, ty as f32]));
                 t = [tx as f32, ty as f32];
-                weights = sw;
+                std::mem::swap(weights, sim_weights);
             }
         }
     }
@@ -1275,11 +1400,13 @@ fn step_denormalized(
             bh
         },
     ];
-    let mut inlierness = vec![0f32; region.len()];
-    let mut accepted: Vec<usize> = Vec::new();
-    let mut outlier_idx: Vec<usize> = Vec::new();
+    inlierness.clear();
+    inlierness.resize(n, 0.0);
+    is_outlier.clear();
+    is_outlier.resize(n, false);
+    accepted.clear();
     if !no_good {
-        for i in 0..region.len() {
+        for i in 0..n {
             let s = ramp(weights[i], opts.inlier_low_weight, opts.inlier_high_weight);
             if s > 0.5 {
                 let v = region[i];
@@ -1292,7 +1419,7 @@ fn step_denormalized(
                 inlierness[i] = s;
                 accepted.push(i);
             } else if s < 0.1 {
-                outlier_idx.push(i);
+                is_outlier[i] = true;
             }
         }
     }
@@ -1305,35 +1432,27 @@ fn step_denormalized(
         (ix, iy, gx - ix as f32, gy - iy as f32)
     };
     let mut grid = [[0f32; 10]; 10];
-    for &i in &accepted {
+    for &i in accepted.iter() {
         let (ix, iy, fx, fy) = grid_pos(region[i].pos);
         grid[iy][ix] += (1.0 - fx) * (1.0 - fy);
         grid[iy][ix + 1] += fx * (1.0 - fy);
         grid[iy + 1][ix] += (1.0 - fx) * fy;
         grid[iy + 1][ix + 1] += fx * fy;
     }
-    let mut new_inliers = Vec::with_capacity(accepted.len());
-    let mut density = Vec::with_capacity(accepted.len());
+    density.clear();
     let (mut kin_sum, mut kin_w, mut motion_inliers) = (0f32, 0f32, 0f32);
     let (mut contd_inliers, mut swapped) = (0usize, 0usize);
     let inlier_sigma = opts
         .min_motion_sigma
         .max(opts.relative_motion_sigma * speed_prev);
-    for &i in &accepted {
+    for &i in accepted.iter() {
         let v = region[i];
-        let m = v.motion();
-        let prev_len = was_inlier[i].map_or(0, |r| r.length);
         if was_inlier[i].is_some() {
             contd_inliers += 1;
         }
         if was_outlier[i] {
             swapped += 1;
         }
-        new_inliers.push(FeatureRecord {
-            id: v.track_id,
-            length: prev_len + 1,
-            match_pos: [v.pos[0] + m[0], v.pos[1] + m[1]],
-        });
         let (ix, iy, fx, fy) = grid_pos(v.pos);
         let local = grid[iy][ix] * (1.0 - fx) * (1.0 - fy)
             + grid[iy][ix + 1] * fx * (1.0 - fy)
@@ -1362,7 +1481,7 @@ fn step_denormalized(
         // continued inlier disables the measured term.
         let capped = measured.min(1.0 - contd_inliers as f32);
         let d = (opts.disparity_decay * prev.motion_disparity.abs()).max(capped) * prior;
-        let d = d.min(1.0 - ramp(new_inliers.len() as f32, 20.0, 40.0));
+        let d = d.min(1.0 - ramp(accepted.len() as f32, 20.0, 40.0));
         if t_mag < speed_prev {
             -d
         } else {
@@ -1371,8 +1490,8 @@ fn step_denormalized(
     };
 
     // 9. Reset rule.
-    let prev_inlier_count = prev.inliers.len();
-    let discarded = prev
+    let prev_inlier_count = records.inliers.len();
+    let discarded = records
         .inliers
         .iter()
         .filter(|r| frame.actively_discarded.binary_search(&r.id).is_ok())
@@ -1390,27 +1509,43 @@ fn step_denormalized(
     };
     let reset =
         continuity.max(motion_inliers) < 0.15 || disparity.abs() >= 1.0 || swap_ratio >= 2.5;
-    let mut outliers: Vec<FeatureRecord> = outlier_idx
-        .iter()
-        .map(|&i| FeatureRecord {
-            id: region[i].track_id,
-            length: 0,
-            match_pos: {
-                let m = region[i].motion();
-                [
-                    (region[i].pos[0] + m[0]) / ex,
-                    (region[i].pos[1] + m[1]) / ey,
-                ]
-            },
-        })
-        .filter(|r| r.id >= 0)
-        .collect();
+    // Where a feature matched (aspect domain).
+    let matched = |v: &MotionVector| {
+        let m = v.motion();
+        [v.pos[0] + m[0], v.pos[1] + m[1]]
+    };
+    // The new records (normalized), sorted by id, the first of a repeated id kept: the
+    // region ids in sorted order give that directly.
+    let (mut new_inliers, mut outliers) = (Vec::new(), Vec::new());
+    if !reset {
+        new_inliers.reserve(accepted.len());
+        for (id, i) in ids.iter().map(|&k| key_parts(k)) {
+            let list = if inlierness[i] > 0.0 {
+                &mut new_inliers
+            } else if is_outlier[i] {
+                &mut outliers
+            } else {
+                continue;
+            };
+            if list.last().is_some_and(|r: &FeatureRecord| r.id == id) {
+                continue;
+            }
+            let m = matched(&region[i]);
+            list.push(FeatureRecord {
+                id,
+                length: if inlierness[i] > 0.0 {
+                    was_inlier[i].unwrap_or(0) + 1
+                } else {
+                    0
+                },
+                match_pos: [m[0] / ex, m[1] / ey],
+            });
+        }
+    }
     let mut discrimination = discrimination;
     if reset {
-        new_inliers.clear();
         density.clear();
         accepted.clear();
-        outliers.clear();
         inlierness.iter_mut().for_each(|s| *s = 0.0);
         disparity = if disparity < 0.0 { -1.0 } else { 1.0 };
         t = v_prev;
@@ -1423,7 +1558,7 @@ fn step_denormalized(
     let confidence = if hist.is_empty() && first_step {
         1.0
     } else {
-        ramp(new_inliers.len() as f32, 10.0, 30.0)
+        ramp(accepted.len() as f32, 10.0, 30.0)
     };
     let kinetic_energy = (opts.kinetic_energy_decay * prev.kinetic_energy)
         .max(kinetic_avg * (1.0 - disparity.abs()));
@@ -1440,7 +1575,7 @@ fn step_denormalized(
     }
 
     // 11. Apply object motion, then camera motion.
-    let mut s = prev.clone();
+    let mut s = prev.without_records();
     match similarity {
         Some((scale, rot, _)) if !reset => {
             s.pos_x += t[0];
@@ -1466,22 +1601,15 @@ fn step_denormalized(
     // 12. Inlier center and extent.
     let r = s.rect();
     let (mut sw, mut mx, mut my) = (0f32, 0f32, 0f32);
-    let weights_c: Vec<f32> = accepted
-        .iter()
-        .zip(&new_inliers)
-        .zip(&density)
-        .map(|((&i, rec), &d)| {
-            let inside = rec.match_pos[0] >= r[0]
-                && rec.match_pos[0] <= r[2]
-                && rec.match_pos[1] >= r[1]
-                && rec.match_pos[1] <= r[3];
-            inlierness[i] * d * if inside { 1.0 } else { 0.25 }
-        })
-        .collect();
-    for (rec, &w) in new_inliers.iter().zip(&weights_c) {
+    center_w.clear();
+    for (&i, &d) in accepted.iter().zip(density.iter()) {
+        let mp = matched(&region[i]);
+        let inside = mp[0] >= r[0] && mp[0] <= r[2] && mp[1] >= r[1] && mp[1] <= r[3];
+        let w = inlierness[i] * d * if inside { 1.0 } else { 0.25 };
+        center_w.push(w);
         sw += w;
-        mx += w * rec.match_pos[0];
-        my += w * rec.match_pos[1];
+        mx += w * mp[0];
+        my += w * mp[1];
     }
     let prev_ic = [
         prev.inlier_center_x + shift[0],
@@ -1503,9 +1631,10 @@ fn step_denormalized(
     if sw > 30.0 {
         let (mut vx, mut vy) = (0f32, 0f32);
         let mean = [mx / sw, my / sw];
-        for (rec, &w) in new_inliers.iter().zip(&weights_c) {
-            vx += w * (rec.match_pos[0] - mean[0]).powi(2);
-            vy += w * (rec.match_pos[1] - mean[1]).powi(2);
+        for (&i, &w) in accepted.iter().zip(center_w.iter()) {
+            let mp = matched(&region[i]);
+            vx += w * (mp[0] - mean[0]).powi(2);
+            vy += w * (mp[1] - mean[1]).powi(2);
         }
         let ext = [3.29 * (vx / sw).sqrt(), 3.29 * (vy / sw).sqrt()];
         let a = (prior * lerp(1.0, 0.85, discrimination)).clamp(0.0, 1.0);
@@ -1558,15 +1687,6 @@ fn step_denormalized(
     s.background_discrimination = discrimination;
     s.inlier_sum = inlier_sum;
     s.inlier_ratio = inlier_ratio;
-    new_inliers.retain(|r| r.id >= 0);
-    // Records are kept in normalized coordinates.
-    for r in &mut new_inliers {
-        r.match_pos = [r.match_pos[0] / ex, r.match_pos[1] / ey];
-    }
-    new_inliers.sort_by_key(|r| r.id);
-    new_inliers.dedup_by_key(|r| r.id);
-    outliers.sort_by_key(|r| r.id);
-    outliers.dedup_by_key(|r| r.id);
     s.inliers = new_inliers;
     s.outliers = outliers;
     s.tracking_confidence = confidence;
@@ -1795,12 +1915,17 @@ impl MotionBox {
             return false;
         };
         let step = if forward { -1 } else { 1 };
-        let history: Vec<&MotionBoxState> = (1..=10)
+        let mut history = [prev; 10];
+        let mut len = 0;
+        for s in (1..=10)
             .rev()
             .filter_map(|k| self.state_at(from_frame + step * k))
-            .collect();
+        {
+            history[len] = s;
+            len += 1;
+        }
         let first_step = from_frame == self.start_frame;
-        let new = track_step(prev, &history, frame, first_step, &self.options);
+        let new = track_step(prev, &history[..len], frame, first_step, &self.options);
         let to = if forward {
             from_frame + 1
         } else {
@@ -1821,11 +1946,8 @@ impl MotionBox {
             self.queue_start = to;
         }
         let window = self.options.max_track_failures as usize + 1;
-        let recent: Vec<&MotionBoxState> = (0..window as i64)
-            .rev()
-            .filter_map(|k| self.state_at(to - step * k))
-            .collect();
-        !is_failure(&recent, &self.options)
+        let newest_first = (0..window as i64).filter_map(|k| self.state_at(to - step * k));
+        !failure_in(newest_first, &self.options)
     }
 
     /// Keeps at most `max` states (the newest in the forward direction).
@@ -1874,6 +1996,33 @@ mod tests {
             duration_ms: NOMINAL_FRAME_MS,
             actively_discarded: Vec::new(),
         }
+    }
+
+    #[test]
+    fn id_keys_sort_like_pairs_and_merge_finds_repeated_ids() {
+        let pairs = [(7, 0), (3, 1), (7, 2), (0, 3), (i32::MAX, 4), (3, 5)];
+        let mut keys: Vec<u64> = pairs.iter().map(|&(id, i)| id_key(id, i)).collect();
+        keys.sort_unstable();
+        let mut sorted = pairs.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(
+            keys.iter().map(|&k| key_parts(k)).collect::<Vec<_>>(),
+            sorted
+        );
+        let rec = |id| FeatureRecord {
+            id,
+            length: id,
+            match_pos: [0.0; 2],
+        };
+        let records = [rec(1), rec(3), rec(7), rec(9)];
+        let mut found = vec![None; pairs.len()];
+        merge_ids(&keys, &records, |i, r, same| {
+            if same {
+                found[i] = Some(r.id);
+            }
+        });
+        // Both region entries with id 3 and both with id 7 find their record.
+        assert_eq!(found, [Some(7), Some(3), Some(7), None, None, Some(3)]);
     }
 
     fn id_of(x: f32, y: f32) -> i32 {
