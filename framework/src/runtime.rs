@@ -291,13 +291,14 @@ impl Effects {
         bound: Timestamp,
         header: Option<Packet>,
     ) {
-        if let Some(d) = self
-            .deliveries
-            .iter_mut()
-            .rev()
-            .find(|d| d.stream == stream)
-        {
-            if header.is_none() {
+        // A header (set in `open` only) gets a delivery of its own, ahead of any packet.
+        if header.is_none() {
+            if let Some(d) = self
+                .deliveries
+                .iter_mut()
+                .rev()
+                .find(|d| d.stream == stream)
+            {
                 d.packets.append(packets);
                 d.bound = d.bound.max(bound);
                 return;

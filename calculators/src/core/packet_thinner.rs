@@ -25,11 +25,12 @@ const NAME: &str = "PacketThinnerCalculator";
 /// (timestamp offset 0). SYNC: periods are centred on `start_time + k * period`; the packet
 /// nearest the centre (the later one on ties) is emitted, at the centre with
 /// `sync_output_timestamps` or else at its own timestamp, as soon as it is known to be the
-/// nearest: when a later packet of its period is farther from the centre, when a packet of a
-/// later period arrives, or at close. (MediaPipe waits for the next period in the first case;
-/// the packets and timestamps are the same, sent up to a period earlier, which matters when
-/// a node downstream waits for this stream's timestamp bound.) Packets before `start_time`
-/// are dropped; the first packet at or after `end_time` closes the output. With
+/// nearest: once the input has settled far enough past the centre that no later packet can
+/// be nearer (a later packet or a timestamp bound tells), or at close. (MediaPipe waits for
+/// a packet of the next period; the packets and timestamps are the same, sent up to a period
+/// earlier, which matters when a node downstream waits for this stream's timestamp bound.)
+/// Packets before `start_time` are dropped; the first packet at or after `end_time` sends the
+/// saved packet and closes the output. With
 /// `update_frame_rate` a `VideoHeader` stream header gets the thinned frame rate.
 ///
 /// ```yaml
@@ -137,19 +138,36 @@ fn limits(
 }
 
 impl PacketThinnerCalculator {
-    /// SYNC: after saving the packet at `ts`, no output can come before the time it would be
-    /// sent at.
-    fn raise_bound(&self, cx: &mut CalculatorContext, ts: Timestamp) -> Result<()> {
-        let b = if self.options.sync_output_timestamps {
-            self.nearest_sync(ts.value())
+    /// SYNC: the timestamp a packet at `t` goes out at (its period's centre with
+    /// `sync_output_timestamps`, else its own).
+    fn output_time(&self, t: i64) -> Timestamp {
+        if self.options.sync_output_timestamps {
+            self.nearest_sync(t)
         } else {
-            ts
-        };
+            Timestamp::new(t)
+        }
+    }
+
+    /// Raises the output's timestamp bound to `b` (a lower one is ignored).
+    fn advance_bound(cx: &mut CalculatorContext, b: Timestamp) -> Result<()> {
         let mut out = cx.output(&OUT);
-        if b >= out.next_timestamp_bound() {
+        if b > out.next_timestamp_bound() {
             out.set_next_timestamp_bound(b)?;
         }
         Ok(())
+    }
+
+    /// SYNC: sends the saved packet (there is one) at its output time; its period is done.
+    fn send_saved(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        let saved = std::mem::replace(&mut self.saved, Packet::empty());
+        let sync = self.nearest_sync(saved.timestamp().value());
+        self.emitted = Some(sync);
+        let packet = if self.options.sync_output_timestamps {
+            saved.at(sync)
+        } else {
+            saved
+        };
+        cx.output(&OUT).send_packet(packet)
     }
 
     /// SYNC: sends the saved packet as soon as it is final, i.e. once every timestamp up to
@@ -158,35 +176,22 @@ impl PacketThinnerCalculator {
     /// one `d` before it, once the stream has settled up to `d` after it. The packets and
     /// timestamps are MediaPipe's; only the moment they go out is earlier, which also keeps a
     /// graph behind a one-in-flight FlowLimiter from waiting on a frame that cannot come.
-    fn send_if_final(&mut self, cx: &mut CalculatorContext, settled: i64) -> Result<Flow> {
+    fn send_if_final(&mut self, cx: &mut CalculatorContext, settled: i64) -> Result<()> {
         if self.saved.is_empty() {
-            return Ok(Flow::Continue);
+            return Ok(());
         }
-        let saved = self.saved.timestamp().value();
-        let sync = self.nearest_sync(saved);
-        let centre = sync.value() as i128;
-        let last_nearer = if (saved as i128) >= centre {
-            saved as i128
+        let saved = self.saved.timestamp().value() as i128;
+        let centre = self.nearest_sync(saved as i64).value() as i128;
+        let last_nearer = if saved >= centre {
+            saved
         } else {
-            2 * centre - saved as i128
+            2 * centre - saved
         };
         if (settled as i128) < last_nearer {
-            return Ok(Flow::Continue);
+            return Ok(());
         }
-        let saved = std::mem::replace(&mut self.saved, Packet::empty());
-        let emit = if self.options.sync_output_timestamps {
-            saved.at(sync)
-        } else {
-            saved
-        };
-        self.emitted = Some(sync);
-        let b = Timestamp::new(settled).next_allowed_in_stream();
-        let mut out = cx.output(&OUT);
-        out.send_packet(emit)?;
-        if b >= out.next_timestamp_bound() {
-            out.set_next_timestamp_bound(b)?;
-        }
-        Ok(Flow::Continue)
+        self.send_saved(cx)?;
+        Self::advance_bound(cx, Timestamp::new(settled).next_allowed_in_stream())
     }
 
     fn nearest_sync(&self, now: i64) -> Timestamp {
@@ -206,7 +211,9 @@ impl Calculator for PacketThinnerCalculator {
         cc.declare(&[&IN, &OUT, &OPTIONS_SIDE, &PERIOD_SIDE])?;
         cc.set_type(PortKind::Output, 0, TypeDecl::SameAs(PortKind::Input, 0));
         // SYNC decides on bound advances too (a frame dropped upstream still settles time).
-        cc.set_process_timestamp_bounds(true);
+        if o.thinner_type == ThinnerType::Sync || cc.side_inputs().has_tag("OPTIONS") {
+            cc.set_process_timestamp_bounds(true);
+        }
         if !cc.side_inputs().has_tag("OPTIONS") {
             let period = if cc.side_inputs().has_tag("PERIOD") {
                 1
@@ -306,6 +313,10 @@ impl Calculator for PacketThinnerCalculator {
         }
         if now >= self.end {
             if !self.closed {
+                // Every packet before `end_time` is in: the saved one is final.
+                if !self.saved.is_empty() {
+                    self.send_saved(cx)?;
+                }
                 cx.output(&OUT).close();
                 self.closed = true;
             }
@@ -314,21 +325,12 @@ impl Calculator for PacketThinnerCalculator {
         let p = cx.input(&IN).packet().clone();
         if p.is_empty() {
             // A bound advance with no packet (SYNC): it may make the saved packet final.
-            if !self.sync {
-                return Ok(Flow::Continue);
-            }
-            self.send_if_final(cx, now)?;
-            if self.saved.is_empty() {
-                // Nothing held: no output before the next packet's time (or its centre).
-                let next = Timestamp::new(now).next_allowed_in_stream();
-                let b = if self.options.sync_output_timestamps {
-                    self.nearest_sync(next.value())
-                } else {
-                    next
-                };
-                let mut out = cx.output(&OUT);
-                if b > out.next_timestamp_bound() {
-                    out.set_next_timestamp_bound(b)?;
+            if self.sync {
+                self.send_if_final(cx, now)?;
+                if self.saved.is_empty() {
+                    // Nothing held: no output before the next packet's output time.
+                    let next = Timestamp::new(now).next_allowed_in_stream();
+                    Self::advance_bound(cx, self.output_time(next.value()))?;
                 }
             }
             return Ok(Flow::Continue);
@@ -345,53 +347,35 @@ impl Calculator for PacketThinnerCalculator {
         let now_sync = self.nearest_sync(now);
         if self.emitted == Some(now_sync) {
             // This period's packet has gone out already: nothing before the next period.
-            let b = ts.next_allowed_in_stream();
-            let mut out = cx.output(&OUT);
-            if b >= out.next_timestamp_bound() {
-                out.set_next_timestamp_bound(b)?;
-            }
+            Self::advance_bound(cx, ts.next_allowed_in_stream())?;
             return Ok(Flow::Continue);
         }
-        if self.saved.is_empty() {
-            self.saved = p;
-            self.raise_bound(cx, ts)?;
+        let keep = if self.saved.is_empty() {
+            true
         } else if self.nearest_sync(self.saved.timestamp().value()) == now_sync {
-            let saved = self.saved.timestamp().value();
-            let d_now = (now as i128 - now_sync.value() as i128).abs();
-            let d_saved = (saved as i128 - now_sync.value() as i128).abs();
-            if d_now <= d_saved {
-                self.saved = p;
-                self.raise_bound(cx, ts)?;
-            }
+            let centre = now_sync.value() as i128;
+            let d_now = (now as i128 - centre).abs();
+            let d_saved = (self.saved.timestamp().value() as i128 - centre).abs();
+            d_now <= d_saved
         } else {
-            // A packet of a later period: the saved one goes out, this one is saved.
-            let saved = std::mem::replace(&mut self.saved, p);
-            let saved_sync = self.nearest_sync(saved.timestamp().value());
-            let (emit, bound) = if self.options.sync_output_timestamps {
-                (saved.at(saved_sync), now_sync)
-            } else {
-                (saved, ts)
-            };
-            let mut out = cx.output(&OUT);
-            out.send_packet(emit)?;
-            if bound >= out.next_timestamp_bound() {
-                out.set_next_timestamp_bound(bound)?;
-            }
+            // A packet of a later period: the saved one goes out.
+            self.send_saved(cx)?;
+            true
+        };
+        if keep {
+            self.saved = p;
+            // No output before the time the saved packet would go out at.
+            Self::advance_bound(cx, self.output_time(now))?;
         }
-        self.send_if_final(cx, now)
+        self.send_if_final(cx, now)?;
+        Ok(Flow::Continue)
     }
 
     fn close(&mut self, cx: &mut CalculatorContext) -> Result<()> {
-        // MediaPipe adds the saved packet even when end_time has closed the output, which
-        // fails the run ("packet sent to closed stream"); it is dropped here instead.
-        if !self.saved.is_empty() && !self.closed {
-            let p = if self.options.sync_output_timestamps {
-                self.saved
-                    .at(self.nearest_sync(self.saved.timestamp().value()))
-            } else {
-                self.saved.clone()
-            };
-            cx.output(&OUT).send_packet(p)?;
+        // Reaching `end_time` sent the saved packet before closing the output (MediaPipe adds
+        // it after closing, which fails the run), so one held here is still due.
+        if !self.saved.is_empty() {
+            self.send_saved(cx)?;
         }
         Ok(())
     }
@@ -507,6 +491,16 @@ mod tests {
         g.set_input_stream_timestamp_bound("in", ts(14)).unwrap();
         assert_eq!(sent(&mut g), vec![7]);
         g.finish().unwrap();
+    }
+
+    #[test]
+    fn sync_sends_the_saved_packet_when_end_time_is_reached() {
+        // 8 is saved for centre 10 (a packet up to 12 could still beat it); 25 is past
+        // end_time 20: 8 is final and goes out before the output closes.
+        assert_eq!(
+            run("{thinner_type: SYNC, period: 10, end_time: 20}", &[8, 25]),
+            vec![(10, 8)]
+        );
     }
 
     #[test]
