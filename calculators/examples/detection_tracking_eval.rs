@@ -5,7 +5,7 @@
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
 //!     [--videos a.avi,b.mp4] [--smoothing S] [--alpha A] [--beta B] [--rate FPS] \
-//!     [--json FILE] [--dump DIR]
+//!     [--lookahead MS] [--set KEY=VALUE].. [--json FILE] [--dump DIR]
 //! cargo run --release -p mediagraph-calculators --example detection_tracking_eval -- \
 //!     --extract out/vtest_tracked.mp4 10,100,400
 //! ```
@@ -25,13 +25,18 @@
 //!   overlaps with IoU >= 0.5.
 //!   For reference, the same share when the detector's latest output is held still until its
 //!   next output (no tracking at all): what tracking adds over doing nothing.
+//! * **confirmed**: the share of tracked boxes that a per-frame detection of the same frame
+//!   overlaps with IoU >= 0.5: coverage's counterpart, so that boxes shown where the
+//!   per-frame detector sees nothing are visible too.
 //! * **tracks**: distinct ids in the tracked output, and their mean length (frames in which
 //!   each id is reported).
 //!
 //! Options: `--videos` (comma-separated paths; default both sample videos), `--smoothing S`,
 //! `--unconfirmed MS`, `--alpha A` and `--beta B` (the tracked detection manager's
-//! `smoothing`, `max_unconfirmed_ms`, `motion_alpha` and `motion_beta`), `--rate FPS` (the
-//! detection rate), `--json FILE` (the results as JSON), `--dump DIR` (every frame's tracked
+//! `smoothing`, `max_unconfirmed_ms`, `motion_alpha` and `motion_beta`), `--set KEY=VALUE` (any other option of
+//! the manager node in `object_tracking.yaml`, e.g. `same_label_only=false`), `--lookahead
+//! MS` (the manager's `lookahead_ms` in the top-level graph; 0: live behaviour), `--rate
+//! FPS` (the detection rate), `--json FILE` (the results as JSON), `--dump DIR` (every frame's tracked
 //! and per-frame detections and the detector's output, as JSON, for offline analysis). Graph
 //! variants are written to a temporary copy of `graphs/`.
 //!
@@ -97,6 +102,10 @@ struct Settings {
     motion_alpha: Option<f32>,
     motion_beta: Option<f32>,
     rate: Option<f64>,
+    /// `--lookahead MS`: the manager's `lookahead_ms` in the top-level graph.
+    lookahead_ms: Option<i64>,
+    /// `--set KEY=VALUE`: other options of the tracked detection manager node.
+    manager_options: Vec<(String, String)>,
     json: Option<PathBuf>,
     dump: Option<PathBuf>,
 }
@@ -109,6 +118,8 @@ fn parse_args(args: &[String]) -> Res<Settings> {
         motion_alpha: None,
         motion_beta: None,
         rate: None,
+        lookahead_ms: None,
+        manager_options: Vec::new(),
         json: None,
         dump: None,
     };
@@ -122,10 +133,18 @@ fn parse_args(args: &[String]) -> Res<Settings> {
             "--alpha" => s.motion_alpha = Some(value()?.parse()?),
             "--beta" => s.motion_beta = Some(value()?.parse()?),
             "--rate" => s.rate = Some(value()?.parse()?),
+            "--lookahead" => s.lookahead_ms = Some(value()?.parse()?),
+            "--set" => {
+                let v = value()?;
+                let (key, val) = v
+                    .split_once('=')
+                    .ok_or(format!("--set {v}: not KEY=VALUE"))?;
+                s.manager_options.push((key.to_string(), val.to_string()));
+            }
             "--json" => s.json = Some(PathBuf::from(value()?)),
             "--dump" => s.dump = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
-                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--alpha A] [--beta B] [--rate FPS] [--json FILE] [--dump DIR]\n       detection_tracking_eval --extract VIDEO N,N,..");
+                println!("usage: detection_tracking_eval [--videos A,B] [--smoothing S] [--unconfirmed MS] [--alpha A] [--beta B] [--rate FPS] [--lookahead MS] [--set KEY=VALUE].. [--json FILE] [--dump DIR]\n       detection_tracking_eval --extract VIDEO N,N,..");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -153,6 +172,8 @@ fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
         && s.motion_alpha.is_none()
         && s.motion_beta.is_none()
         && s.rate.is_none()
+        && s.lookahead_ms.is_none()
+        && s.manager_options.is_empty()
     {
         return Ok((src, None));
     }
@@ -177,11 +198,17 @@ fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
     if let Some(v) = s.motion_beta {
         tracking = set_option(&tracking, "motion_beta", &v.to_string())?;
     }
+    for (key, value) in &s.manager_options {
+        tracking = set_option(&tracking, key, value)?;
+    }
     std::fs::write(tmp.path().join("subgraphs/object_tracking.yaml"), tracking)?;
     let mut top = std::fs::read_to_string(src.join("object_detection_tracking.yaml"))?;
     if let Some(v) = s.rate {
         let period = (1e6 / v).round() as i64;
         top = set_option(&top, "period", &period.to_string())?;
+    }
+    if let Some(v) = s.lookahead_ms {
+        top = set_option(&top, "lookahead_ms", &v.to_string())?;
     }
     std::fs::write(tmp.path().join("object_detection_tracking.yaml"), top)?;
     std::fs::copy(
@@ -298,6 +325,11 @@ struct Scores {
     /// Coverage without tracking: the detector's latest output held still until the next.
     coverage_held_detections: f64,
     detections: usize,
+    /// The share of tracked boxes that a per-frame detection of the same frame overlaps with
+    /// IoU >= 0.5 (the rest: objects the per-frame detector misses on that frame, or boxes
+    /// off their object).
+    confirmed: f64,
+    tracked_boxes: usize,
     distinct_ids: usize,
     mean_track_frames: f64,
     mean_tracked_per_frame: f64,
@@ -337,6 +369,7 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
     let mut tracked_paths: HashMap<u64, BTreeMap<usize, (f64, f64)>> = HashMap::new();
     let mut detected_paths: HashMap<u64, BTreeMap<usize, (f64, f64)>> = HashMap::new();
     let (mut covered, mut total, mut held_covered) = (0usize, 0usize, 0usize);
+    let (mut confirmed, mut tracked_boxes) = (0usize, 0usize);
     for k in 0..n {
         // Reference: the detector's latest output on or before this frame, not moved.
         let held = tracked
@@ -352,6 +385,13 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
             })
             .count();
         for t in &tracked.frames[k] {
+            tracked_boxes += 1;
+            if detected.frames[k]
+                .iter()
+                .any(|d| d.bbox().iou(t.bbox()) >= 0.5)
+            {
+                confirmed += 1;
+            }
             if let Some(id) = t.id {
                 tracked_paths
                     .entry(id)
@@ -413,6 +453,8 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
         coverage: ratio(covered as f64, total),
         coverage_held_detections: ratio(held_covered as f64, total),
         detections: total,
+        confirmed: ratio(confirmed as f64, tracked_boxes),
+        tracked_boxes,
         distinct_ids: tracked_paths.len(),
         mean_track_frames: ratio(lengths.iter().sum::<usize>() as f64, lengths.len()),
         mean_tracked_per_frame: ratio(
@@ -501,6 +543,10 @@ fn main() -> Res<()> {
         println!(
             "| same, without tracking: the latest detections held still (reference) | {:.3} |",
             s.coverage_held_detections
+        );
+        println!(
+            "| tracked boxes confirmed by a per-frame detection (IoU >= 0.5) | {:.3} ({} boxes) |",
+            s.confirmed, s.tracked_boxes
         );
         println!(
             "| distinct ids / mean track length | {} / {:.1} frames |",

@@ -826,7 +826,9 @@ impl RunState {
         });
         drop(inputs);
         if sources_done && all_inputs_closed {
-            self.terminate_if_quiet(generation);
+            if !self.close_loop_node(generation) {
+                self.terminate_if_quiet(generation);
+            }
             return;
         }
         let throttled_source = (0..self.nodes.len()).any(|n| {
@@ -837,6 +839,40 @@ impl RunState {
         if throttled_source || throttled_input {
             self.resolve_deadlock(generation);
         }
+    }
+
+    /// At the end of a run (idle, sources done, graph inputs closed): closes, with its outputs
+    /// delivered, the first open node whose only open inputs are back edges, so that the nodes
+    /// of a loop close in order and what one flushes in `close` reaches the nodes after it
+    /// (MediaPipe closes them at the end with their outputs lost). Returns whether it closed
+    /// one; the run goes on and the next idle point closes the next.
+    fn close_loop_node(&self, generation: u64) -> bool {
+        for n in 0..self.nodes.len() {
+            let back_edges = &self.spec.nodes[n].back_edges;
+            if !back_edges.contains(&true) {
+                continue;
+            }
+            let st = self.nodes[n].state.lock();
+            let waits_on_back_edges_only = st.status == Status::Open
+                && !st.busy
+                && st
+                    .queues
+                    .iter()
+                    .zip(back_edges)
+                    .all(|(q, &back)| back || (q.bound() == Timestamp::DONE && q.len() == 0));
+            if !waits_on_back_edges_only {
+                continue;
+            }
+            if !self.sched.is_quiet(generation) {
+                // New work arrived meanwhile: the next idle point decides again.
+                return true;
+            }
+            let mut effects = Effects::default();
+            self.close_node(n, st, &mut effects, true);
+            self.apply(&mut effects);
+            return true;
+        }
+        false
     }
 
     /// Grows (or, under `report_deadlock`, reports) every full input queue, but only while the

@@ -456,6 +456,120 @@ fn a_large_correction_is_eased_only_up_to_max_eased_offset() {
     }
 }
 
+const LOOKAHEAD: &str = r#"
+input_stream: [dets, boxes]
+node:
+  - calculator: TrackedDetectionManagerCalculator
+    input_stream: ["DETECTIONS:dets", "TRACKING_BOXES:boxes"]
+    output_stream: ["DETECTIONS:tracked", "CANCEL_OBJECT_ID:cancel"]
+    options: {lookahead_ms: 1000}
+"#;
+
+/// The left edge of object `id` on each output frame (None: not shown).
+fn left_edges(tracked: &[(i64, Vec<Detection>)], id: u64) -> Vec<Option<f32>> {
+    tracked
+        .iter()
+        .map(|(_, v)| {
+            v.iter()
+                .find(|d| d.id == Some(id))
+                .map(|d| d.relative_bounding_box.xmin)
+        })
+        .collect()
+}
+
+#[test]
+fn the_lookahead_spreads_a_correction_over_the_frames_before_a_redetection() {
+    let mut g = graph(LOOKAHEAD);
+    let tracked = record(&mut g, "tracked");
+    g.start_run(Default::default()).unwrap();
+    let step = |t: i64, dets: Option<Vec<Detection>>, boxes: Vec<TimedBox>| {
+        if let Some(d) = dets {
+            g.add_packet("dets", at(d, t)).unwrap();
+        }
+        g.add_packet("boxes", at(TimedBoxList(boxes), t)).unwrap();
+        g.wait_until_idle().unwrap();
+        tracked.timestamps().len()
+    };
+    let person = |id, l: f32| with_id(det(4, "Person", 0.6, l, 0.1, l + 0.2, 0.5), id);
+    // A person detected at 0; the tracker holds its box still (it drifts: the person moves).
+    assert_eq!(
+        step(
+            0,
+            Some(vec![person(1, 0.1)]),
+            vec![tbox(1, 0.1, 0.1, 0.3, 0.5, 0)]
+        ),
+        1,
+        "a detection frame is sent at once"
+    );
+    for t in [100_000, 200_000] {
+        assert_eq!(
+            step(t, None, vec![tbox(1, 0.1, 0.1, 0.3, 0.5, t)]),
+            1,
+            "held until the next detection"
+        );
+    }
+    // At 300 ms the person is re-detected 0.03 further right, and a car appears.
+    let car = with_id(det(23, "Car", 0.7, 0.6, 0.6, 0.9, 0.8), 3);
+    let sent = step(
+        300_000,
+        Some(vec![person(2, 0.13), car]),
+        vec![
+            tbox(1, 0.1, 0.1, 0.3, 0.5, 300_000),
+            tbox(2, 0.13, 0.1, 0.33, 0.5, 300_000),
+            tbox(3, 0.6, 0.6, 0.9, 0.8, 300_000),
+        ],
+    );
+    assert_eq!(sent, 4, "the held frames and the detection frame are sent");
+    g.finish().unwrap();
+    let out: Vec<(i64, Vec<Detection>)> = tracked
+        .values::<Vec<Detection>>()
+        .into_iter()
+        .map(|(t, v)| (t.micros(), v))
+        .collect();
+    let times: Vec<i64> = out.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        times,
+        [0, 100_000, 200_000, 300_000],
+        "in order, one per frame"
+    );
+    let person_left = left_edges(&out, 1);
+    let expected = [0.1, 0.11, 0.12, 0.13];
+    for (got, want) in person_left.iter().zip(expected) {
+        let got = got.expect("the person is shown on every frame");
+        assert!((got - want).abs() < 1e-5, "{person_left:?}");
+    }
+    assert_eq!(
+        left_edges(&out, 3),
+        [None, Some(0.6), Some(0.6), Some(0.6)],
+        "the car is shown on the held frames before its detection, where it was detected"
+    );
+}
+
+#[test]
+fn without_detections_the_lookahead_releases_frames_after_lookahead_ms() {
+    let yaml = LOOKAHEAD.replace("lookahead_ms: 1000", "lookahead_ms: 250");
+    let mut g = graph(&yaml);
+    let tracked = record(&mut g, "tracked");
+    g.start_run(Default::default()).unwrap();
+    let person = with_id(det(4, "Person", 0.6, 0.1, 0.1, 0.3, 0.5), 1);
+    g.add_packet("dets", at(vec![person], 0)).unwrap();
+    let mut sent = Vec::new();
+    for t in (0..=500_000).step_by(100_000) {
+        let b = TimedBoxList(vec![tbox(1, 0.1, 0.1, 0.3, 0.5, t)]);
+        g.add_packet("boxes", at(b, t)).unwrap();
+        g.wait_until_idle().unwrap();
+        sent.push(tracked.timestamps().len());
+    }
+    // Frame 0 is a detection frame; later frames go once 250 ms of video passed them.
+    assert_eq!(sent, [1, 1, 1, 1, 2, 3]);
+    g.finish().unwrap();
+    assert_eq!(
+        tracked.timestamps().len(),
+        6,
+        "the rest is sent when the input ends"
+    );
+}
+
 #[test]
 fn manager_options_are_checked() {
     for bad in [
@@ -467,6 +581,7 @@ fn manager_options_are_checked() {
         "{max_eased_offset: -0.1}",
         "{motion_alpha: 0}",
         "{motion_alpha: 0.5, motion_beta: 0.6}",
+        "{lookahead_ms: -1}",
         "{no_such_option: 1}",
     ] {
         let yaml = MANAGER.replace("{smoothing: 1.0}", bad);

@@ -1,7 +1,7 @@
 //! `TrackedDetectionManagerCalculator`: merges new detections with tracked boxes so that each
 //! object keeps one id, over [`TrackedDetectionManager`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use mediagraph_framework::prelude::*;
 use mediagraph_framework::HandlerConfig;
@@ -39,6 +39,11 @@ pub struct TrackedDetectionManagerCalculatorOptions {
     /// Two boxes are the same object when their intersection covers more than this share of
     /// either box (default 0.5, in `[0, 1)`).
     pub min_overlap_ratio: f32,
+    /// Ours: two detections are the same object only if they also share a label (false,
+    /// the default: MediaPipe's rule, overlap alone, labels merged). With it a cyclist's
+    /// Person and Bicycle boxes are tracked as two objects instead of one box with both
+    /// labels.
+    pub same_label_only: bool,
     /// Ours: a track that no new detection has confirmed for this long is dropped, and the
     /// tracker told to stop it (ms; 0, the default, never: MediaPipe's behaviour, where a
     /// track lives as long as the tracker keeps its box). It clears boxes the tracker left
@@ -56,6 +61,15 @@ pub struct TrackedDetectionManagerCalculatorOptions {
     /// restarts on the new track's box and keeps the velocity, so the object's motion goes on
     /// through the correction (eased by `smoothing`).
     pub motion_beta: f32,
+    /// Ours: how long (ms) each frame's output may be held back to be corrected by the next
+    /// detection (0, the default: no delay, as MediaPipe). For recorded video, where latency
+    /// does not matter: a frame's output waits until the next detection has been applied
+    /// (or this much stream time has passed); a re-detected object's correction is then
+    /// spread over the frames since its previous detection instead of being eased out after
+    /// it, and an object first detected there is also shown, where it was detected, on the
+    /// held frames before it (back to the previous detection). `smoothing` and
+    /// `max_eased_offset` then have no effect.
+    pub lookahead_ms: i64,
 }
 
 impl Default for TrackedDetectionManagerCalculatorOptions {
@@ -67,9 +81,11 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
             timeout_ms: c.timeout_ms,
             max_area_ratio: c.max_area_ratio,
             min_overlap_ratio: c.min_overlap_ratio,
+            same_label_only: c.same_label_only,
             max_unconfirmed_ms: 0,
             motion_alpha: 1.0,
             motion_beta: 0.0,
+            lookahead_ms: 0,
         }
     }
 }
@@ -126,10 +142,17 @@ impl TrackedDetectionManagerCalculatorOptions {
                 self.motion_beta
             ));
         }
+        if self.lookahead_ms < 0 {
+            return Err(format!(
+                "lookahead_ms must be 0 (off) or positive, got {}",
+                self.lookahead_ms
+            ));
+        }
         Ok(ManagerConfig {
             max_area_ratio: self.max_area_ratio,
             min_overlap_ratio: self.min_overlap_ratio,
             timeout_ms: self.timeout_ms,
+            same_label_only: self.same_label_only,
         })
     }
 }
@@ -149,7 +172,8 @@ impl TrackedDetectionManagerCalculatorOptions {
 ///   at t; connect it to the tracker's `CANCEL_OBJECT_ID` as a back edge).
 /// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`,
 ///   `max_eased_offset`, `timeout_ms`, `max_area_ratio`, `min_overlap_ratio`,
-///   `max_unconfirmed_ms`, `motion_alpha`, `motion_beta`.
+///   `same_label_only`, `max_unconfirmed_ms`, `motion_alpha`, `motion_beta`,
+///   `lookahead_ms` (output delayed until the next detection, for recorded video).
 ///
 /// The rules (see [`crate::tracking::tracked_detection_manager`]): a new detection waits
 /// until the tracker reports a box with its id (the tracker has then caught it up to the
@@ -184,6 +208,33 @@ pub struct TrackedDetectionManagerCalculator {
     /// The α-β filter's gains (`motion_alpha`, `motion_beta`).
     alpha: f32,
     beta: f32,
+    /// `lookahead_ms` (0: off).
+    lookahead_ms: i64,
+    /// Frames whose output is held back for the next detection (lookahead only).
+    pending: VecDeque<PendingFrame>,
+    /// The time (ms) of the latest detection packet, until a frame at or after it is done.
+    detection_due_ms: Option<i64>,
+}
+
+/// A frame's output held back by the lookahead.
+struct PendingFrame {
+    ts: Timestamp,
+    time_ms: i64,
+    reports: Vec<ReportedDetection>,
+}
+
+/// What a frame's easing found for the lookahead to apply to the held frames.
+enum Revision {
+    /// A re-detected object: its correction (new box minus where it was heading, per edge),
+    /// spread over the frames after `since_ms` (its previous detection) up to `at_ms`.
+    Correction {
+        id: i64,
+        delta: [f32; 4],
+        since_ms: i64,
+        at_ms: i64,
+    },
+    /// An object shown for the first time (or again after a gap): its report.
+    Appeared(ReportedDetection),
 }
 
 /// Where an object's box was shown, and the offset still to be eased out. Boxes are
@@ -202,6 +253,8 @@ struct Easing {
     velocity: [f32; 4],
     /// When the box was shown (ms).
     shown_ms: i64,
+    /// When the detection behind it was made, or it was first shown (ms).
+    since_ms: i64,
 }
 
 const DETECTIONS_IN: Input<Vec<Detection>> = Input::new("DETECTIONS").optional();
@@ -253,6 +306,9 @@ impl Calculator for TrackedDetectionManagerCalculator {
             max_eased_offset: options.max_eased_offset,
             alpha: options.motion_alpha,
             beta: options.motion_beta,
+            lookahead_ms: options.lookahead_ms,
+            pending: VecDeque::new(),
+            detection_due_ms: None,
         })
     }
 
@@ -261,6 +317,7 @@ impl Calculator for TrackedDetectionManagerCalculator {
         if cx.has_input(&DETECTIONS_IN) {
             if let Some(detections) = cx.input(&DETECTIONS_IN).get()? {
                 self.add_detections(cx, detections, ts);
+                self.detection_due_ms = Some(ts.micros().div_euclid(1000));
             }
         }
         if let Some(boxes) = cx.input(&TRACKING_BOXES).get()? {
@@ -282,11 +339,31 @@ impl Calculator for TrackedDetectionManagerCalculator {
                 .into_iter()
                 .filter(|r| !hidden.contains(&r.id))
                 .collect();
-            let reports = self.ease(reports, now_ms);
-            let out: Vec<Detection> = reports.into_iter().map(|r| self.to_detection(r)).collect();
-            cx.output(&DETECTIONS_OUT).send(out, ts)?;
+            let (reports, revisions) = self.ease(reports, now_ms);
+            if self.lookahead_ms == 0 {
+                self.send(cx, ts, reports)?;
+            } else {
+                self.revise_pending(&revisions);
+                self.pending.push_back(PendingFrame {
+                    ts,
+                    time_ms: now_ms,
+                    reports,
+                });
+                let detection_done = self.detection_due_ms.is_some_and(|due| now_ms >= due);
+                let release_before = if detection_done {
+                    self.detection_due_ms = None;
+                    i64::MAX
+                } else {
+                    now_ms - self.lookahead_ms
+                };
+                self.release(cx, release_before)?;
+            }
         }
         Ok(Flow::Continue)
+    }
+
+    fn close(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        self.release(cx, i64::MAX)
     }
 }
 
@@ -394,29 +471,47 @@ impl TrackedDetectionManagerCalculator {
     /// the detection behind a reported id changes (a re-detection), the box starts where it
     /// was shown, moved on by its velocity, and the offset to the new track shrinks by
     /// `smoothing` per frame (never more than `max_eased_offset` of the box size).
-    fn ease(&mut self, mut reports: Vec<ReportedDetection>, now_ms: i64) -> Vec<ReportedDetection> {
+    /// With the lookahead, a re-detection is not eased but returned as a correction for the
+    /// held frames, and a newly shown object as an appearance.
+    fn ease(
+        &mut self,
+        mut reports: Vec<ReportedDetection>,
+        now_ms: i64,
+    ) -> (Vec<ReportedDetection>, Vec<Revision>) {
         let behind: HashMap<i64, i64> = self
             .manager
             .active()
             .filter(|d| d.last_updated_ms >= now_ms)
             .map(|d| (d.public_id(), d.unique_id))
             .collect();
-        let keep = 1.0 - self.smoothing;
+        let lookahead = self.lookahead_ms > 0;
+        let keep = if lookahead { 0.0 } else { 1.0 - self.smoothing };
         let (alpha, beta) = (self.alpha, self.beta);
         let mut next = HashMap::with_capacity(reports.len());
+        let mut revisions = Vec::new();
         for r in &mut reports {
             let (l, t, rr, b) = r.bounds;
             let tracked = [l, t, rr, b];
             let unique_id = behind.get(&r.id).copied().unwrap_or(r.id);
+            let mut since_ms = now_ms;
             let (offset, filtered, velocity) = match self.easing.get(&r.id) {
                 Some(e) => {
                     let dt = (now_ms - e.shown_ms).max(1) as f32;
                     if e.unique_id != unique_id {
-                        let offset = std::array::from_fn(|i| {
-                            (e.shown[i] + e.velocity[i] * dt - tracked[i]) * keep
-                        });
+                        let heading: [f32; 4] =
+                            std::array::from_fn(|i| e.shown[i] + e.velocity[i] * dt);
+                        if lookahead {
+                            revisions.push(Revision::Correction {
+                                id: r.id,
+                                delta: std::array::from_fn(|i| tracked[i] - heading[i]),
+                                since_ms: e.since_ms,
+                                at_ms: now_ms,
+                            });
+                        }
+                        let offset = std::array::from_fn(|i| (heading[i] - tracked[i]) * keep);
                         (offset, tracked, e.velocity)
                     } else {
+                        since_ms = e.since_ms;
                         let predicted: [f32; 4] =
                             std::array::from_fn(|i| e.filtered[i] + e.velocity[i] * dt);
                         let residual: [f32; 4] = std::array::from_fn(|i| tracked[i] - predicted[i]);
@@ -427,7 +522,12 @@ impl TrackedDetectionManagerCalculator {
                         )
                     }
                 }
-                None => ([0.0; 4], tracked, [0.0; 4]),
+                None => {
+                    if lookahead {
+                        revisions.push(Revision::Appeared(r.clone()));
+                    }
+                    ([0.0; 4], tracked, [0.0; 4])
+                }
             };
             let size = [filtered[2] - filtered[0], filtered[3] - filtered[1]];
             let offset: [f32; 4] = std::array::from_fn(|i| {
@@ -445,11 +545,71 @@ impl TrackedDetectionManagerCalculator {
                     filtered,
                     velocity,
                     shown_ms: now_ms,
+                    since_ms,
                 },
             );
         }
         self.easing = next;
-        reports
+        (reports, revisions)
+    }
+
+    /// Applies one frame's revisions to the held frames: a correction is spread linearly
+    /// over the frames since the object's previous detection (none of it before, all of it
+    /// at the re-detection); an appearance is shown as detected on the held frames just
+    /// before it that do not show the object.
+    fn revise_pending(&mut self, revisions: &[Revision]) {
+        for revision in revisions {
+            match revision {
+                Revision::Correction {
+                    id,
+                    delta,
+                    since_ms,
+                    at_ms,
+                } => {
+                    let span = (at_ms - since_ms).max(1) as f32;
+                    for frame in self.pending.iter_mut().filter(|f| f.time_ms > *since_ms) {
+                        let w = ((frame.time_ms - since_ms) as f32 / span).min(1.0);
+                        if let Some(r) = frame.reports.iter_mut().find(|r| r.id == *id) {
+                            let (l, t, rr, b) = r.bounds;
+                            r.bounds = (
+                                l + w * delta[0],
+                                t + w * delta[1],
+                                rr + w * delta[2],
+                                b + w * delta[3],
+                            );
+                        }
+                    }
+                }
+                Revision::Appeared(report) => {
+                    for frame in self.pending.iter_mut().rev() {
+                        if frame.reports.iter().any(|r| r.id == report.id) {
+                            break;
+                        }
+                        frame.reports.push(report.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the held frames older than `before_ms`.
+    fn release(&mut self, cx: &mut CalculatorContext, before_ms: i64) -> Result<()> {
+        while self.pending.front().is_some_and(|f| f.time_ms < before_ms) {
+            if let Some(frame) = self.pending.pop_front() {
+                self.send(cx, frame.ts, frame.reports)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        cx: &mut CalculatorContext,
+        ts: Timestamp,
+        reports: Vec<ReportedDetection>,
+    ) -> Result<()> {
+        let out: Vec<Detection> = reports.into_iter().map(|r| self.to_detection(r)).collect();
+        cx.output(&DETECTIONS_OUT).send(out, ts)
     }
 
     fn to_detection(&self, r: ReportedDetection) -> Detection {

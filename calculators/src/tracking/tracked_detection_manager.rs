@@ -84,6 +84,10 @@ pub struct ManagerConfig {
     pub min_overlap_ratio: f32,
     /// Detections not updated for this long are dropped (ms).
     pub timeout_ms: i64,
+    /// Ours: two detections are the same object only if they also share a label, so a
+    /// cyclist's Person and Bicycle boxes stay two objects (false: MediaPipe's rule, where
+    /// overlap alone decides and the labels are merged).
+    pub same_label_only: bool,
 }
 
 impl Default for ManagerConfig {
@@ -92,6 +96,7 @@ impl Default for ManagerConfig {
             max_area_ratio: 3.0,
             min_overlap_ratio: 0.5,
             timeout_ms: 5000,
+            same_label_only: false,
         }
     }
 }
@@ -153,6 +158,13 @@ impl TrackedDetection {
             let e = self.labels.entry(label.to_string()).or_insert(score);
             *e = e.max(score);
         }
+    }
+
+    /// Whether `other` is the same object: [`is_same_object`] on their boxes and, with
+    /// `same_label_only`, a label in common.
+    pub fn is_same_as(&self, other: &TrackedDetection, config: &ManagerConfig) -> bool {
+        is_same_object(&self.rect, &other.rect, config)
+            && (!config.same_label_only || self.labels.keys().any(|l| other.labels.contains_key(l)))
     }
 
     /// The id users see: the first detection's id of this object.
@@ -254,7 +266,7 @@ impl TrackedDetectionManager {
         let duplicates: Vec<i64> = self
             .active
             .values()
-            .filter(|d| is_same_object(&d.rect, &det.rect, &self.config))
+            .filter(|d| d.is_same_as(&det, &self.config))
             .map(|d| d.unique_id)
             .collect();
         let mut latest: Option<TrackedDetection> = None;
@@ -294,7 +306,7 @@ impl TrackedDetectionManager {
             .filter(|d| {
                 d.unique_id != id
                     && d.last_updated_ms == me.last_updated_ms
-                    && is_same_object(&d.rect, &me.rect, &self.config)
+                    && d.is_same_as(&me, &self.config)
             })
             .cloned()
             .collect();
@@ -451,6 +463,33 @@ mod tests {
         assert!(cancelled.is_empty());
         let ids: Vec<i64> = m.report(0).iter().map(|d| d.id).collect();
         assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[test]
+    fn with_same_label_only_overlapping_objects_of_other_labels_stay_apart() {
+        let rider = rect(0.4, 0.1, 0.6, 0.7);
+        let bicycle = rect(0.38, 0.4, 0.62, 0.9); // covers more than half of itself: "same"
+        for (same_label_only, tracks) in [(false, 1), (true, 2)] {
+            let mut m = TrackedDetectionManager::new(ManagerConfig {
+                same_label_only,
+                ..ManagerConfig::default()
+            });
+            m.add_detection(det(1, rider, 0, "Person", 0.6));
+            m.add_detection(det(2, bicycle, 0, "Bicycle", 0.5));
+            m.update(&[tb(1, rider, 0), tb(2, bicycle, 0)], 0);
+            assert_eq!(
+                m.report(0).len(),
+                tracks,
+                "same_label_only {same_label_only}"
+            );
+            // A re-detection with the same label still replaces its track.
+            m.add_detection(det(3, rect(0.41, 0.1, 0.61, 0.7), 300, "Person", 0.7));
+            let tracked = [tb(1, rider, 300), tb(2, bicycle, 300), tb(3, rider, 300)];
+            m.update(&tracked, 300);
+            let ids: Vec<i64> = m.report(300).iter().map(|d| d.id).collect();
+            assert_eq!(ids.len(), tracks);
+            assert!(ids.contains(&1), "the rider keeps its first id: {ids:?}");
+        }
     }
 
     #[test]

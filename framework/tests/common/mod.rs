@@ -464,6 +464,33 @@ impl Calculator for TCountSource {
     }
 }
 
+/// Holds every input packet and sends them all in `close` (like a node with lookahead).
+pub struct THold {
+    held: Vec<Packet>,
+}
+const HOLD_IN: Input<AnyPacket> = Input::any("");
+const HOLD_OUT: Output<AnyPacket> = Output::any("");
+
+impl Calculator for THold {
+    type Options = NoOptions;
+    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+        cc.declare(&[&HOLD_IN, &HOLD_OUT])
+    }
+    fn create(_: &NoOptions) -> Result<Self> {
+        Ok(THold { held: Vec::new() })
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        self.held.push(cx.input_packet(0).clone());
+        Ok(Flow::Continue)
+    }
+    fn close(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        for p in self.held.drain(..) {
+            cx.output_at(0).add(p)?;
+        }
+        Ok(())
+    }
+}
+
 /// Registers the test calculators once per test binary.
 /// Property-test cases: `default`, or `MEDIAGRAPH_STRESS_CASES` when set (for long stress runs,
 /// e.g. `MEDIAGRAPH_STRESS_CASES=2000 cargo test --release -p mediagraph-framework`).
@@ -490,6 +517,7 @@ pub fn setup() {
         calculator::register::<TSideLater>("TSideLater");
         calculator::register::<TCountSource>("TCountSource");
         calculator::register::<TProbe>("TProbe");
+        calculator::register::<THold>("THold");
     });
 }
 
