@@ -571,6 +571,37 @@ fn without_detections_the_lookahead_releases_frames_after_lookahead_ms() {
 }
 
 #[test]
+fn with_wait_for_detections_a_detection_meets_the_boxes_of_its_frame_whatever_comes_first() {
+    // The tracker's boxes of a frame reach the manager before that frame's detections.
+    let run = |options: &str| {
+        let mut g = graph(&MANAGER.replace("{smoothing: 1.0}", options));
+        let tracked = record(&mut g, "tracked");
+        g.start_run(Default::default()).unwrap();
+        let person = with_id(det(4, "Person", 0.6, 0.1, 0.1, 0.3, 0.5), 7);
+        for (t, dets) in [(0, vec![person]), (100_000, vec![])] {
+            let b = TimedBoxList(vec![tbox(7, 0.1, 0.1, 0.3, 0.5, t)]);
+            g.add_packet("boxes", at(b, t)).unwrap();
+            g.wait_until_idle().unwrap();
+            g.add_packet("dets", at(dets, t)).unwrap();
+            g.wait_until_idle().unwrap();
+        }
+        g.finish().unwrap();
+        let shown: Vec<usize> = tracked
+            .values::<Vec<Detection>>()
+            .iter()
+            .map(|(_, v)| v.len())
+            .collect();
+        shown
+    };
+    assert_eq!(run("{wait_for_detections: true}"), [1, 1]);
+    assert_eq!(
+        run("{wait_for_detections: false}"),
+        [0, 1],
+        "MediaPipe's way: the boxes were handled before the detection came"
+    );
+}
+
+#[test]
 fn manager_options_are_checked() {
     for bad in [
         "{smoothing: 0}",

@@ -70,6 +70,12 @@ pub struct TrackedDetectionManagerCalculatorOptions {
     /// held frames before it (back to the previous detection). `smoothing` and
     /// `max_eased_offset` then have no effect.
     pub lookahead_ms: i64,
+    /// Ours: handle a frame's boxes only once the detections of that frame are known (one
+    /// sync set for both inputs), as the box tracker does with `wait_for_start_pos`. Every
+    /// detection then meets the boxes of its own frame whatever the threads' timing, so the
+    /// output is deterministic. False, the default: each input is handled as soon as it
+    /// arrives (MediaPipe).
+    pub wait_for_detections: bool,
 }
 
 impl Default for TrackedDetectionManagerCalculatorOptions {
@@ -86,6 +92,7 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
             motion_alpha: 1.0,
             motion_beta: 0.0,
             lookahead_ms: 0,
+            wait_for_detections: false,
         }
     }
 }
@@ -164,7 +171,8 @@ impl TrackedDetectionManagerCalculatorOptions {
 /// * Input streams: `DETECTIONS` (`Vec<`[`Detection`]`>`, with ids, e.g. from
 ///   `DetectionUniqueIdCalculator`; usually a few per second) and `TRACKING_BOXES`
 ///   ([`TimedBoxList`], the tracker's boxes, one packet per frame). The node uses a
-///   sync-set handler with the two in separate sets, so each is handled as soon as it arrives.
+///   sync-set handler with the two in separate sets, so each is handled as soon as it arrives
+///   (one set with `wait_for_detections`).
 /// * Output streams: `DETECTIONS` (`Vec<`[`Detection`]`>`, one packet per `TRACKING_BOXES`
 ///   packet, at its timestamp: the objects tracked at that frame, with their persistent `id`,
 ///   box, and labels sorted by descending score); `CANCEL_OBJECT_ID` (optional, `i64`: ids the
@@ -173,7 +181,8 @@ impl TrackedDetectionManagerCalculatorOptions {
 /// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`,
 ///   `max_eased_offset`, `timeout_ms`, `max_area_ratio`, `min_overlap_ratio`,
 ///   `same_label_only`, `max_unconfirmed_ms`, `motion_alpha`, `motion_beta`,
-///   `lookahead_ms` (output delayed until the next detection, for recorded video).
+///   `lookahead_ms` (output delayed until the next detection, for recorded video),
+///   `wait_for_detections`.
 ///
 /// The rules (see [`crate::tracking::tracked_detection_manager`]): a new detection waits
 /// until the tracker reports a box with its id (the tracker has then caught it up to the
@@ -197,7 +206,7 @@ pub struct TrackedDetectionManagerCalculator {
     warned_no_id: bool,
     max_unconfirmed_ms: i64,
     /// Unique ids of tracks dropped for lack of confirmation, while the manager still has
-    /// them (the tracker may report them for a few more frames until the cancel reaches it).
+    /// them (until they time out; their boxes from the tracker are ignored).
     retired: BTreeSet<i64>,
     /// Share of the remaining offset removed per frame after a re-detection.
     smoothing: f32,
@@ -278,10 +287,17 @@ impl Calculator for TrackedDetectionManagerCalculator {
             &DETECTIONS_OUT,
             &CANCEL_OBJECT_ID,
         ])?;
-        let mut sets = vec![serde_json::json!({"tag_index": ["TRACKING_BOXES:0"]})];
-        if cc.inputs().id("DETECTIONS", 0).is_some() {
-            sets.push(serde_json::json!({"tag_index": ["DETECTIONS:0"]}));
-        }
+        let has_detections = cc.inputs().id("DETECTIONS", 0).is_some();
+        let sets = if has_detections && options.wait_for_detections {
+            vec![serde_json::json!({"tag_index": ["TRACKING_BOXES:0", "DETECTIONS:0"]})]
+        } else if has_detections {
+            vec![
+                serde_json::json!({"tag_index": ["TRACKING_BOXES:0"]}),
+                serde_json::json!({"tag_index": ["DETECTIONS:0"]}),
+            ]
+        } else {
+            vec![serde_json::json!({"tag_index": ["TRACKING_BOXES:0"]})]
+        };
         cc.set_input_stream_handler(HandlerConfig {
             input_stream_handler: "SyncSetInputStreamHandler".into(),
             options: serde_json::json!({ "sync_set": sets }),
@@ -322,7 +338,16 @@ impl Calculator for TrackedDetectionManagerCalculator {
         }
         if let Some(boxes) = cx.input(&TRACKING_BOXES).get()? {
             let now_ms = ts.micros().div_euclid(1000);
-            let tracked: Vec<TrackedBox> = boxes.0.iter().filter_map(tracked_box).collect();
+            // A retired track is frozen where it was retired: the tracker goes on reporting its
+            // box until the cancel reaches it over the back edge, after a number of frames
+            // that depends on thread timing, and following those boxes would make the output
+            // depend on it too.
+            let tracked: Vec<TrackedBox> = boxes
+                .0
+                .iter()
+                .filter_map(tracked_box)
+                .filter(|b| !self.retired.contains(&b.id))
+                .collect();
             let mut cancelled = self.manager.update(&tracked, now_ms);
             let hidden = self.retire_unconfirmed(now_ms, &mut cancelled);
             for id in cancelled {
