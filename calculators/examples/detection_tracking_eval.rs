@@ -24,7 +24,9 @@
 //! * **coverage**: the share of per-frame detections that a tracked box of the same frame
 //!   overlaps with IoU >= 0.5.
 //!   For reference, the same share when the detector's latest output is held still until its
-//!   next output (no tracking at all): what tracking adds over doing nothing.
+//!   next output (no tracking at all): what tracking adds over doing nothing; and with
+//!   lookahead, the previous or the next output, whichever overlaps better (an oracle: it
+//!   uses the per-frame detection to choose).
 //! * **confirmed**: the share of tracked boxes that a per-frame detection of the same frame
 //!   overlaps with IoU >= 0.5: coverage's counterpart, so that boxes shown where the
 //!   per-frame detector sees nothing are visible too.
@@ -324,6 +326,9 @@ struct Scores {
     coverage: f64,
     /// Coverage without tracking: the detector's latest output held still until the next.
     coverage_held_detections: f64,
+    /// The same with lookahead: the previous or the next output of the detector, whichever
+    /// overlaps better, held still.
+    coverage_nearest_detections: f64,
     detections: usize,
     /// The share of tracked boxes that a per-frame detection of the same frame overlaps with
     /// IoU >= 0.5 (the rest: objects the per-frame detector misses on that frame, or boxes
@@ -369,6 +374,7 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
     let mut tracked_paths: HashMap<u64, BTreeMap<usize, (f64, f64)>> = HashMap::new();
     let mut detected_paths: HashMap<u64, BTreeMap<usize, (f64, f64)>> = HashMap::new();
     let (mut covered, mut total, mut held_covered) = (0usize, 0usize, 0usize);
+    let mut nearest_covered = 0usize;
     let (mut confirmed, mut tracked_boxes) = (0usize, 0usize);
     for k in 0..n {
         // Reference: the detector's latest output on or before this frame, not moved.
@@ -376,14 +382,20 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
             .frame_times
             .get(k)
             .and_then(|&t| tracked.raw.range(..=t).next_back().map(|(_, dets)| dets));
-        held_covered += detected.frames[k]
-            .iter()
-            .filter(|d| {
-                held.into_iter()
-                    .flatten()
-                    .any(|h| d.bbox().iou(h.bbox()) >= 0.5)
-            })
-            .count();
+        let next = tracked
+            .frame_times
+            .get(k)
+            .and_then(|&t| tracked.raw.range(t..).next().map(|(_, dets)| dets));
+        let overlaps = |d: &Detection, dets: Option<&Vec<Detection>>| {
+            dets.into_iter()
+                .flatten()
+                .any(|h| d.bbox().iou(h.bbox()) >= 0.5)
+        };
+        for d in &detected.frames[k] {
+            let previous = overlaps(d, held);
+            held_covered += usize::from(previous);
+            nearest_covered += usize::from(previous || overlaps(d, next));
+        }
         for t in &tracked.frames[k] {
             tracked_boxes += 1;
             if detected.frames[k]
@@ -452,6 +464,7 @@ fn score(video: &Path, tracked: &Run, detected: &Run) -> Res<Scores> {
         tracked_jitter_all_px: ratio(all_sum, all_n),
         coverage: ratio(covered as f64, total),
         coverage_held_detections: ratio(held_covered as f64, total),
+        coverage_nearest_detections: ratio(nearest_covered as f64, total),
         detections: total,
         confirmed: ratio(confirmed as f64, tracked_boxes),
         tracked_boxes,
@@ -543,6 +556,10 @@ fn main() -> Res<()> {
         println!(
             "| same, without tracking: the latest detections held still (reference) | {:.3} |",
             s.coverage_held_detections
+        );
+        println!(
+            "| same, the previous or the next detections held still, whichever overlaps (oracle reference) | {:.3} |",
+            s.coverage_nearest_detections
         );
         println!(
             "| tracked boxes confirmed by a per-frame detection (IoU >= 0.5) | {:.3} ({} boxes) |",

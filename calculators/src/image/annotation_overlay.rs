@@ -22,7 +22,7 @@ use super::{ImageFormat, ImageFrame};
 ///   changed: the output is a copy (made once, by copy on write) with the drawing. The
 ///   `IMAGE` stream header is passed on.
 /// * Options ([`AnnotationOverlayCalculatorOptions`]): `annotations` drawn on every frame,
-///   `draw_frame_info` (frame number and time, top left), `thickness`, `font_scale`.
+///   `draw_frame_info` (frame number and time, bottom left), `thickness`, `font_scale`.
 ///
 /// Boxes get a label `"<label> <score> #<id>"` on a filled tab in the box color; a box with an
 /// `id` and no `color` gets [`Color::for_id`], so a track keeps its color across frames.
@@ -48,7 +48,7 @@ pub struct AnnotationOverlayCalculatorOptions {
     /// Annotations drawn on every frame, before those of the input streams.
     pub annotations: Vec<RenderAnnotation>,
     /// Draw `frame <n>  <t> s` (the frame's number in this run and its timestamp in seconds)
-    /// in the top left corner. Default false.
+    /// in the bottom left corner. Default false.
     pub draw_frame_info: bool,
     /// Default line thickness and point radius in pixels (default 2).
     pub thickness: f32,
@@ -144,8 +144,10 @@ impl Calculator for AnnotationOverlayCalculator {
                     painter.draw(mat, a)?;
                 }
                 if self.options.draw_frame_info {
+                    // Bottom left: boxes at the top edge put their labels at the top.
                     let text = format!("frame {n}  {:.3} s", ts.seconds());
-                    painter.label(mat, &text, Point::new(4, 4), Color::BLACK, None)?;
+                    let y = (painter.height as i32 - painter.tab_height(&text)? - 4).max(0);
+                    painter.label(mat, &text, Point::new(4, y), Color::BLACK, None)?;
                 }
                 Ok(())
             })?;
