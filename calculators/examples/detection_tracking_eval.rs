@@ -36,7 +36,7 @@
 //! Options: `--videos` (comma-separated paths; default both sample videos), `--smoothing S`,
 //! `--unconfirmed MS`, `--alpha A` and `--beta B` (the tracked detection manager's
 //! `smoothing`, `max_unconfirmed_ms`, `motion_alpha` and `motion_beta`), `--set KEY=VALUE` (any other option of
-//! the manager node in `object_tracking.yaml`, e.g. `same_label_only=false`), `--lookahead
+//! the manager node in `object_tracking.yaml`, e.g. `cross_label_min_iou=0`), `--lookahead
 //! MS` (the manager's `lookahead_ms` in the top-level graph; 0: live behaviour), `--rate
 //! FPS` (the detection rate), `--json FILE` (the results as JSON), `--dump DIR` (every frame's tracked
 //! and per-frame detections and the detector's output, as JSON, for offline analysis). Graph

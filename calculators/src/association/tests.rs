@@ -613,6 +613,7 @@ fn manager_options_are_checked() {
         "{motion_alpha: 0}",
         "{motion_alpha: 0.5, motion_beta: 0.6}",
         "{lookahead_ms: -1}",
+        "{cross_label_min_iou: 1.5}",
         "{no_such_option: 1}",
     ] {
         let yaml = MANAGER.replace("{smoothing: 1.0}", bad);

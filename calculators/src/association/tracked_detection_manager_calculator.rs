@@ -39,11 +39,12 @@ pub struct TrackedDetectionManagerCalculatorOptions {
     /// Two boxes are the same object when their intersection covers more than this share of
     /// either box (default 0.5, in `[0, 1)`).
     pub min_overlap_ratio: f32,
-    /// Ours: two detections are the same object only if they also share a label (false,
-    /// the default: MediaPipe's rule, overlap alone, labels merged). With it a cyclist's
-    /// Person and Bicycle boxes are tracked as two objects instead of one box with both
-    /// labels.
-    pub same_label_only: bool,
+    /// Ours: two boxes with no label in common are the same object only if, besides the
+    /// overlap rule, their IoU is at least this (in `[0, 1]`; 0, the default: MediaPipe's
+    /// rule, overlap alone, labels merged; 1: only a shared label merges). With 0.7 a box
+    /// detected again under another label still merges, while a cyclist's Person and
+    /// Bicycle boxes (IoU ~0.4) are tracked as two objects, not one box with both labels.
+    pub cross_label_min_iou: f32,
     /// Ours: a track that no new detection has confirmed for this long is dropped, and the
     /// tracker told to stop it (ms; 0, the default, never: MediaPipe's behaviour, where a
     /// track lives as long as the tracker keeps its box). It clears boxes the tracker left
@@ -87,7 +88,7 @@ impl Default for TrackedDetectionManagerCalculatorOptions {
             timeout_ms: c.timeout_ms,
             max_area_ratio: c.max_area_ratio,
             min_overlap_ratio: c.min_overlap_ratio,
-            same_label_only: c.same_label_only,
+            cross_label_min_iou: c.cross_label_min_iou,
             max_unconfirmed_ms: 0,
             motion_alpha: 1.0,
             motion_beta: 0.0,
@@ -149,6 +150,12 @@ impl TrackedDetectionManagerCalculatorOptions {
                 self.motion_beta
             ));
         }
+        if !(0.0..=1.0).contains(&self.cross_label_min_iou) {
+            return Err(format!(
+                "cross_label_min_iou must be in [0, 1] (0: MediaPipe's rule), got {}",
+                self.cross_label_min_iou
+            ));
+        }
         if self.lookahead_ms < 0 {
             return Err(format!(
                 "lookahead_ms must be 0 (off) or positive, got {}",
@@ -159,7 +166,7 @@ impl TrackedDetectionManagerCalculatorOptions {
             max_area_ratio: self.max_area_ratio,
             min_overlap_ratio: self.min_overlap_ratio,
             timeout_ms: self.timeout_ms,
-            same_label_only: self.same_label_only,
+            cross_label_min_iou: self.cross_label_min_iou,
         })
     }
 }
@@ -180,7 +187,7 @@ impl TrackedDetectionManagerCalculatorOptions {
 ///   at t; connect it to the tracker's `CANCEL_OBJECT_ID` as a back edge).
 /// * Options ([`TrackedDetectionManagerCalculatorOptions`]): `smoothing`,
 ///   `max_eased_offset`, `timeout_ms`, `max_area_ratio`, `min_overlap_ratio`,
-///   `same_label_only`, `max_unconfirmed_ms`, `motion_alpha`, `motion_beta`,
+///   `cross_label_min_iou`, `max_unconfirmed_ms`, `motion_alpha`, `motion_beta`,
 ///   `lookahead_ms` (output delayed until the next detection, for recorded video),
 ///   `wait_for_detections`.
 ///

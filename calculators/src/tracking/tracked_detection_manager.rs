@@ -84,10 +84,11 @@ pub struct ManagerConfig {
     pub min_overlap_ratio: f32,
     /// Detections not updated for this long are dropped (ms).
     pub timeout_ms: i64,
-    /// Ours: two detections are the same object only if they also share a label, so a
-    /// cyclist's Person and Bicycle boxes stay two objects (false: MediaPipe's rule, where
-    /// overlap alone decides and the labels are merged).
-    pub same_label_only: bool,
+    /// Ours: two detections with no label in common are the same object only if, besides
+    /// the overlap rule, their IoU is at least this: a box detected again under another
+    /// label still merges (labels merged), while a cyclist's Person and Bicycle boxes stay
+    /// two objects. 0: MediaPipe's rule, overlap alone; 1: only a shared label merges.
+    pub cross_label_min_iou: f32,
 }
 
 impl Default for ManagerConfig {
@@ -96,7 +97,7 @@ impl Default for ManagerConfig {
             max_area_ratio: 3.0,
             min_overlap_ratio: 0.5,
             timeout_ms: 5000,
-            same_label_only: false,
+            cross_label_min_iou: 0.0,
         }
     }
 }
@@ -111,14 +112,30 @@ pub fn is_same_object(a: &NormRect, b: &NormRect, config: &ManagerConfig) -> boo
     if area_a / area_b > config.max_area_ratio || area_b / area_a > config.max_area_ratio {
         return false;
     }
+    let inter = intersection(a, b);
+    inter / area_a > config.min_overlap_ratio || inter / area_b > config.min_overlap_ratio
+}
+
+/// The area of the intersection of `a` and `b` taken as axis-aligned (rotation ignored).
+fn intersection(a: &NormRect, b: &NormRect) -> f32 {
     let ix = ((a.x_center + a.width / 2.0).min(b.x_center + b.width / 2.0)
         - (a.x_center - a.width / 2.0).max(b.x_center - b.width / 2.0))
     .max(0.0);
     let iy = ((a.y_center + a.height / 2.0).min(b.y_center + b.height / 2.0)
         - (a.y_center - a.height / 2.0).max(b.y_center - b.height / 2.0))
     .max(0.0);
-    let inter = ix * iy;
-    inter / area_a > config.min_overlap_ratio || inter / area_b > config.min_overlap_ratio
+    ix * iy
+}
+
+/// Intersection over union of `a` and `b` taken as axis-aligned (rotation ignored).
+fn iou(a: &NormRect, b: &NormRect) -> f32 {
+    let inter = intersection(a, b);
+    let union = a.area() + b.area() - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
 }
 
 /// A detection being tracked.
@@ -160,11 +177,13 @@ impl TrackedDetection {
         }
     }
 
-    /// Whether `other` is the same object: [`is_same_object`] on their boxes and, with
-    /// `same_label_only`, a label in common.
+    /// Whether `other` is the same object: [`is_same_object`] on their boxes and, without a
+    /// label in common, an IoU of at least `cross_label_min_iou`.
     pub fn is_same_as(&self, other: &TrackedDetection, config: &ManagerConfig) -> bool {
         is_same_object(&self.rect, &other.rect, config)
-            && (!config.same_label_only || self.labels.keys().any(|l| other.labels.contains_key(l)))
+            && (config.cross_label_min_iou <= 0.0
+                || self.labels.keys().any(|l| other.labels.contains_key(l))
+                || iou(&self.rect, &other.rect) >= config.cross_label_min_iou)
     }
 
     /// The id users see: the first detection's id of this object.
@@ -466,12 +485,14 @@ mod tests {
     }
 
     #[test]
-    fn with_same_label_only_overlapping_objects_of_other_labels_stay_apart() {
+    fn with_cross_label_min_iou_overlapping_objects_of_other_labels_stay_apart() {
         let rider = rect(0.4, 0.1, 0.6, 0.7);
-        let bicycle = rect(0.38, 0.4, 0.62, 0.9); // covers more than half of itself: "same"
-        for (same_label_only, tracks) in [(false, 1), (true, 2)] {
+        // The intersection covers 0.58 of the rider (MediaPipe: the same object); IoU 0.38.
+        let bicycle = rect(0.38, 0.35, 0.62, 0.9);
+        assert!((iou(&rider, &bicycle) - 0.07 / 0.182).abs() < 1e-4);
+        for (cross_label_min_iou, tracks) in [(0.0, 1), (0.3, 1), (0.7, 2), (1.0, 2)] {
             let mut m = TrackedDetectionManager::new(ManagerConfig {
-                same_label_only,
+                cross_label_min_iou,
                 ..ManagerConfig::default()
             });
             m.add_detection(det(1, rider, 0, "Person", 0.6));
@@ -480,7 +501,7 @@ mod tests {
             assert_eq!(
                 m.report(0).len(),
                 tracks,
-                "same_label_only {same_label_only}"
+                "cross_label_min_iou {cross_label_min_iou}"
             );
             // A re-detection with the same label still replaces its track.
             m.add_detection(det(3, rect(0.41, 0.1, 0.61, 0.7), 300, "Person", 0.7));
@@ -490,6 +511,23 @@ mod tests {
             assert_eq!(ids.len(), tracks);
             assert!(ids.contains(&1), "the rider keeps its first id: {ids:?}");
         }
+        // The same box detected again under another label is still the same object.
+        let mut m = TrackedDetectionManager::new(ManagerConfig {
+            cross_label_min_iou: 0.7,
+            ..ManagerConfig::default()
+        });
+        let car = rect(0.1, 0.5, 0.4, 0.7);
+        m.add_detection(det(1, car, 0, "Car", 0.5));
+        m.update(&[tb(1, car, 0)], 0);
+        m.add_detection(det(2, rect(0.11, 0.5, 0.41, 0.7), 300, "Vehicle", 0.6));
+        m.update(
+            &[tb(1, car, 300), tb(2, rect(0.11, 0.5, 0.41, 0.7), 300)],
+            300,
+        );
+        let r = m.report(300);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].id, 1);
+        assert_eq!(r[0].labels.len(), 2, "labels merged: {:?}", r[0].labels);
     }
 
     #[test]
