@@ -435,7 +435,7 @@ impl Default for TrackStepOptions {
             tracking_degrees: TrackingDegrees::TrackingDegreeTranslation,
             track_object_and_camera: false,
             irls_iterations: 5,
-            irls_convergence: 0.0,
+            irls_convergence: 1e-4,
             spatial_sigma: 0.15,
             min_motion_sigma: 0.002,
             relative_motion_sigma: 0.3,
