@@ -996,6 +996,20 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
     )
 }
 
+/// Writes the indices of the `items` for which `keep` holds to `out` (its length is then
+/// `items.len()`; the count is returned) without branching on `keep`: every index is
+/// written, the count only advances for the kept ones.
+fn compact_indices<T>(items: &[T], out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) -> usize {
+    out.clear();
+    out.resize(items.len(), 0);
+    let mut len = 0;
+    for (i, v) in items.iter().enumerate() {
+        out[len] = i as u32;
+        len += usize::from(keep(v));
+    }
+    len
+}
+
 /// Working buffers of [`step_denormalized`], reused by the steps of all boxes of a thread:
 /// once they have grown, a step allocates only the records of its new state.
 #[derive(Default)]
@@ -1090,28 +1104,23 @@ fn step_denormalized(
     let rotated = prev.rotation.abs() > 0.01;
     let (sin, cos) = prev.rotation.sin_cos();
     // Non-short-circuit `&`: which vectors pass is unpredictable, so no branches.
-    let in_region = |v: &MotionVector| {
-        // Negated comparisons: a NaN position counts as inside (not rejected by either).
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        let in_y = !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
-        if rotated {
-            let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
-            let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
-            return in_y & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e);
-        }
-        in_y
+    // Negated comparisons: a NaN position counts as inside (not rejected by either).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    let in_y = |v: &MotionVector| !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
+    let in_rotated = |v: &MotionVector| {
+        let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
+        let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
+        in_y(v) & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e)
     };
     // The indices of the x slab's vectors in the region: every index is written, the
     // length only advances for those that pass (no branch either); then only those
     // vectors are copied.
     let slab = &frame.vectors[frame.x_range(sx0, sx1)];
-    slab_index.clear();
-    slab_index.resize(slab.len(), 0);
-    let mut len = 0;
-    for (i, v) in slab.iter().enumerate() {
-        slab_index[len] = i as u32;
-        len += usize::from(in_region(v));
-    }
+    let len = if rotated {
+        compact_indices(slab, slab_index, in_rotated)
+    } else {
+        compact_indices(slab, slab_index, in_y)
+    };
     region.clear();
     region.extend(slab_index[..len].iter().map(|&i| slab[i as usize]));
     let region: &[MotionVector] = region;
