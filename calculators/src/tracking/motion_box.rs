@@ -1342,50 +1342,10 @@ fn step_denormalized(
         [1.0, 0.0]
     };
     let iters = opts.irls_iterations.max(1);
-    weights.clear();
-    weights.extend_from_slice(prior_w);
     let mut t = v_prev;
     let no_good = good == 0 || wsum <= 0.0;
-    if !no_good {
-        // The object motion in separate x and y arrays: the weight pass is then
-        // vectorized (lane-wise the same operations, so the same values); the sums stay
-        // sequential, in the same order.
-        object_x.clear();
-        object_x.extend(region.iter().map(|v| v.object[0]));
-        object_y.clear();
-        object_y.extend(region.iter().map(|v| v.object[1]));
-        let (object_x, object_y) = (&object_x[..], &object_y[..]);
-        for it in 0..iters {
-            let (mut sw, mut tx, mut ty) = (0f32, 0f32, 0f32);
-            for ((&w, &x), &y) in weights.iter().zip(object_x).zip(object_y) {
-                sw += w;
-                tx += w * x;
-                ty += w * y;
-            }
-            if sw <= 0.0 {
-                break;
-            }
-            let t_new = [tx / sw, ty / sw];
-            // Converged (option): the next iteration is the last one.
-            let last = it + 1 == iters
-                || (it > 0
-                    && (t_new[0] - t[0]).abs().max((t_new[1] - t[1]).abs())
-                        <= opts.irls_convergence);
-            t = t_new;
-            let weight = |x: f32, y: f32, num: f32| {
-                let err = aniso_error([x - t[0], y - t[1]], dir, irls_scale);
-                num / (err + 1e-8)
-            };
-            let pass = weights.iter_mut().zip(object_x).zip(object_y);
-            if last {
-                pass.for_each(|((w, &x), &y)| *w = weight(x, y, 1.0));
-                break;
-            }
-            pass.zip(prior_w.iter())
-                .for_each(|(((w, &x), &y), &pw)| *w = weight(x, y, pw));
-        }
-    }
-    // Object similarity (scale / rotation).
+    // Object similarity (scale / rotation), fitted first: when it is accepted, its
+    // translation and weights are used and the translation-only fit is not needed.
     let mut similarity: Option<(f32, f32, [f32; 2])> = None; // (scale, rotation, t at center)
     let want_sim = opts.tracking_degrees != TrackingDegrees::TrackingDegreeTranslation;
     if want_sim
@@ -1438,6 +1398,51 @@ fn step_denormalized(
                 similarity = Some((scale, rot, [tx as f32, ty as f32]));
                 t = [tx as f32, ty as f32];
                 std::mem::swap(weights, sim_weights);
+            }
+        }
+    }
+
+    // Translation only (also when the similarity is not fitted or not accepted).
+    if similarity.is_none() {
+        weights.clear();
+        weights.extend_from_slice(prior_w);
+        if !no_good {
+            // The object motion in separate x and y arrays: the weight pass is then
+            // vectorized (lane-wise the same operations, so the same values); the sums stay
+            // sequential, in the same order.
+            object_x.clear();
+            object_x.extend(region.iter().map(|v| v.object[0]));
+            object_y.clear();
+            object_y.extend(region.iter().map(|v| v.object[1]));
+            let (object_x, object_y) = (&object_x[..], &object_y[..]);
+            for it in 0..iters {
+                let (mut sw, mut tx, mut ty) = (0f32, 0f32, 0f32);
+                for ((&w, &x), &y) in weights.iter().zip(object_x).zip(object_y) {
+                    sw += w;
+                    tx += w * x;
+                    ty += w * y;
+                }
+                if sw <= 0.0 {
+                    break;
+                }
+                let t_new = [tx / sw, ty / sw];
+                // Converged (option): the next iteration is the last one.
+                let last = it + 1 == iters
+                    || (it > 0
+                        && (t_new[0] - t[0]).abs().max((t_new[1] - t[1]).abs())
+                            <= opts.irls_convergence);
+                t = t_new;
+                let weight = |x: f32, y: f32, num: f32| {
+                    let err = aniso_error([x - t[0], y - t[1]], dir, irls_scale);
+                    num / (err + 1e-8)
+                };
+                let pass = weights.iter_mut().zip(object_x).zip(object_y);
+                if last {
+                    pass.for_each(|((w, &x), &y)| *w = weight(x, y, 1.0));
+                    break;
+                }
+                pass.zip(prior_w.iter())
+                    .for_each(|(((w, &x), &y), &pw)| *w = weight(x, y, pw));
             }
         }
     }
