@@ -2132,6 +2132,12 @@ impl MotionBox {
         !failure_in(newest_first, &self.options)
     }
 
+    /// How many of the newest states the next forward step reads (its history and the
+    /// failure window); [`MotionBox::trim`] to this keeps the box's results the same.
+    pub fn states_needed(&self) -> usize {
+        (OUTLIER_HISTORY as usize).max(self.options.max_track_failures as usize) + 1
+    }
+
     /// Keeps at most `max` states (the newest in the forward direction).
     pub fn trim(&mut self, max: usize) {
         let max = max.max(2);
@@ -2143,7 +2149,10 @@ impl MotionBox {
             self.queue_start += 1;
         }
         if self.outliers.forward {
-            self.outliers.forget_before(self.queue_start);
+            // Only states older than the memory's window may have been dropped.
+            if self.queue_start > self.outliers.frame - OUTLIER_HISTORY {
+                self.outliers.forget_before(self.queue_start);
+            }
         } else {
             // The newest backward states were dropped.
             self.outliers.valid = false;
@@ -2247,6 +2256,18 @@ mod tests {
             })
         };
         let opts = TrackStepOptions::box_tracking_graph();
+        // A box trimmed to the states it needs tracks like one that keeps them all.
+        let mut all = start([0.3, 0.2, 0.6, 0.5], &frame(0));
+        let mut trimmed = all.clone();
+        for f in 0..30 {
+            let (a, b) = (
+                all.track_step(f, &frame(f + 1), true),
+                trimmed.track_step(f, &frame(f + 1), true),
+            );
+            assert_eq!(a, b);
+            assert_eq!(all.state_at(f + 1), trimmed.state_at(f + 1), "frame {f}");
+            trimmed.trim(trimmed.states_needed());
+        }
         for (keep, forward) in [(4usize, true), (100, true), (100, false)] {
             let f0 = if forward { 0 } else { 30 };
             let mut b = start([0.3, 0.2, 0.6, 0.5], &frame(f0));
