@@ -1943,38 +1943,36 @@ impl OutlierMemory {
             std::mem::take(&mut self.spare_ids),
             std::mem::take(&mut self.spare_frames),
         );
-        ids.clear();
-        frames.clear();
+        // Without branches on the (unpredictable) merge order: each pair compared writes
+        // an entry, the length only advances if it is kept.
         let n = self.ids.len() + outliers.len();
-        ids.reserve(n);
-        frames.reserve(n);
-        let oldest = |f: i64| (frame - f).abs() <= OUTLIER_HISTORY;
-        let (mut a, mut b) = (0, 0);
+        ids.clear();
+        ids.resize(n, 0);
+        frames.clear();
+        frames.resize(n, 0);
+        let recent = |f: i64| (frame - f).abs() <= OUTLIER_HISTORY;
+        let (mut a, mut b, mut len) = (0, 0, 0);
         while a < self.ids.len() && b < outliers.len() {
-            let (old, new) = (self.ids[a], outliers[b].id);
-            if new <= old {
-                ids.push(new);
-                frames.push(frame);
-                b += 1;
-                a += usize::from(new == old);
-            } else {
-                if oldest(self.frames[a]) {
-                    ids.push(old);
-                    frames.push(self.frames[a]);
-                }
-                a += 1;
-            }
+            let (old, new, old_frame) = (self.ids[a], outliers[b].id, self.frames[a]);
+            let take_new = new <= old;
+            ids[len] = if take_new { new } else { old };
+            frames[len] = if take_new { frame } else { old_frame };
+            len += usize::from(take_new | recent(old_frame));
+            b += usize::from(take_new);
+            a += usize::from(!take_new | (new == old));
         }
         for (&id, &f) in self.ids[a..].iter().zip(&self.frames[a..]) {
-            if oldest(f) {
-                ids.push(id);
-                frames.push(f);
-            }
+            ids[len] = id;
+            frames[len] = f;
+            len += usize::from(recent(f));
         }
         for r in &outliers[b..] {
-            ids.push(r.id);
-            frames.push(frame);
+            ids[len] = r.id;
+            frames[len] = frame;
+            len += 1;
         }
+        ids.truncate(len);
+        frames.truncate(len);
         self.spare_ids = std::mem::replace(&mut self.ids, ids);
         self.spare_frames = std::mem::replace(&mut self.frames, frames);
         self.valid = true;
