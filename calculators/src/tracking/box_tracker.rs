@@ -317,7 +317,9 @@ impl BoxTracker {
                 continue;
             }
             let ok = step_track(track, head - 1, &frame.forward, true);
-            track.motion_box.trim(max_states);
+            // Only the states the next steps read are kept (the path keeps the boxes).
+            let needed = track.motion_box.states_needed();
+            track.motion_box.trim(needed);
             if ok {
                 push_path(track, head, id, time_us, max_states);
             } else {
@@ -399,7 +401,8 @@ impl BoxTracker {
             }
             push_path(&mut track, i + 1, start.id, next.time_us, max_states);
         }
-        track.motion_box.trim(max_states);
+        let needed = track.motion_box.states_needed();
+        track.motion_box.trim(needed);
         self.tracks.insert(start.id, track);
         StartOutcome::Started
     }

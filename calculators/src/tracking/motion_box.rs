@@ -330,6 +330,13 @@ pub struct TrackStepOptions {
     pub track_object_and_camera: bool,
     /// IRLS iterations of the object fit.
     pub irls_iterations: u32,
+    /// **Deviation from the reference** (default 1e-4; 0 reproduces it). The object fit
+    /// (translation, and similarity) stops re-weighting once an iteration moves every
+    /// parameter by at most this much (translation in aspect-domain units, i.e. frame
+    /// widths for a landscape frame, per frame; similarity coefficients unitless): the next
+    /// pass is then the last one, which sets the weights used for inlier scoring. The
+    /// reference always runs `irls_iterations`.
+    pub irls_convergence: f32,
     /// Minimum spatial sigma (fraction of the box size).
     pub spatial_sigma: f32,
     /// Minimum sigma of the motion prior.
@@ -428,6 +435,7 @@ impl Default for TrackStepOptions {
             tracking_degrees: TrackingDegrees::TrackingDegreeTranslation,
             track_object_and_camera: false,
             irls_iterations: 5,
+            irls_convergence: 1e-4,
             spatial_sigma: 0.15,
             min_motion_sigma: 0.002,
             relative_motion_sigma: 0.3,
@@ -730,42 +738,22 @@ fn fit_similarity(
         atb[2] += w * mx;
         atb[3] += w * my;
     }
-    let ata = [
-        [sr, 0.0, sx, sy],
-        [0.0, sr, -sy, sx],
-        [sx, -sy, sw, 0.0],
-        [sy, sx, 0.0, sw],
-    ];
-    solve4(ata, atb)
-}
-
-/// Solves a 4x4 system by Gaussian elimination with partial pivoting.
-fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
-    let scale = a.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
-    if scale <= 0.0 || !scale.is_finite() {
+    // The normal equations [[sr, 0, sx, sy], [0, sr, -sy, sx], [sx, -sy, sw, 0],
+    // [sy, sx, 0, sw]] (a, b, tx, ty) = atb are, with z = a + ib, t = tx + ity and
+    // s = sx + isy: sr z + conj(s) t = atb0 + i atb1 and s z + sw t = atb2 + i atb3, solved
+    // in closed form.
+    let det = sr * sw - (sx * sx + sy * sy);
+    if !det.is_finite() || det <= 1e-12 * sr * sw {
         return None;
     }
-    for col in 0..4 {
-        let piv = (col..4).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[piv][col].abs() < 1e-12 * scale {
-            return None;
-        }
-        a.swap(col, piv);
-        b.swap(col, piv);
-        for r in col + 1..4 {
-            let f = a[r][col] / a[col][col];
-            let pivot_row = a[col];
-            for (dst, src) in a[r].iter_mut().zip(pivot_row).skip(col) {
-                *dst -= f * src;
-            }
-            b[r] -= f * b[col];
-        }
-    }
-    let mut x = [0f64; 4];
-    for r in (0..4).rev() {
-        let s: f64 = (r + 1..4).map(|k| a[r][k] * x[k]).sum();
-        x[r] = (b[r] - s) / a[r][r];
-    }
+    let (p0, p1, q0, q1) = (atb[0], atb[1], atb[2], atb[3]);
+    // z = (sw p - conj(s) q) / det, t = (sr q - s p) / det.
+    let x = [
+        (sw * p0 - (sx * q0 + sy * q1)) / det,
+        (sw * p1 - (sx * q1 - sy * q0)) / det,
+        (sr * q0 - (sx * p0 - sy * p1)) / det,
+        (sr * q1 - (sx * p1 + sy * p0)) / det,
+    ];
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
@@ -846,19 +834,20 @@ fn key_parts(key: u64) -> (i32, usize) {
     ((key >> 32) as i32, (key & 0xffff_ffff) as usize)
 }
 
-/// Merges the sorted [`id_key`]s `keys` with the id-sorted `records`, calling
-/// `visit(index, record, same_id)` for every pair compared (the callers update their flags
-/// without branching on `same_id`); every key whose id is in `records` is visited with its
-/// record and `true`.
-fn merge_ids(
+/// Merges the sorted [`id_key`]s `keys` with the id-sorted `records` (`id_of` gives a
+/// record's id), calling `visit(index, record, same_id)` for every pair compared (the
+/// callers update their flags without branching on `same_id`); every key whose id is in
+/// `records` is visited with its record and `true`.
+fn merge_ids<R>(
     keys: &[u64],
-    records: &[FeatureRecord],
-    mut visit: impl FnMut(usize, &FeatureRecord, bool),
+    records: &[R],
+    id_of: impl Fn(&R) -> i32,
+    mut visit: impl FnMut(usize, &R, bool),
 ) {
     let (mut a, mut b) = (0, 0);
     while a < keys.len() && b < records.len() {
         let (id, index) = key_parts(keys[a]);
-        let r = records[b].id;
+        let r = id_of(&records[b]);
         visit(index, &records[b], id == r);
         // Equal ids: the next key may repeat the id, so the record stays.
         a += usize::from(id <= r);
@@ -873,6 +862,19 @@ fn merge_ids(
 pub fn track_step(
     prev: &MotionBoxState,
     history: &[&MotionBoxState],
+    frame: &MotionVectorFrame,
+    first_step: bool,
+    opts: &TrackStepOptions,
+) -> MotionBoxState {
+    step_with_outliers(prev, history, None, frame, first_step, opts)
+}
+
+/// [`track_step`]; `outlier_ids`, when given, are the sorted outlier ids of `prev` and the
+/// (up to 10) last `history` states, which the step then does not collect itself.
+fn step_with_outliers(
+    prev: &MotionBoxState,
+    history: &[&MotionBoxState],
+    outlier_ids: Option<&[i32]>,
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
@@ -917,7 +919,16 @@ pub fn track_step(
         Some(s) => s,
         None => {
             let mut out = SCRATCH.with_borrow_mut(|scratch| {
-                step_denormalized(scratch, &p, prev, hist, frame, first_step, opts)
+                step_denormalized(
+                    scratch,
+                    &p,
+                    prev,
+                    hist,
+                    outlier_ids,
+                    frame,
+                    first_step,
+                    opts,
+                )
             });
             if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
                 out.track_status = TrackStatus::TrackedOutOfBound;
@@ -985,12 +996,30 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
     )
 }
 
+/// Writes the indices of the `items` for which `keep` holds to `out` (its length is then
+/// `items.len()`; the count is returned) without branching on `keep`: every index is
+/// written, the count only advances for the kept ones.
+fn compact_indices<T>(items: &[T], out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) -> usize {
+    out.clear();
+    out.resize(items.len(), 0);
+    let mut len = 0;
+    for (i, v) in items.iter().enumerate() {
+        out[len] = i as u32;
+        len += usize::from(keep(v));
+    }
+    len
+}
+
 /// Working buffers of [`step_denormalized`], reused by the steps of all boxes of a thread:
 /// once they have grown, a step allocates only the records of its new state.
 #[derive(Default)]
 struct StepScratch {
     /// The vectors of the search region, in frame (x) order.
     region: Vec<MotionVector>,
+    /// Indices (in the x slab) of the vectors in the search region.
+    slab_index: Vec<u32>,
+    /// Per accepted inlier: its density grid cell and offsets in it.
+    grid_cells: Vec<(usize, usize, f32, f32)>,
     /// [`id_key`]s of the region vectors with an id (index: in the region), sorted.
     ids: Vec<u64>,
     /// Per region vector: length of its previous inlier record (`None`: not an inlier).
@@ -1025,18 +1054,23 @@ thread_local! {
 
 /// The step in the aspect domain, velocities per actual frame. `prev` is rescaled and
 /// without feature records; `records` is the state it came from (its inliers and outliers
-/// are used and carried over by the steps that keep them).
+/// are used and carried over by the steps that keep them); `outlier_ids`: see
+/// [`step_with_outliers`].
+#[allow(clippy::too_many_arguments)]
 fn step_denormalized(
     scratch: &mut StepScratch,
     prev: &MotionBoxState,
     records: &MotionBoxState,
     hist: &[&MotionBoxState],
+    outlier_ids: Option<&[i32]>,
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
 ) -> MotionBoxState {
     let StepScratch {
         region,
+        slab_index,
+        grid_cells,
         ids,
         was_inlier,
         was_outlier,
@@ -1070,28 +1104,25 @@ fn step_denormalized(
     let rotated = prev.rotation.abs() > 0.01;
     let (sin, cos) = prev.rotation.sin_cos();
     // Non-short-circuit `&`: which vectors pass is unpredictable, so no branches.
-    let in_region = |v: &MotionVector| {
-        // Negated comparisons: a NaN position counts as inside (not rejected by either).
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        let in_y = !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
-        if rotated {
-            let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
-            let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
-            return in_y & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e);
-        }
-        in_y
+    // Negated comparisons: a NaN position counts as inside (not rejected by either).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    let in_y = |v: &MotionVector| !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
+    let in_rotated = |v: &MotionVector| {
+        let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
+        let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
+        in_y(v) & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e)
     };
-    // The x slab, compacted in place to the vectors in the region: every vector is
-    // written, the length only advances for those that pass (no branch either).
+    // The indices of the x slab's vectors in the region: every index is written, the
+    // length only advances for those that pass (no branch either); then only those
+    // vectors are copied.
+    let slab = &frame.vectors[frame.x_range(sx0, sx1)];
+    let len = if rotated {
+        compact_indices(slab, slab_index, in_rotated)
+    } else {
+        compact_indices(slab, slab_index, in_y)
+    };
     region.clear();
-    region.extend_from_slice(&frame.vectors[frame.x_range(sx0, sx1)]);
-    let mut len = 0;
-    for i in 0..region.len() {
-        let v = region[i];
-        region[len] = v;
-        len += usize::from(in_region(&v));
-    }
-    region.truncate(len);
+    region.extend(slab_index[..len].iter().map(|&i| slab[i as usize]));
     let region: &[MotionVector] = region;
 
     // `prev` with its records, for the outcomes that keep them.
@@ -1186,13 +1217,32 @@ fn step_denormalized(
     } else {
         was_inlier.resize(n, None);
         was_outlier.resize(n, false);
-        merge_ids(ids, &records.inliers, |i, r, same| {
-            if same {
-                was_inlier[i] = Some(r.length);
+        merge_ids(
+            ids,
+            &records.inliers,
+            |r| r.id,
+            |i, r, same| {
+                if same {
+                    was_inlier[i] = Some(r.length);
+                }
+            },
+        );
+        if let Some(outlier_ids) = outlier_ids {
+            merge_ids(
+                ids,
+                outlier_ids,
+                |&id| id,
+                |i, _, same| was_outlier[i] |= same,
+            );
+        } else {
+            for h in histories() {
+                merge_ids(
+                    ids,
+                    &h.outliers,
+                    |r| r.id,
+                    |i, _, same| was_outlier[i] |= same,
+                );
             }
-        });
-        for h in histories() {
-            merge_ids(ids, &h.outliers, |i, _, same| was_outlier[i] |= same);
         }
     }
     let continued = was_inlier.iter().filter(|r| r.is_some()).count();
@@ -1292,44 +1342,10 @@ fn step_denormalized(
         [1.0, 0.0]
     };
     let iters = opts.irls_iterations.max(1);
-    weights.clear();
-    weights.extend_from_slice(prior_w);
     let mut t = v_prev;
     let no_good = good == 0 || wsum <= 0.0;
-    if !no_good {
-        // The object motion in separate x and y arrays: the weight pass is then
-        // vectorized (lane-wise the same operations, so the same values); the sums stay
-        // sequential, in the same order.
-        object_x.clear();
-        object_x.extend(region.iter().map(|v| v.object[0]));
-        object_y.clear();
-        object_y.extend(region.iter().map(|v| v.object[1]));
-        let (object_x, object_y) = (&object_x[..], &object_y[..]);
-        for it in 0..iters {
-            let (mut sw, mut tx, mut ty) = (0f32, 0f32, 0f32);
-            for ((&w, &x), &y) in weights.iter().zip(object_x).zip(object_y) {
-                sw += w;
-                tx += w * x;
-                ty += w * y;
-            }
-            if sw <= 0.0 {
-                break;
-            }
-            t = [tx / sw, ty / sw];
-            let weight = |x: f32, y: f32, num: f32| {
-                let err = aniso_error([x - t[0], y - t[1]], dir, irls_scale);
-                num / (err + 1e-8)
-            };
-            let pass = weights.iter_mut().zip(object_x).zip(object_y);
-            if it + 1 == iters {
-                pass.for_each(|((w, &x), &y)| *w = weight(x, y, 1.0));
-            } else {
-                pass.zip(prior_w.iter())
-                    .for_each(|(((w, &x), &y), &pw)| *w = weight(x, y, pw));
-            }
-        }
-    }
-    // Object similarity (scale / rotation).
+    // Object similarity (scale / rotation), fitted first: when it is accepted, its
+    // translation and weights are used and the translation-only fit is not needed.
     let mut similarity: Option<(f32, f32, [f32; 2])> = None; // (scale, rotation, t at center)
     let want_sim = opts.tracking_degrees != TrackingDegrees::TrackingDegreeTranslation;
     if want_sim
@@ -1349,9 +1365,15 @@ fn step_denormalized(
                 model = None;
                 break;
             };
+            // Converged (option): this is the last iteration.
+            let last = it + 1 == iters
+                || model.is_some_and(|old: [f64; 4]| {
+                    old.iter()
+                        .zip(m)
+                        .all(|(a, b)| (a - b).abs() <= f64::from(opts.irls_convergence))
+                });
             model = Some(m);
             let [al, b, tx, ty] = m.map(|x| x as f32);
-            let last = it + 1 == iters;
             for ((v, w), &pw) in region
                 .iter()
                 .zip(sim_weights.iter_mut())
@@ -1364,6 +1386,9 @@ fn step_denormalized(
                 let num = if last { 1.0 } else { pw };
                 *w = num / (err + 1e-8);
             }
+            if last {
+                break;
+            }
         }
         if let Some([al, b, tx, ty]) = model {
             let scale = ((1.0 + al).powi(2) + b * b).sqrt() as f32;
@@ -1373,6 +1398,51 @@ fn step_denormalized(
                 similarity = Some((scale, rot, [tx as f32, ty as f32]));
                 t = [tx as f32, ty as f32];
                 std::mem::swap(weights, sim_weights);
+            }
+        }
+    }
+
+    // Translation only (also when the similarity is not fitted or not accepted).
+    if similarity.is_none() {
+        weights.clear();
+        weights.extend_from_slice(prior_w);
+        if !no_good {
+            // The object motion in separate x and y arrays: the weight pass is then
+            // vectorized (lane-wise the same operations, so the same values); the sums stay
+            // sequential, in the same order.
+            object_x.clear();
+            object_x.extend(region.iter().map(|v| v.object[0]));
+            object_y.clear();
+            object_y.extend(region.iter().map(|v| v.object[1]));
+            let (object_x, object_y) = (&object_x[..], &object_y[..]);
+            for it in 0..iters {
+                let (mut sw, mut tx, mut ty) = (0f32, 0f32, 0f32);
+                for ((&w, &x), &y) in weights.iter().zip(object_x).zip(object_y) {
+                    sw += w;
+                    tx += w * x;
+                    ty += w * y;
+                }
+                if sw <= 0.0 {
+                    break;
+                }
+                let t_new = [tx / sw, ty / sw];
+                // Converged (option): the next iteration is the last one.
+                let last = it + 1 == iters
+                    || (it > 0
+                        && (t_new[0] - t[0]).abs().max((t_new[1] - t[1]).abs())
+                            <= opts.irls_convergence);
+                t = t_new;
+                let weight = |x: f32, y: f32, num: f32| {
+                    let err = aniso_error([x - t[0], y - t[1]], dir, irls_scale);
+                    num / (err + 1e-8)
+                };
+                let pass = weights.iter_mut().zip(object_x).zip(object_y);
+                if last {
+                    pass.for_each(|((w, &x), &y)| *w = weight(x, y, 1.0));
+                    break;
+                }
+                pass.zip(prior_w.iter())
+                    .for_each(|(((w, &x), &y), &pw)| *w = weight(x, y, pw));
             }
         }
     }
@@ -1432,8 +1502,9 @@ fn step_denormalized(
         (ix, iy, gx - ix as f32, gy - iy as f32)
     };
     let mut grid = [[0f32; 10]; 10];
-    for &i in accepted.iter() {
-        let (ix, iy, fx, fy) = grid_pos(region[i].pos);
+    grid_cells.clear();
+    grid_cells.extend(accepted.iter().map(|&i| grid_pos(region[i].pos)));
+    for &(ix, iy, fx, fy) in grid_cells.iter() {
         grid[iy][ix] += (1.0 - fx) * (1.0 - fy);
         grid[iy][ix + 1] += fx * (1.0 - fy);
         grid[iy + 1][ix] += (1.0 - fx) * fy;
@@ -1445,7 +1516,7 @@ fn step_denormalized(
     let inlier_sigma = opts
         .min_motion_sigma
         .max(opts.relative_motion_sigma * speed_prev);
-    for &i in accepted.iter() {
+    for (&i, &(ix, iy, fx, fy)) in accepted.iter().zip(grid_cells.iter()) {
         let v = region[i];
         if was_inlier[i].is_some() {
             contd_inliers += 1;
@@ -1453,7 +1524,6 @@ fn step_denormalized(
         if was_outlier[i] {
             swapped += 1;
         }
-        let (ix, iy, fx, fy) = grid_pos(v.pos);
         let local = grid[iy][ix] * (1.0 - fx) * (1.0 - fy)
             + grid[iy][ix + 1] * fx * (1.0 - fy)
             + grid[iy + 1][ix] * (1.0 - fx) * fy
@@ -1519,6 +1589,7 @@ fn step_denormalized(
     let (mut new_inliers, mut outliers) = (Vec::new(), Vec::new());
     if !reset {
         new_inliers.reserve(accepted.len());
+        outliers.reserve(is_outlier.iter().filter(|&&o| o).count());
         for (id, i) in ids.iter().map(|&k| key_parts(k)) {
             let list = if inlierness[i] > 0.0 {
                 &mut new_inliers
@@ -1843,6 +1914,87 @@ fn reacquire(
     s.is_valid().then_some(s)
 }
 
+/// States a step's outliers accumulate over: the state it starts from and up to 10 before.
+const OUTLIER_HISTORY: i64 = 10;
+
+/// The outlier ids of a box's newest states, kept up to date step by step: a step then
+/// merges its region with this one list instead of one list per state of its history.
+#[derive(Clone, Debug, Default)]
+struct OutlierMemory {
+    /// The memory holds the outliers of the state at `frame` and of the states up to
+    /// [`OUTLIER_HISTORY`] frames before it in the direction `forward`.
+    valid: bool,
+    frame: i64,
+    forward: bool,
+    /// Outlier ids, sorted and distinct.
+    ids: Vec<i32>,
+    /// Per id: the frame of the newest state that lists it.
+    frames: Vec<i64>,
+    /// Buffers of the next update.
+    spare_ids: Vec<i32>,
+    spare_frames: Vec<i64>,
+}
+
+impl OutlierMemory {
+    /// Adds the `outliers` (id-sorted) of the state at `frame`, the newest in direction
+    /// `forward`, and forgets the ids last seen more than [`OUTLIER_HISTORY`] frames before.
+    fn push(&mut self, frame: i64, forward: bool, outliers: &[FeatureRecord]) {
+        let (mut ids, mut frames) = (
+            std::mem::take(&mut self.spare_ids),
+            std::mem::take(&mut self.spare_frames),
+        );
+        // Without branches on the (unpredictable) merge order: each pair compared writes
+        // an entry, the length only advances if it is kept.
+        let n = self.ids.len() + outliers.len();
+        ids.clear();
+        ids.resize(n, 0);
+        frames.clear();
+        frames.resize(n, 0);
+        let recent = |f: i64| (frame - f).abs() <= OUTLIER_HISTORY;
+        let (mut a, mut b, mut len) = (0, 0, 0);
+        while a < self.ids.len() && b < outliers.len() {
+            let (old, new, old_frame) = (self.ids[a], outliers[b].id, self.frames[a]);
+            let take_new = new <= old;
+            ids[len] = if take_new { new } else { old };
+            frames[len] = if take_new { frame } else { old_frame };
+            len += usize::from(take_new | recent(old_frame));
+            b += usize::from(take_new);
+            a += usize::from(!take_new | (new == old));
+        }
+        for (&id, &f) in self.ids[a..].iter().zip(&self.frames[a..]) {
+            ids[len] = id;
+            frames[len] = f;
+            len += usize::from(recent(f));
+        }
+        for r in &outliers[b..] {
+            ids[len] = r.id;
+            frames[len] = frame;
+            len += 1;
+        }
+        ids.truncate(len);
+        frames.truncate(len);
+        self.spare_ids = std::mem::replace(&mut self.ids, ids);
+        self.spare_frames = std::mem::replace(&mut self.frames, frames);
+        self.valid = true;
+        self.frame = frame;
+        self.forward = forward;
+    }
+
+    /// Forgets the ids whose newest state is before `first` (states dropped by a trim).
+    fn forget_before(&mut self, first: i64) {
+        let mut k = 0;
+        for i in 0..self.ids.len() {
+            if self.frames[i] >= first {
+                self.ids[k] = self.ids[i];
+                self.frames[k] = self.frames[i];
+                k += 1;
+            }
+        }
+        self.ids.truncate(k);
+        self.frames.truncate(k);
+    }
+}
+
 /// One box's states indexed by frame number, tracked forward or backward.
 #[derive(Clone, Debug)]
 pub struct MotionBox {
@@ -1850,6 +2002,8 @@ pub struct MotionBox {
     queue_start: i64,
     start_frame: i64,
     options: TrackStepOptions,
+    /// The outliers of the newest states (derived from `states`).
+    outliers: OutlierMemory,
 }
 
 impl MotionBox {
@@ -1860,6 +2014,7 @@ impl MotionBox {
             queue_start: 0,
             start_frame: 0,
             options,
+            outliers: OutlierMemory::default(),
         }
     }
 
@@ -1883,6 +2038,7 @@ impl MotionBox {
         self.states.push_back(state);
         self.queue_start = frame;
         self.start_frame = frame;
+        self.outliers.valid = false;
     }
 
     /// The state at `frame`, if known.
@@ -1911,26 +2067,50 @@ impl MotionBox {
         frame: &MotionVectorFrame,
         forward: bool,
     ) -> bool {
-        let Some(prev) = self.state_at(from_frame) else {
+        let state_at = |frame: i64| {
+            let i = usize::try_from(frame.checked_sub(self.queue_start)?).ok()?;
+            self.states.get(i)
+        };
+        let Some(prev) = state_at(from_frame) else {
             return false;
         };
         let step = if forward { -1 } else { 1 };
-        let mut history = [prev; 10];
+        let mut history = [prev; OUTLIER_HISTORY as usize];
         let mut len = 0;
-        for s in (1..=10)
+        for s in (1..=OUTLIER_HISTORY)
             .rev()
-            .filter_map(|k| self.state_at(from_frame + step * k))
+            .filter_map(|k| state_at(from_frame + step * k))
         {
             history[len] = s;
             len += 1;
         }
         let first_step = from_frame == self.start_frame;
-        let new = track_step(prev, &history[..len], frame, first_step, &self.options);
+        let memory = &mut self.outliers;
+        if !(memory.valid && memory.frame == from_frame && memory.forward == forward) {
+            // Rebuilt from the states (the box was reset, or tracks from another frame or
+            // in the other direction than before).
+            memory.ids.clear();
+            memory.frames.clear();
+            memory.valid = false;
+            for (k, s) in history[..len].iter().chain([&prev]).enumerate() {
+                let f = from_frame + step * (len - k) as i64;
+                memory.push(f, forward, &s.outliers);
+            }
+        }
+        let new = step_with_outliers(
+            prev,
+            &history[..len],
+            Some(&memory.ids),
+            frame,
+            first_step,
+            &self.options,
+        );
         let to = if forward {
             from_frame + 1
         } else {
             from_frame - 1
         };
+        memory.push(to, forward, &new.outliers);
         // Drop states on the far side of `to` (re-tracking overwrites).
         if forward {
             let keep = (to - self.queue_start).max(0) as usize;
@@ -1950,12 +2130,30 @@ impl MotionBox {
         !failure_in(newest_first, &self.options)
     }
 
+    /// How many of the newest states the next forward step reads (its history and the
+    /// failure window); [`MotionBox::trim`] to this keeps the box's results the same.
+    pub fn states_needed(&self) -> usize {
+        (OUTLIER_HISTORY as usize).max(self.options.max_track_failures as usize) + 1
+    }
+
     /// Keeps at most `max` states (the newest in the forward direction).
     pub fn trim(&mut self, max: usize) {
         let max = max.max(2);
+        if self.states.len() <= max {
+            return;
+        }
         while self.states.len() > max {
             self.states.pop_front();
             self.queue_start += 1;
+        }
+        if self.outliers.forward {
+            // Only states older than the memory's window may have been dropped.
+            if self.queue_start > self.outliers.frame - OUTLIER_HISTORY {
+                self.outliers.forget_before(self.queue_start);
+            }
+        } else {
+            // The newest backward states were dropped.
+            self.outliers.valid = false;
         }
     }
 }
@@ -2016,13 +2214,79 @@ mod tests {
         };
         let records = [rec(1), rec(3), rec(7), rec(9)];
         let mut found = vec![None; pairs.len()];
-        merge_ids(&keys, &records, |i, r, same| {
-            if same {
-                found[i] = Some(r.id);
-            }
-        });
+        merge_ids(
+            &keys,
+            &records,
+            |r| r.id,
+            |i, r, same| {
+                if same {
+                    found[i] = Some(r.id);
+                }
+            },
+        );
         // Both region entries with id 3 and both with id 7 find their record.
         assert_eq!(found, [Some(7), Some(3), Some(7), None, None, Some(3)]);
+    }
+
+    /// A box's steps with its outlier memory give the states that the step computes
+    /// from the history's outlier lists: forward with trimming (the memory forgets the
+    /// dropped states), then backward (rebuilt from the states).
+    #[test]
+    fn outlier_memory_matches_the_history_lists() {
+        // Features with jittered motion (some become outliers) and ids that change every
+        // few frames for part of them.
+        let frame = |f: i64| {
+            grid_frame(true, Homography::IDENTITY, |x, y| {
+                let k = id_of(x, y);
+                let jitter = ((k as i64 * 7919 + f * 104_729) % 13) as f32 * 4e-4;
+                let inside = (0.3..0.6).contains(&x) && (0.2..0.5).contains(&y);
+                let obj = if inside {
+                    [4e-3 + jitter, 0.0]
+                } else {
+                    [jitter, 0.0]
+                };
+                let epoch = if k % 3 == 0 {
+                    (f / 3) as i32 * 100_000
+                } else {
+                    0
+                };
+                Some((obj, k + epoch))
+            })
+        };
+        let opts = TrackStepOptions::box_tracking_graph();
+        // A box trimmed to the states it needs tracks like one that keeps them all.
+        let mut all = start([0.3, 0.2, 0.6, 0.5], &frame(0));
+        let mut trimmed = all.clone();
+        for f in 0..30 {
+            let (a, b) = (
+                all.track_step(f, &frame(f + 1), true),
+                trimmed.track_step(f, &frame(f + 1), true),
+            );
+            assert_eq!(a, b);
+            assert_eq!(all.state_at(f + 1), trimmed.state_at(f + 1), "frame {f}");
+            trimmed.trim(trimmed.states_needed());
+        }
+        for (keep, forward) in [(4usize, true), (100, true), (100, false)] {
+            let f0 = if forward { 0 } else { 30 };
+            let mut b = start([0.3, 0.2, 0.6, 0.5], &frame(f0));
+            b.reset_at_frame(f0, b.state_at(0).cloned().expect("started"));
+            let step = if forward { 1 } else { -1 };
+            for k in 0..30 {
+                let from = f0 + step * k;
+                let data = frame(from + step);
+                let prev = b.state_at(from).cloned().expect("state");
+                let history: Vec<MotionBoxState> = (1..=10)
+                    .rev()
+                    .filter_map(|j| b.state_at(from - step * j).cloned())
+                    .collect();
+                let refs: Vec<&MotionBoxState> = history.iter().collect();
+                let expected = track_step(&prev, &refs, &data, from == f0, &opts);
+                b.track_step(from, &data, forward);
+                assert_eq!(b.state_at(from + step), Some(&expected), "step {k}");
+                b.trim(keep);
+            }
+            assert!(b.outliers.ids.len() > 5, "{:?}", b.outliers.ids);
+        }
     }
 
     fn id_of(x: f32, y: f32) -> i32 {
