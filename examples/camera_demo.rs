@@ -1,7 +1,9 @@
-//! Object detection + tracking live on a camera, in a window: the graph of
+//! Object detection + tracking live on a camera, in a window: the pipeline of
 //! `graphs/object_detection_tracking.yaml` (SSD detector at 3 fps, box tracker on every frame,
 //! one persistent id per object) with boxes, labels, scores, ids and the frame rate drawn on
-//! every frame.
+//! every frame. Unlike that recorded-video graph it does not look ahead: each frame is shown
+//! as soon as it is tracked (the subgraph's `lookahead_ms: 0`), and a re-detected box eases
+//! to its new place.
 //!
 //! ```text
 //! cargo run --release --example camera_demo                    # camera 0, in a window
