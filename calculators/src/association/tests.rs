@@ -546,6 +546,44 @@ fn the_lookahead_spreads_a_correction_over_the_frames_before_a_redetection() {
 }
 
 #[test]
+fn the_lookahead_fills_a_gap_in_a_track_back_to_where_it_was_last_shown() {
+    let person = |id, l: f32| with_id(det(4, "Person", 0.6, l, 0.1, l + 0.2, 0.5), id);
+    let (tracked, _) = run_manager(
+        LOOKAHEAD,
+        vec![
+            (
+                0,
+                Some(vec![person(1, 0.1)]),
+                Some(vec![tbox(1, 0.1, 0.1, 0.3, 0.5, 0)]),
+            ),
+            (
+                100_000,
+                None,
+                Some(vec![tbox(1, 0.1, 0.1, 0.3, 0.5, 100_000)]),
+            ),
+            // The tracker loses the person for two frames...
+            (200_000, None, Some(vec![])),
+            (300_000, None, Some(vec![])),
+            // ...and a detection finds them again.
+            (
+                400_000,
+                Some(vec![person(2, 0.12)]),
+                Some(vec![tbox(2, 0.12, 0.1, 0.32, 0.5, 400_000)]),
+            ),
+        ],
+    );
+    let thousandths: Vec<Option<i32>> = left_edges(&tracked, 1)
+        .iter()
+        .map(|l| l.map(|l| (l * 1000.0).round() as i32))
+        .collect();
+    assert_eq!(
+        thousandths,
+        [Some(100), Some(100), Some(120), Some(120), Some(120)],
+        "the gap shows the object where it was found again, under its first id"
+    );
+}
+
+#[test]
 fn without_detections_the_lookahead_releases_frames_after_lookahead_ms() {
     let yaml = LOOKAHEAD.replace("lookahead_ms: 1000", "lookahead_ms: 250");
     let mut g = graph(&yaml);
