@@ -30,6 +30,26 @@ use super::tracking_data::{
 /// Frame duration the velocities refer to (30 fps).
 pub const NOMINAL_FRAME_MS: f32 = 100.0 / 3.0;
 
+/// `e^x` for `x <= 0` (Cephes' `expf`: range reduction by `ln 2` and a degree-6
+/// polynomial, within 2 ulp of libm; `x < -87` gives `e^-87`, NaN stays NaN), without
+/// branches or calls so that loops over it are vectorized.
+fn exp_nonpositive(x: f32) -> f32 {
+    // 1.5 * 2^23: adding it rounds to an integer, held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = if x < -87.0 { -87.0 } else { x };
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    // 2^n from the rounded integer's bits (n in -126..=0).
+    let k = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    e_r * f32::from_bits(((k + 127) << 23) as u32)
+}
+
 /// `ramp(x, lo, hi)`: clamp((x - lo) / (hi - lo), 0, 1).
 fn ramp(x: f32, lo: f32, hi: f32) -> f32 {
     if hi == lo {
@@ -823,6 +843,9 @@ fn lookup<'a>(
     }
 }
 
+/// [`StepScratch::was_inlier`] of a vector that was not an inlier.
+const NOT_INLIER: i32 = -1;
+
 /// A (track id >= 0, index) pair as one integer ordered like the pair (sorting integers is
 /// much cheaper than sorting pairs).
 fn id_key(id: i32, index: usize) -> u64 {
@@ -1022,10 +1045,17 @@ struct StepScratch {
     grid_cells: Vec<(usize, usize, f32, f32)>,
     /// [`id_key`]s of the region vectors with an id (index: in the region), sorted.
     ids: Vec<u64>,
-    /// Per region vector: length of its previous inlier record (`None`: not an inlier).
-    was_inlier: Vec<Option<i32>>,
+    /// Per region vector: length of its previous inlier record ([`NOT_INLIER`]: not an
+    /// inlier; a plain integer so that the prior-weight pass vectorizes).
+    was_inlier: Vec<i32>,
     /// Per region vector: an outlier in one of the recent states.
     was_outlier: Vec<bool>,
+    /// Per region vector: x offset from the prior center, in box widths (box axes).
+    rel_x: Vec<f32>,
+    /// Per region vector: y offset from the prior center, in box heights (box axes).
+    rel_y: Vec<f32>,
+    /// Per region vector: magnitude of the object motion.
+    speed: Vec<f32>,
     /// Per region vector: normalized prior weight.
     prior_w: Vec<f32>,
     /// Per region vector: IRLS weight.
@@ -1074,6 +1104,9 @@ fn step_denormalized(
         ids,
         was_inlier,
         was_outlier,
+        rel_x,
+        rel_y,
+        speed,
         prior_w,
         weights,
         object_x,
@@ -1211,11 +1244,12 @@ fn step_denormalized(
     was_outlier.clear();
     if by_position.is_some() {
         for v in region {
-            was_inlier.push(lookup(&records.inliers, v, by_position).map(|r| r.length));
+            was_inlier
+                .push(lookup(&records.inliers, v, by_position).map_or(NOT_INLIER, |r| r.length));
             was_outlier.push(histories().any(|h| lookup(&h.outliers, v, by_position).is_some()));
         }
     } else {
-        was_inlier.resize(n, None);
+        was_inlier.resize(n, NOT_INLIER);
         was_outlier.resize(n, false);
         merge_ids(
             ids,
@@ -1223,7 +1257,7 @@ fn step_denormalized(
             |r| r.id,
             |i, r, same| {
                 if same {
-                    was_inlier[i] = Some(r.length);
+                    was_inlier[i] = r.length;
                 }
             },
         );
@@ -1245,7 +1279,7 @@ fn step_denormalized(
             }
         }
     }
-    let continued = was_inlier.iter().filter(|r| r.is_some()).count();
+    let continued = was_inlier.iter().filter(|&&r| r != NOT_INLIER).count();
     let center = [
         lerp(cx, prev.inlier_center_x, prior.min(0.5)),
         lerp(cy, prev.inlier_center_y, prior.min(0.5)),
@@ -1269,41 +1303,66 @@ fn step_denormalized(
         opts.high_kinetic_energy * ts,
     );
     let contd_score = ramp(continued as f32, 10.0, 30.0);
-    prior_w.clear();
-    for (i, v) in region.iter().enumerate() {
-        let (mut ox, mut oy) = (v.pos[0] - center[0], v.pos[1] - center[1]);
-        if rotated {
-            let (rx, ry) = (cos * ox + sin * oy, -sin * ox + cos * oy);
-            ox = rx;
-            oy = ry;
-        }
-        ox /= bw.max(1e-6);
-        oy /= bh.max(1e-6);
-        let spatial = (-0.5 * (ox * ox / (sigx * sigx) + oy * oy / (sigy * sigy))).exp();
-        let obj = norm(v.object);
-        let mut w = spatial;
-        if bg_valid {
-            let dm = obj - speed_prev;
-            let mw = (-0.5 * dm * dm / (sigma_m * sigma_m)).exp();
-            w = lerp(spatial, mw, lambda);
-        }
-        if was_inlier[i].is_some() {
-            let up = lerp(5.0, 20.0, contd_score.max((1.0 - 2.0 * k).max(0.0)));
-            w *= up.min(100.0);
+    // Structure of arrays: the region's positions (relative to the center, in box units)
+    // and motion magnitudes in separate arrays, so that the passes below (two exponentials
+    // per vector: `exp_nonpositive`, not libm's `expf`) are vectorized.
+    let (bw_safe, bh_safe) = (bw.max(1e-6), bh.max(1e-6));
+    rel_x.clear();
+    rel_y.clear();
+    speed.clear();
+    for v in region {
+        let (ox, oy) = (v.pos[0] - center[0], v.pos[1] - center[1]);
+        let (ox, oy) = if rotated {
+            (cos * ox + sin * oy, -sin * ox + cos * oy)
         } else {
-            let mut down = 1.0f32;
-            if was_outlier[i] {
-                down *= 20.0;
-            }
-            if k >= prior && obj < opts.low_kinetic_energy * ts {
-                down *= 2.0 * lerp(1.0, 10.0, prior);
-            }
-            w /= down.min(100.0);
+            (ox, oy)
+        };
+        rel_x.push(ox / bw_safe);
+        rel_y.push(oy / bh_safe);
+        speed.push(norm(v.object));
+    }
+    let (sxx, syy, smm) = (sigx * sigx, sigy * sigy, sigma_m * sigma_m);
+    prior_w.clear();
+    prior_w.extend(
+        rel_x
+            .iter()
+            .zip(rel_y.iter())
+            .map(|(&ox, &oy)| exp_nonpositive(-0.5 * (ox * ox / sxx + oy * oy / syy))),
+    );
+    if bg_valid {
+        for (w, &obj) in prior_w.iter_mut().zip(speed.iter()) {
+            let dm = obj - speed_prev;
+            *w = lerp(*w, exp_nonpositive(-0.5 * dm * dm / smm), lambda);
         }
-        if k >= 0.8 * prior && obj > opts.high_kinetic_energy * ts && !was_outlier[i] {
-            w *= (5.0 * lerp(1.0, 10.0, prior)).min(100.0);
-        }
-        prior_w.push(if w.is_finite() { w } else { 0.0 });
+    }
+    // Previous inliers up, previous outliers and slow vectors down, fast ones up (as
+    // selects: the pass has no branches).
+    let up = lerp(5.0, 20.0, contd_score.max((1.0 - 2.0 * k).max(0.0))).min(100.0);
+    let slow_down = if k >= prior {
+        2.0 * lerp(1.0, 10.0, prior)
+    } else {
+        1.0
+    };
+    let fast_up = if k >= 0.8 * prior {
+        (5.0 * lerp(1.0, 10.0, prior)).min(100.0)
+    } else {
+        1.0
+    };
+    let (slow, fast) = (opts.low_kinetic_energy * ts, opts.high_kinetic_energy * ts);
+    for (((w, &obj), &inl), &outl) in prior_w
+        .iter_mut()
+        .zip(speed.iter())
+        .zip(was_inlier.iter())
+        .zip(was_outlier.iter())
+    {
+        let down = if outl { 20.0 } else { 1.0 } * if obj < slow { slow_down } else { 1.0 };
+        let v = if inl != NOT_INLIER {
+            *w * up
+        } else {
+            *w / down.min(100.0)
+        };
+        let v = v * if obj > fast && !outl { fast_up } else { 1.0 };
+        *w = if v.is_finite() { v } else { 0.0 };
     }
     let good = prior_w.iter().filter(|&&w| w >= 0.1).count();
     let wsum: f32 = prior_w.iter().sum();
@@ -1518,7 +1577,7 @@ fn step_denormalized(
         .max(opts.relative_motion_sigma * speed_prev);
     for (&i, &(ix, iy, fx, fy)) in accepted.iter().zip(grid_cells.iter()) {
         let v = region[i];
-        if was_inlier[i].is_some() {
+        if was_inlier[i] != NOT_INLIER {
             contd_inliers += 1;
         }
         if was_outlier[i] {
@@ -1605,7 +1664,7 @@ fn step_denormalized(
             list.push(FeatureRecord {
                 id,
                 length: if inlierness[i] > 0.0 {
-                    was_inlier[i].unwrap_or(0) + 1
+                    was_inlier[i].max(0) + 1
                 } else {
                     0
                 },
@@ -2194,6 +2253,23 @@ mod tests {
             duration_ms: NOMINAL_FRAME_MS,
             actively_discarded: Vec::new(),
         }
+    }
+
+    #[test]
+    fn exp_nonpositive_is_within_2_ulp_of_libm() {
+        let ulps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut worst = 0;
+        for i in 0..=200_000 {
+            let x = -87.0 * i as f32 / 200_000.0;
+            worst = worst.max(ulps(exp_nonpositive(x), x.exp()));
+        }
+        for x in [0.0, -0.0, -1e-30, -1e-8, -0.5, -0.346_573_6, -1.0, -86.999] {
+            worst = worst.max(ulps(exp_nonpositive(x), x.exp()));
+        }
+        assert!(worst <= 2, "{worst} ulp");
+        assert_eq!(exp_nonpositive(-1e3), (-87f32).exp());
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), (-87f32).exp());
+        assert!(exp_nonpositive(f32::NAN).is_nan());
     }
 
     #[test]
