@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use mediagraph::config::{load_file_with, OptionOverride};
 use mediagraph::framework::spec::{GraphSpec, SideProducer};
 use mediagraph::render::GraphView;
 use mediagraph::types::packet_from_json;
@@ -39,6 +40,8 @@ enum Command {
     Validate {
         /// The graph config (YAML).
         graph: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
     },
     /// List every registered calculator with its ports, types and options type.
     Calculators {
@@ -56,10 +59,22 @@ enum Command {
     },
 }
 
+/// Node options changed on the command line.
+#[derive(clap::Args)]
+struct SetArgs {
+    /// Change a node option on top of the config: NODE.KEY[.KEY..]=VALUE, VALUE in YAML
+    /// (e.g. `pipeline.detection_rate.period=200000`; for a subgraph node the first KEY is the
+    /// inner node). Repeatable.
+    #[arg(long = "set", value_name = "NODE.KEY=VALUE")]
+    overrides: Vec<OptionOverride>,
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// The graph config (YAML).
     graph: PathBuf,
+    #[command(flatten)]
+    set: SetArgs,
     /// A side packet: NAME=VALUE, VALUE parsed as JSON, else taken as a plain string.
     #[arg(long = "side", value_name = "NAME=VALUE")]
     side: Vec<String>,
@@ -115,6 +130,8 @@ enum Layout {
 struct GraphArgs {
     /// The graph config (YAML).
     graph: PathBuf,
+    #[command(flatten)]
+    set: SetArgs,
     /// What to write.
     #[arg(long, short, value_enum, default_value_t = Format::Dot)]
     format: Format,
@@ -151,7 +168,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Failure> = match cli.command {
         Command::Run(args) => run(args),
-        Command::Validate { graph } => validate(&graph).map_err(Failure::from),
+        Command::Validate { graph, set } => validate(&graph, &set).map_err(Failure::from),
         Command::Calculators { json } => list_calculators(json).map_err(Failure::from),
         Command::Graph(args) => draw_graph(&args).map_err(Failure::from),
         Command::Schema { output } => {
@@ -233,8 +250,8 @@ fn headline(e: &anyhow::Error, full: &str) -> String {
     first.lines().next().unwrap_or_default().to_string()
 }
 
-fn validate(path: &Path) -> anyhow::Result<()> {
-    let spec = mediagraph::config::load_file(path)?;
+fn validate(path: &Path, set: &SetArgs) -> anyhow::Result<()> {
+    let spec = load_file_with(path, &set.overrides)?;
     println!(
         "ok: {} nodes, {} streams",
         spec.nodes.len(),
@@ -274,7 +291,7 @@ fn emit(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
 }
 
 fn draw_graph(args: &GraphArgs) -> anyhow::Result<()> {
-    let spec = mediagraph::config::load_file(&args.graph)?;
+    let spec = load_file_with(&args.graph, &args.set.overrides)?;
     let view = GraphView::new(&spec);
     let graphviz =
         |dot: &str| -> anyhow::Result<String> { run_graphviz(dot).context("--layout graphviz") };
@@ -404,7 +421,7 @@ struct Prepared {
 
 /// Loads the graph and checks every argument of `run` before anything starts.
 fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
-    let mut spec = mediagraph::config::load_file(&args.graph)?;
+    let mut spec = load_file_with(&args.graph, &args.set.overrides)?;
     if let Some(n) = args.threads {
         if n == 0 {
             bail!("--threads must be at least 1");

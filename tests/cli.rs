@@ -549,3 +549,96 @@ fn usage_errors_exit_non_zero() {
     let r = mediagraph(&["frobnicate"]);
     assert!(!r.success);
 }
+
+#[test]
+fn run_set_changes_node_options_and_subgraph_inner_options() {
+    let dir = tempfile::tempdir().unwrap();
+    // A thinner inside a subgraph, used by node `outer`: options reach it by inner name.
+    write(
+        dir.path(),
+        "thin.yaml",
+        concat!(
+            "type: ThinSubgraph\n",
+            "input_stream: IN:x\n",
+            "output_stream: OUT:y\n",
+            "node:\n",
+            "  - calculator: PacketThinnerCalculator\n",
+            "    name: rate\n",
+            "    input_stream: x\n",
+            "    output_stream: y\n",
+            "    options: {thinner_type: ASYNC, period: 2}\n",
+        ),
+    );
+    let graph = write(
+        dir.path(),
+        "graph.yaml",
+        concat!(
+            "subgraphs: [thin.yaml]\n",
+            "input_stream: in\n",
+            "output_stream: out\n",
+            "node:\n",
+            "  - calculator: ThinSubgraph\n",
+            "    name: outer\n",
+            "    input_stream: IN:in\n",
+            "    output_stream: OUT:out\n",
+        ),
+    );
+    let lines: String = (0..10)
+        .map(|t| format!("{{\"ts\": {t}, \"value\": {t}}}\n"))
+        .collect();
+    let input = write(dir.path(), "in.jsonl", &lines);
+    let output = dir.path().join("out.jsonl");
+    let run = |extra: &[&str]| {
+        let feed = format!("in={input}");
+        let dump = format!("out={}", output.display());
+        let mut args = vec!["run", &graph, "--feed", &feed, "--dump", &dump, "--quiet"];
+        args.extend_from_slice(extra);
+        let r = mediagraph(&args);
+        assert_ok(&r);
+        read(&output).lines().count()
+    };
+    assert_eq!(run(&[]), 5, "the config's period 2 keeps ts 0, 2, .., 8");
+    assert_eq!(run(&["--set", "outer.rate.period=5"]), 2, "ts 0 and 5");
+    assert_eq!(
+        run(&[
+            "--set",
+            "outer.rate.period=5",
+            "--set",
+            "outer.rate.period=1"
+        ]),
+        10,
+        "the last override of an option wins"
+    );
+
+    // Mistakes are named: the node, the inner node, the option, the value.
+    let fails = |set: &str, words: &[&str]| {
+        let r = mediagraph(&["validate", &graph, "--set", set]);
+        assert_contains(assert_failed(&r), words);
+    };
+    fails(
+        "outr.rate.period=5",
+        &["no node \"outr\"", "its nodes: outer"],
+    );
+    fails("outer.rat.period=5", &["no node \"rat\"", "rate"]);
+    fails("outer.rate.perod=5", &["unknown field `perod`", "period"]);
+    fails("outer.rate.period=soon", &["invalid type", "\"soon\""]);
+    fails(
+        "outer.rate.period.x=1",
+        &["invalid type: map, expected i64"],
+    );
+    let r = mediagraph(&[
+        "validate",
+        &graph,
+        "--set",
+        "outer.rate.period=5",
+        "--set",
+        "outer.rate.period.x=1",
+    ]);
+    assert_contains(
+        assert_failed(&r),
+        &["outer.rate.period is 5, not a mapping"],
+    );
+    let r = mediagraph(&["validate", &graph, "--set", "outer=1"]);
+    assert!(!r.success);
+    assert_contains(&r.stderr, &["NODE.KEY[.KEY..]=VALUE"]);
+}

@@ -47,15 +47,47 @@ use positions::{Pos, PosIndex};
 
 /// Reads, parses, expands and validates the graph config in `path`.
 pub fn load_file(path: &Path) -> Result<GraphSpec> {
+    load_file_with(path, &[])
+}
+
+/// [`load_file`] with node options changed by `overrides` before the graph is expanded
+/// and validated.
+pub fn load_file_with(path: &Path, overrides: &[OptionOverride]) -> Result<GraphSpec> {
     let text = read_file(path)?;
-    load_str(&text, Some(path))
+    load_str_with(&text, Some(path), overrides)
 }
 
 /// Parses, expands and validates a graph config given as text. `file` names it in error
 /// locations and is the base of relative `subgraphs:` and `trace_path` paths (`None`: the
 /// current directory).
 pub fn load_str(yaml: &str, file: Option<&Path>) -> Result<GraphSpec> {
-    let (config, src) = parse_source(yaml, file)?;
+    load_str_with(yaml, file, &[])
+}
+
+/// [`load_str`] with node options changed by `overrides` before the graph is expanded and
+/// validated.
+///
+/// An override names a node of the graph (its nodes are listed when it does not):
+///
+/// ```
+/// use mediagraph_framework::config::{load_str_with, OptionOverride};
+///
+/// let yaml = "node:\n  - calculator: SomeSource\n    name: camera\n    output_stream: frames\n";
+/// let set: OptionOverride = "camra.fps=15".parse()?;
+/// let err = load_str_with(yaml, None, &[set]).err().unwrap().to_string();
+/// assert!(err.contains("no node \"camra\" (its nodes: camera)"), "{err}");
+/// # Ok::<(), mediagraph_framework::Error>(())
+/// ```
+pub fn load_str_with(
+    yaml: &str,
+    file: Option<&Path>,
+    overrides: &[OptionOverride],
+) -> Result<GraphSpec> {
+    let (mut config, src) = parse_source(yaml, file)?;
+    for o in overrides {
+        o.apply(&mut config)
+            .map_err(|message| Error::config(src.file_location(), format!("{o}: {message}")))?;
+    }
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     if let Some(f) = file {
@@ -115,6 +147,110 @@ pub fn register_subgraph_yaml(yaml: &str, file: Option<&Path>) -> Result<()> {
         }),
     );
     Ok(())
+}
+
+/// A change to one option of a top-level node, made on top of its config file (the CLI's
+/// `--set`): `NODE.KEY[.KEY..]=VALUE`, e.g. `pipeline.detection_rate.period=200000`. NODE is
+/// a node's `name` (or its calculator, when no other node uses it); the keys lead into its
+/// `options` (for a subgraph node, the first key names the inner node, as in the config).
+/// VALUE is YAML: `5`, `0.5`, `true`, `SYNC`, `{a: 1}`, `[1, 2]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionOverride {
+    /// The node's name.
+    pub node: String,
+    /// Keys from the node's `options` down to the option set.
+    pub path: Vec<String>,
+    /// The new value.
+    pub value: serde_json::Value,
+}
+
+impl std::str::FromStr for OptionOverride {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<OptionOverride> {
+        let bad = |why: &str| {
+            Error::Message(format!(
+                "option override \"{text}\": {why}; expected NODE.KEY[.KEY..]=VALUE, e.g. pipeline.detection_rate.period=200000"
+            ))
+        };
+        let (target, raw) = text.split_once('=').ok_or_else(|| bad("no `=`"))?;
+        let mut keys = target.trim().split('.').map(str::to_string);
+        let node = keys.next().unwrap_or_default();
+        let path: Vec<String> = keys.collect();
+        if node.is_empty() || path.is_empty() || path.iter().any(String::is_empty) {
+            return Err(bad(
+                "NODE and at least one KEY are needed, none of them empty",
+            ));
+        }
+        let value = yaml_serde::from_str::<serde_json::Value>(raw)
+            .map_err(|e| bad(&format!("VALUE is not valid YAML ({e})")))?;
+        Ok(OptionOverride { node, path, value })
+    }
+}
+
+impl std::fmt::Display for OptionOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "option override \"{}.{}={}\"",
+            self.node,
+            self.path.join("."),
+            self.value
+        )
+    }
+}
+
+impl OptionOverride {
+    /// Sets the option in `config`; the message says why it cannot.
+    fn apply(&self, config: &mut GraphConfig) -> std::result::Result<(), String> {
+        let named = |n: &NodeConfig| n.name.as_deref() == Some(self.node.as_str());
+        let by_calculator = |n: &NodeConfig| n.name.is_none() && n.calculator == self.node;
+        let index = match config.node.iter().position(named) {
+            Some(i) => i,
+            None => {
+                let mut matches = config
+                    .node
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| by_calculator(n));
+                match (matches.next(), matches.next()) {
+                    (Some((i, _)), None) => i,
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "several nodes run {}; give the one meant a `name:`",
+                            self.node
+                        ))
+                    }
+                    _ => {
+                        let names: Vec<&str> = config
+                            .node
+                            .iter()
+                            .map(|n| n.name.as_deref().unwrap_or(&n.calculator))
+                            .collect();
+                        return Err(format!(
+                            "the graph has no node \"{}\" (its nodes: {})",
+                            self.node,
+                            names.join(", ")
+                        ));
+                    }
+                }
+            }
+        };
+        let mut at = &mut config.node[index].options;
+        let mut walked = self.node.clone();
+        for key in &self.path {
+            if at.is_null() {
+                *at = serde_json::Value::Object(serde_json::Map::new());
+            }
+            let serde_json::Value::Object(map) = at else {
+                return Err(format!("{walked} is {at}, not a mapping of options"));
+            };
+            at = map.entry(key.clone()).or_insert(serde_json::Value::Null);
+            walked = format!("{walked}.{key}");
+        }
+        *at = self.value.clone();
+        Ok(())
+    }
 }
 
 /// One config text: its file, directory and position index.

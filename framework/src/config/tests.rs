@@ -934,3 +934,51 @@ fn deep_nesting_and_big_numbers_do_not_panic() {
     check_no_panic_and_located("\u{feff}node: []\n");
     check_no_panic_and_located("---\nnode: []\n---\nnode: []\n");
 }
+
+#[test]
+fn option_overrides_parse_yaml_values_and_find_nodes() {
+    let o: OptionOverride = "pipeline.rate.mode=SYNC".parse().unwrap();
+    assert_eq!(o.node, "pipeline");
+    assert_eq!(o.path, ["rate", "mode"]);
+    assert_eq!(o.value, serde_json::json!("SYNC"));
+    let value = |text: &str| text.parse::<OptionOverride>().unwrap().value;
+    assert_eq!(value("n.k=5"), serde_json::json!(5));
+    assert_eq!(value("n.k=0.5"), serde_json::json!(0.5));
+    assert_eq!(value("n.k=true"), serde_json::json!(true));
+    assert_eq!(value("n.k={a: [1, 2]}"), serde_json::json!({"a": [1, 2]}));
+    assert_eq!(
+        value("n.k=a=b"),
+        serde_json::json!("a=b"),
+        "only the first = splits"
+    );
+    for bad in ["n.k", "n=1", ".k=1", "n..k=1", "n.k={a: 1"] {
+        let e = bad.parse::<OptionOverride>().unwrap_err().to_string();
+        assert!(e.contains(bad) && e.contains("NODE.KEY"), "{bad}: {e}");
+    }
+
+    // By name; by calculator when no other node runs it; options created as needed.
+    let mut config = parse_str(
+        "node:\n  - {calculator: A, name: first}\n  - {calculator: B, options: {keep: 1}}\n  - {calculator: C}\n  - {calculator: C}\n",
+        None,
+    )
+    .unwrap();
+    let set = |config: &mut GraphConfig, text: &str| {
+        text.parse::<OptionOverride>().unwrap().apply(config)
+    };
+    set(&mut config, "first.x.y=2").unwrap();
+    assert_eq!(config.node[0].options, serde_json::json!({"x": {"y": 2}}));
+    set(&mut config, "B.z=3").unwrap();
+    assert_eq!(
+        config.node[1].options,
+        serde_json::json!({"keep": 1, "z": 3})
+    );
+    let e = set(&mut config, "C.z=3").unwrap_err();
+    assert!(e.contains("several nodes run C"), "{e}");
+    let e = set(&mut config, "A.z=3").unwrap_err();
+    assert!(
+        e.contains("no node \"A\" (its nodes: first, B, C, C)"),
+        "{e}"
+    );
+    let e = set(&mut config, "B.keep.deeper=3").unwrap_err();
+    assert!(e.contains("B.keep is 1, not a mapping"), "{e}");
+}
