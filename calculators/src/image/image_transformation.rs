@@ -89,7 +89,13 @@ impl RotationMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InterpolationMode {
-    /// Area averaging when shrinking, bilinear when enlarging.
+    /// Area averaging when shrinking, bilinear when enlarging. Shrinking by more than 2x is
+    /// done by halving (averaging pixel pairs) while the size stays even and at least the
+    /// target, then bilinearly by the rest (less than 2x): 768x576 to 320x240 is 384x288,
+    /// then 1.2x. The same anti-aliasing as OpenCV's area filter (which MediaPipe uses) up
+    /// to that last step, and 2-6x faster than it (`cargo bench --bench
+    /// image_transformation`). An exact 2x2 shrink, odd sizes and factors under 2 use
+    /// OpenCV's area filter.
     #[default]
     Default,
     /// Bilinear.
@@ -234,13 +240,61 @@ fn output_size(options: &ImageTransformationCalculatorOptions, w: u32, h: u32) -
     }
 }
 
-fn interpolation(mode: InterpolationMode, shrinking: bool) -> i32 {
-    match mode {
+/// Resizes `input` (`w` x `h`) to `to` as `mode` says (see [`InterpolationMode::Default`]).
+fn resize(
+    input: &impl cv::ToInputArray,
+    dst: &mut impl cv::ToOutputArray,
+    (w, h): (i32, i32),
+    to: Size,
+    mode: InterpolationMode,
+) -> opencv::Result<()> {
+    let shrinking = i64::from(to.width) * i64::from(to.height) < i64::from(w) * i64::from(h);
+    let inter = match mode {
         InterpolationMode::Linear => imgproc::INTER_LINEAR,
         InterpolationMode::Nearest => imgproc::INTER_NEAREST,
         InterpolationMode::Default if shrinking => imgproc::INTER_AREA,
         InterpolationMode::Default => imgproc::INTER_LINEAR,
+    };
+    if inter == imgproc::INTER_AREA {
+        // Halve each axis while it stays even and at least the target size: bilinear at
+        // exactly 2x averages pixel pairs, as the area filter does, and is much faster than
+        // OpenCV's area filter for any factor but 2x2.
+        let halve = |n: i32, target: i32| {
+            if n % 2 == 0 && n / 2 >= target {
+                n / 2
+            } else {
+                n
+            }
+        };
+        let mut sizes = vec![Size::new(w, h)];
+        loop {
+            let last = sizes[sizes.len() - 1];
+            let next = Size::new(halve(last.width, to.width), halve(last.height, to.height));
+            if next == last {
+                break;
+            }
+            sizes.push(next);
+        }
+        let exact_2x2 = sizes.len() == 2 && sizes[1] == to;
+        if sizes.len() > 1 && !exact_2x2 {
+            let mut current = Mat::default();
+            imgproc::resize(
+                input,
+                &mut current,
+                sizes[1],
+                0.0,
+                0.0,
+                imgproc::INTER_LINEAR,
+            )?;
+            for &size in &sizes[2..] {
+                let mut next = Mat::default();
+                imgproc::resize(&current, &mut next, size, 0.0, 0.0, imgproc::INTER_LINEAR)?;
+                current = next;
+            }
+            return imgproc::resize(&current, dst, to, 0.0, 0.0, imgproc::INTER_LINEAR);
+        }
     }
+    imgproc::resize(input, dst, to, 0.0, 0.0, inter)
 }
 
 /// Applies rotation, flips and scaling; returns the frame and the letterbox padding.
@@ -314,18 +368,24 @@ fn scale(
     let mut padding = [0.0f32; 4];
     match options.scale_mode {
         ScaleMode::Default | ScaleMode::Stretch => {
-            let inter = interpolation(options.interpolation_mode, fw * fh < 1.0);
             out.edit("resize", |dst| {
-                imgproc::resize(input, dst, Size::new(ow as i32, oh as i32), 0.0, 0.0, inter)
+                let to = Size::new(ow as i32, oh as i32);
+                resize(
+                    input,
+                    dst,
+                    (w as i32, h as i32),
+                    to,
+                    options.interpolation_mode,
+                )
             })?;
         }
         ScaleMode::Fit => {
             let f = fw.min(fh);
             let sw = ((f64::from(w) * f).round() as i32).clamp(1, ow as i32);
             let sh = ((f64::from(h) * f).round() as i32).clamp(1, oh as i32);
-            let inter = interpolation(options.interpolation_mode, f < 1.0);
             let mut scaled = Mat::default();
-            imgproc::resize(input, &mut scaled, Size::new(sw, sh), 0.0, 0.0, inter).cv("resize")?;
+            let (from, to) = ((w as i32, h as i32), Size::new(sw, sh));
+            resize(input, &mut scaled, from, to, options.interpolation_mode).cv("resize")?;
             let left = (ow as i32 - sw) / 2;
             let top = (oh as i32 - sh) / 2;
             let right = ow as i32 - sw - left;
@@ -354,9 +414,9 @@ fn scale(
             let f = fw.max(fh);
             let sw = ((f64::from(w) * f).round() as i32).max(ow as i32);
             let sh = ((f64::from(h) * f).round() as i32).max(oh as i32);
-            let inter = interpolation(options.interpolation_mode, f < 1.0);
             let mut scaled = Mat::default();
-            imgproc::resize(input, &mut scaled, Size::new(sw, sh), 0.0, 0.0, inter).cv("resize")?;
+            let (from, to) = ((w as i32, h as i32), Size::new(sw, sh));
+            resize(input, &mut scaled, from, to, options.interpolation_mode).cv("resize")?;
             let crop = Rect::new(
                 (sw - ow as i32) / 2,
                 (sh - oh as i32) / 2,
@@ -425,6 +485,49 @@ mod tests {
         )
         .unwrap();
         assert_eq!(fv.pixel(0, 0), Some(&[0, 1, 7][..]));
+    }
+
+    /// A Gray8 image: `f(x, y)`.
+    fn gray(w: u32, h: u32, f: impl Fn(u32, u32) -> u8) -> ImageFrame {
+        let px = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| f(x, y));
+        ImageFrame::from_pixels(ImageFormat::Gray8, w, h, px.collect()).unwrap()
+    }
+
+    fn shrink(img: &ImageFrame, mode: InterpolationMode) -> Vec<u8> {
+        let o = opts(|o| {
+            (o.output_width, o.output_height) = (320, 240);
+            o.scale_mode = ScaleMode::Stretch;
+            o.interpolation_mode = mode;
+        });
+        let (out, _) = transform(img, &o, RotationMode::Rotation0).unwrap();
+        assert_eq!((out.width(), out.height()), (320, 240));
+        out.pixels().to_vec()
+    }
+
+    #[test]
+    fn shrinking_by_a_factor_that_is_not_2x2_still_averages_areas() {
+        let spread = |px: &[u8]| px.iter().max().unwrap() - px.iter().min().unwrap();
+        for (w, h) in [(768, 576), (640, 272), (1280, 720), (1920, 1080)] {
+            // 1-pixel stripes: an area filter gives flat gray, bilinear sampling aliases them.
+            let stripes = gray(w, h, |x, _| if x % 2 == 0 { 0 } else { 255 });
+            let ours = shrink(&stripes, InterpolationMode::Default);
+            assert!(spread(&ours) <= 2, "{w}x{h}: {}", spread(&ours));
+            // A smooth image: within 1 level of OpenCV's (slow) general area filter.
+            let smooth = gray(w, h, |x, y| {
+                (x as f32 * 128.0 / w as f32 + y as f32 * 127.0 / h as f32) as u8
+            });
+            let ours = shrink(&smooth, InterpolationMode::Default);
+            let mut exact = Mat::default();
+            let (to, area) = (Size::new(320, 240), imgproc::INTER_AREA);
+            imgproc::resize(&smooth.mat().unwrap(), &mut exact, to, 0.0, 0.0, area).unwrap();
+            let exact = exact.data_bytes().unwrap();
+            let worst = ours.iter().zip(exact).map(|(a, b)| a.abs_diff(*b)).max();
+            assert!(worst <= Some(1), "{w}x{h}: {worst:?}");
+        }
+        let stripes = gray(768, 576, |x, _| if x % 2 == 0 { 0 } else { 255 });
+        assert!(spread(&shrink(&stripes, InterpolationMode::Linear)) >= 100);
     }
 
     #[test]
