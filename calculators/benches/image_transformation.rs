@@ -16,7 +16,6 @@ use mediagraph_calculators::image::{ImageFormat, ImageFrame};
 use mediagraph_framework::{Graph, Packet, Timestamp};
 use opencv::core::{Mat, Scalar, Size, CV_8UC3};
 use opencv::imgproc;
-use opencv::prelude::*;
 
 const FRAMES: usize = 200;
 const ROUNDS: usize = 5;
