@@ -20,7 +20,9 @@
 //!   `out/camera_demo.mp4`) instead of opening a window;
 //! * `--max-frames N`: stop after N frames (default: the whole file, or until `q`/Esc in the
 //!   window; a headless camera run stops after 300 frames);
-//! * `--detection-fps R`: detector rate (default 3).
+//! * `--detection-fps R`: detector rate (default 3);
+//! * `--set NODE.KEY=VALUE`: change a node option of the graph, as with `mediagraph run`
+//!   (e.g. `--set pipeline.tracking.tracked_detection_manager.cross_label_min_iou=0`).
 //!
 //! Live, a flow limiter in front of the pipeline drops camera frames while the previous ones
 //! are still being processed, so the picture stays current on a slow machine. Without a camera
@@ -33,6 +35,7 @@ use std::time::Instant;
 
 use mediagraph::calculators::detection::Detection;
 use mediagraph::calculators::image::{Annotations, ImageFrame, TextAnnotation};
+use mediagraph::config::{load_str_with, OptionOverride};
 use mediagraph::prelude::*;
 use mediagraph::{Graph, SidePackets};
 
@@ -51,6 +54,8 @@ pub struct Args {
     pub max_frames: Option<u64>,
     /// Detector rate (frames per second).
     pub detection_fps: Option<f64>,
+    /// Node options changed on top of the graph (`--set`).
+    pub overrides: Vec<OptionOverride>,
 }
 
 /// Parses the command line (without the program name).
@@ -80,6 +85,9 @@ pub fn parse_args(args: &[String]) -> std::result::Result<Args, String> {
                 }
                 a.detection_fps = Some(r);
             }
+            "--set" => a
+                .overrides
+                .push(value()?.parse().map_err(|e| format!("--set: {e}"))?),
             other => {
                 return Err(format!(
                     "unknown argument {other} (see the top of examples/camera_demo.rs)"
@@ -242,7 +250,9 @@ node:
 /// Registers the demo's own calculator and loads the graph for `args`.
 pub fn build_graph(args: &Args, max_frames: u64) -> std::result::Result<Graph, String> {
     mediagraph::calculator::register::<FpsCalculator>("CameraDemoFpsCalculator");
-    Graph::from_yaml_str(&graph_yaml(args, max_frames)).map_err(|e| e.to_string())
+    let spec = load_str_with(&graph_yaml(args, max_frames), None, &args.overrides)
+        .map_err(|e| e.to_string())?;
+    Ok(Graph::new(spec))
 }
 
 /// Why the camera cannot be used, if that can be told before opening it.

@@ -115,6 +115,17 @@ fn camera_demo_reports_a_missing_camera_or_file() {
         }
     }
     assert!(camera_demo::parse_args(&["--detection-fps".into(), "0".into()]).is_err());
+    // Node options can be changed; a wrong one is named.
+    let set = |value: &str| {
+        let args = camera_demo::parse_args(&["--set".into(), value.into()]).expect("arguments");
+        camera_demo::build_graph(&args, 10).map(|_| ())
+    };
+    assert_eq!(set("pipeline.detection_rate.period=100000"), Ok(()));
+    let err = set("pipeline.detection_rate.perod=100000").expect_err("unknown option");
+    assert!(err.contains("unknown field `perod`"), "{err}");
+    let err = set("pipline.x=1").expect_err("unknown node");
+    assert!(err.contains("no node \"pipline\""), "{err}");
+    assert!(camera_demo::parse_args(&["--set".into(), "pipeline".into()]).is_err());
 }
 
 #[allow(dead_code)]
