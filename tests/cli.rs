@@ -621,7 +621,14 @@ fn run_set_changes_node_options_and_subgraph_inner_options() {
     );
     fails("outer.rat.period=5", &["no node \"rat\"", "rate"]);
     fails("outer.rate.perod=5", &["unknown field `perod`", "period"]);
-    fails("outer.rate.period=soon", &["invalid type", "\"soon\""]);
+    fails(
+        "outer.rate.period=soon",
+        &[
+            "invalid type",
+            "\"soon\"",
+            "(options changed by outer.rate.period=soon)",
+        ],
+    );
     fails(
         "outer.rate.period.x=1",
         &["invalid type: map, expected i64"],

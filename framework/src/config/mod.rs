@@ -85,8 +85,12 @@ pub fn load_str_with(
 ) -> Result<GraphSpec> {
     let (mut config, src) = parse_source(yaml, file)?;
     for o in overrides {
-        o.apply(&mut config)
-            .map_err(|message| Error::config(src.file_location(), format!("{o}: {message}")))?;
+        o.apply(&mut config).map_err(|message| {
+            Error::config(
+                src.file_location(),
+                format!("option override {o}: {message}"),
+            )
+        })?;
     }
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -102,6 +106,39 @@ pub fn load_str_with(
     let flat = expand::expand_graph(&config, &src, &registry, &mut errors);
     let types = registry.names().map(str::to_string).collect();
     validate::build(&config, &src, flat, errors, types)
+        .map_err(|e| with_override_notes(e, overrides))
+}
+
+/// Adds to each error about the options of a node (or of a node inside it) that `overrides`
+/// changed which overrides did: the location points at the file, the value may come from
+/// the command line.
+fn with_override_notes(error: Error, overrides: &[OptionOverride]) -> Error {
+    match error {
+        Error::ConfigErrors(all) => Error::ConfigErrors(
+            all.into_iter()
+                .map(|e| with_override_notes(e, overrides))
+                .collect(),
+        ),
+        Error::Config { location, message } => {
+            let about = |o: &&OptionOverride| {
+                message.contains("options")
+                    && (message.contains(&format!("node \"{}\"", o.node))
+                        || message.contains(&format!("node \"{}__", o.node)))
+            };
+            let notes: Vec<String> = overrides
+                .iter()
+                .filter(about)
+                .map(|o| o.to_string())
+                .collect();
+            let message = if notes.is_empty() {
+                message
+            } else {
+                format!("{message} (options changed by {})", notes.join(", "))
+            };
+            Error::Config { location, message }
+        }
+        other => other,
+    }
 }
 
 /// Parses a graph config into the serde model without expanding or validating it (for tools).
@@ -189,14 +226,13 @@ impl std::str::FromStr for OptionOverride {
 }
 
 impl std::fmt::Display for OptionOverride {
+    /// As written: `NODE.KEY[.KEY..]=VALUE`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "option override \"{}.{}={}\"",
-            self.node,
-            self.path.join("."),
-            self.value
-        )
+        write!(f, "{}.{}=", self.node, self.path.join("."))?;
+        match &self.value {
+            serde_json::Value::String(s) => f.write_str(s),
+            v => write!(f, "{v}"),
+        }
     }
 }
 
