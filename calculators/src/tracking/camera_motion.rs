@@ -464,12 +464,19 @@ fn ransac<H>(
     let mut best: Option<H> = None;
     for _ in 0..frame.options.ransac_rounds {
         let Some(h) = hypothesis(rng) else { continue };
+        // Adding 0.0 for outliers instead of branching gives the same sum: the weights are
+        // positive, so the running sum is never -0.0.
         let score: f64 = frame
             .pts
             .iter()
             .zip(&frame.density)
-            .filter(|(p, _)| residual_sq(&h, p) < cutoff_sq)
-            .map(|(_, w)| w)
+            .map(|(p, &w)| {
+                if residual_sq(&h, p) < cutoff_sq {
+                    w
+                } else {
+                    0.0
+                }
+            })
             .sum();
         if score > best_score {
             best_score = score;
