@@ -865,7 +865,9 @@ pub fn estimate_camera_motion(
         .iter()
         .map(|p| norm_sq(p.fx(), p.fy()).sqrt() * diag)
         .collect();
-    mags.sort_by(f64::total_cmp);
+    // Unstable sorting gives the same sequence: values equal under `total_cmp` have the
+    // same bits.
+    mags.sort_unstable_by(f64::total_cmp);
     let lo = n / 10;
     let hi = ((n * 9).div_ceil(10)).max(lo + 1).min(n);
     let avg_mag = mags[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;

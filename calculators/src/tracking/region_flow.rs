@@ -330,8 +330,9 @@ pub fn set_frame_flags(list: &mut RegionFlowFeatureList, options: &RegionFlowOpt
     let mut occupied = [false; 64];
     let mut sum_sq = 0.0f64;
     for f in &list.features {
-        let cx = ((f.x / w * 8.0).floor().max(0.0) as usize).min(7);
-        let cy = ((f.y / h * 8.0).floor().max(0.0) as usize).min(7);
+        // The saturating cast equals `floor().max(0.0) as usize` for every input.
+        let cx = ((f.x / w * 8.0) as usize).min(7);
+        let cy = ((f.y / h * 8.0) as usize).min(7);
         occupied[cy * 8 + cx] = true;
         sum_sq += f64::from(f.dx * f.dx + f.dy * f.dy);
     }
