@@ -635,6 +635,45 @@ impl<const N: usize> Normal<N> {
     }
 }
 
+impl Normal<8> {
+    /// [`Normal::add`] for the homography rows `r1 = (x, y, 1, 0, 0, 0, -ux, -uy)` (target
+    /// `u`), `r2 = (0, 0, 0, x, y, 1, -vx, -vy)` (target `v`), skipping the products with
+    /// their structural zeros. With finite entries and weight this changes nothing: a
+    /// skipped product is ±0, adding ±0 to a non-zero value leaves it as is, and an
+    /// increment of ±0 leaves an accumulator as is (accumulators start at +0 and never
+    /// become -0). Otherwise (0 · ∞ is NaN) the full update runs.
+    fn add_homography_rows(&mut self, w: f64, r1: &[f64; 8], r2: &[f64; 8], u: f64, v: f64) {
+        let finite = [w, r1[0], r1[1], r1[6], r1[7], r2[6], r2[7]]
+            .iter()
+            .fold(true, |ok, x| ok & x.is_finite());
+        if !finite {
+            return self.add(w, r1, r2, u, v);
+        }
+        let (ata, atb) = (&mut self.ata, &mut self.atb);
+        for i in 0..3 {
+            for j in i..3 {
+                ata[i][j] += w * (r1[i] * r1[j]);
+            }
+            for j in 6..8 {
+                ata[i][j] += w * (r1[i] * r1[j]);
+            }
+            atb[i] += w * (r1[i] * u);
+        }
+        for i in 3..6 {
+            for j in i..8 {
+                ata[i][j] += w * (r2[i] * r2[j]);
+            }
+            atb[i] += w * (r2[i] * v);
+        }
+        for i in 6..8 {
+            for j in i..8 {
+                ata[i][j] += w * (r1[i] * r1[j] + r2[i] * r2[j]);
+            }
+            atb[i] += w * (r1[i] * u + r2[i] * v);
+        }
+    }
+}
+
 fn solve_similarity(pts: &[Point], w: &[f64]) -> Option<Vector4<f64>> {
     let mut normal = Normal::<4>::default();
     for (p, &wi) in pts.iter().zip(w) {
@@ -716,7 +755,7 @@ fn solve_homography(pts: &[Point], w: &[f64]) -> Option<SVector<f64, 8>> {
         let (x, y, u, v) = (p.px, p.py, p.qx, p.qy);
         let r1 = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y];
         let r2 = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y];
-        normal.add(wi, &r1, &r2, u, v);
+        normal.add_homography_rows(wi, &r1, &r2, u, v);
     }
     let (ata, atb) = normal.matrices();
     let sol = ata
