@@ -5,7 +5,7 @@
 //! All models map a point of the **current** frame to its match in the **previous** frame,
 //! in nominal pixels (the direction of the region flow).
 
-use nalgebra::{Matrix4, SMatrix, SVector, Vector4};
+use nalgebra::{SMatrix, SVector, Vector4};
 use serde::{Deserialize, Serialize};
 
 use super::region_flow::RegionFlowFeature;
@@ -395,10 +395,8 @@ fn density_weights(pts: &[Point], width: f64, height: f64) -> Vec<f64> {
     let cell = |p: &Point| {
         let gx = (p.px / width * (G - 1) as f64).clamp(0.0, (G - 1) as f64);
         let gy = (p.py / height * (G - 1) as f64).clamp(0.0, (G - 1) as f64);
-        let (x0, y0) = (
-            (gx.floor() as usize).min(G - 2),
-            (gy.floor() as usize).min(G - 2),
-        );
+        // gx, gy are clamped to [0, G - 1] (or NaN): the cast truncates like floor.
+        let (x0, y0) = ((gx as usize).min(G - 2), (gy as usize).min(G - 2));
         (x0, y0, gx - x0 as f64, gy - y0 as f64)
     };
     for p in pts {
@@ -466,12 +464,19 @@ fn ransac<H>(
     let mut best: Option<H> = None;
     for _ in 0..frame.options.ransac_rounds {
         let Some(h) = hypothesis(rng) else { continue };
+        // Adding 0.0 for outliers instead of branching gives the same sum: the weights are
+        // positive, so the running sum is never -0.0.
         let score: f64 = frame
             .pts
             .iter()
             .zip(&frame.density)
-            .filter(|(p, _)| residual_sq(&h, p) < cutoff_sq)
-            .map(|(_, w)| w)
+            .map(|(p, &w)| {
+                if residual_sq(&h, p) < cutoff_sq {
+                    w
+                } else {
+                    0.0
+                }
+            })
             .sum();
         if score > best_score {
             best_score = score;
@@ -593,18 +598,93 @@ fn estimate_translation(frame: &Frame, rng: &mut SplitMix64) -> Translation {
     }
 }
 
+/// Weighted normal equations `AᵀA x = Aᵀb` of a least-squares fit with two rows per point.
+/// Accumulates entry by entry with the same operations as `ata += w (r1 r1ᵀ + r2 r2ᵀ)`,
+/// `atb += w (r1 u + r2 v)` on nalgebra matrices, but only the upper triangle of the
+/// symmetric `AᵀA` (the lower one would hold the same values bit for bit) and without
+/// temporaries.
+struct Normal<const N: usize> {
+    ata: [[f64; N]; N],
+    atb: [f64; N],
+}
+
+impl<const N: usize> Default for Normal<N> {
+    fn default() -> Self {
+        Normal {
+            ata: [[0.0; N]; N],
+            atb: [0.0; N],
+        }
+    }
+}
+
+impl<const N: usize> Normal<N> {
+    /// Adds the rows `r1` (target `u`) and `r2` (target `v`) with weight `w`.
+    fn add(&mut self, w: f64, r1: &[f64; N], r2: &[f64; N], u: f64, v: f64) {
+        for i in 0..N {
+            for j in i..N {
+                self.ata[i][j] += w * (r1[i] * r1[j] + r2[i] * r2[j]);
+            }
+            self.atb[i] += w * (r1[i] * u + r2[i] * v);
+        }
+    }
+
+    /// `AᵀA` (the upper triangle mirrored) and `Aᵀb`.
+    fn matrices(&self) -> (SMatrix<f64, N, N>, SVector<f64, N>) {
+        let ata = SMatrix::from_fn(|i, j| self.ata[i.min(j)][i.max(j)]);
+        (ata, SVector::from(self.atb))
+    }
+}
+
+impl Normal<8> {
+    /// [`Normal::add`] for the homography rows `r1 = (x, y, 1, 0, 0, 0, -ux, -uy)` (target
+    /// `u`), `r2 = (0, 0, 0, x, y, 1, -vx, -vy)` (target `v`), skipping the products with
+    /// their structural zeros. With finite entries and weight this changes nothing: a
+    /// skipped product is ±0, adding ±0 to a non-zero value leaves it as is, and an
+    /// increment of ±0 leaves an accumulator as is (accumulators start at +0 and never
+    /// become -0). Otherwise (0 · ∞ is NaN) the full update runs.
+    fn add_homography_rows(&mut self, w: f64, r1: &[f64; 8], r2: &[f64; 8], u: f64, v: f64) {
+        let finite = [w, r1[0], r1[1], r1[6], r1[7], r2[6], r2[7]]
+            .iter()
+            .fold(true, |ok, x| ok & x.is_finite());
+        if !finite {
+            return self.add(w, r1, r2, u, v);
+        }
+        let (ata, atb) = (&mut self.ata, &mut self.atb);
+        for i in 0..3 {
+            for j in i..3 {
+                ata[i][j] += w * (r1[i] * r1[j]);
+            }
+            for j in 6..8 {
+                ata[i][j] += w * (r1[i] * r1[j]);
+            }
+            atb[i] += w * (r1[i] * u);
+        }
+        for i in 3..6 {
+            for j in i..8 {
+                ata[i][j] += w * (r2[i] * r2[j]);
+            }
+            atb[i] += w * (r2[i] * v);
+        }
+        for i in 6..8 {
+            for j in i..8 {
+                ata[i][j] += w * (r1[i] * r1[j] + r2[i] * r2[j]);
+            }
+            atb[i] += w * (r1[i] * u + r2[i] * v);
+        }
+    }
+}
+
 fn solve_similarity(pts: &[Point], w: &[f64]) -> Option<Vector4<f64>> {
-    let mut ata = Matrix4::<f64>::zeros();
-    let mut atb = Vector4::<f64>::zeros();
+    let mut normal = Normal::<4>::default();
     for (p, &wi) in pts.iter().zip(w) {
         if wi <= 0.0 {
             continue;
         }
-        let r1 = Vector4::new(1.0, 0.0, p.px, -p.py);
-        let r2 = Vector4::new(0.0, 1.0, p.py, p.px);
-        ata += wi * (r1 * r1.transpose() + r2 * r2.transpose());
-        atb += wi * (r1 * p.qx + r2 * p.qy);
+        let r1 = [1.0, 0.0, p.px, -p.py];
+        let r2 = [0.0, 1.0, p.py, p.px];
+        normal.add(wi, &r1, &r2, p.qx, p.qy);
     }
+    let (ata, atb) = normal.matrices();
     let sol = ata
         .cholesky()
         .map(|c| c.solve(&atb))
@@ -667,18 +747,17 @@ fn estimate_similarity(frame: &Frame, rng: &mut SplitMix64) -> Option<Similarity
 }
 
 fn solve_homography(pts: &[Point], w: &[f64]) -> Option<SVector<f64, 8>> {
-    let mut ata = SMatrix::<f64, 8, 8>::zeros();
-    let mut atb = SVector::<f64, 8>::zeros();
+    let mut normal = Normal::<8>::default();
     for (p, &wi) in pts.iter().zip(w) {
         if wi <= 0.0 {
             continue;
         }
         let (x, y, u, v) = (p.px, p.py, p.qx, p.qy);
-        let r1 = SVector::<f64, 8>::from([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y]);
-        let r2 = SVector::<f64, 8>::from([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y]);
-        ata += wi * (r1 * r1.transpose() + r2 * r2.transpose());
-        atb += wi * (r1 * u + r2 * v);
+        let r1 = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y];
+        let r2 = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y];
+        normal.add_homography_rows(wi, &r1, &r2, u, v);
     }
+    let (ata, atb) = normal.matrices();
     let sol = ata
         .cholesky()
         .map(|c| c.solve(&atb))
@@ -732,20 +811,32 @@ fn estimate_homography(frame: &Frame, sim: &Vector4<f64>) -> Option<HomographyFi
 fn inlier_coverage(frame: &Frame, weights: &[f64], threshold: f64) -> f64 {
     const G: usize = 10;
     const SHIFTS: usize = 3;
-    let mut cells: Vec<Vec<f64>> = vec![Vec::new(); (G + 1) * (G + 1)];
+    const CELLS: usize = (G + 1) * (G + 1);
+    // Per shifted grid: each point's cell, then the weights sorted by cell (stable counting
+    // sort, cell c at `start[c]..start[c + 1]`).
+    let mut cell_of = vec![0usize; frame.pts.len()];
+    let mut sorted = vec![0.0f64; frame.pts.len()];
     let steep = 9f64.ln() / (0.2 * threshold);
     let mut total = 0.0;
     for sy in 0..SHIFTS {
         for sx in 0..SHIFTS {
-            cells.iter_mut().for_each(Vec::clear);
             let ox = sx as f64 / SHIFTS as f64;
             let oy = sy as f64 / SHIFTS as f64;
-            for (p, &w) in frame.pts.iter().zip(weights) {
-                let gx =
-                    ((p.px * frame.diag / frame.width * G as f64 + ox).floor() as usize).min(G);
-                let gy =
-                    ((p.py * frame.diag / frame.height * G as f64 + oy).floor() as usize).min(G);
-                cells[gy * (G + 1) + gx].push(w);
+            let mut start = [0usize; CELLS + 1];
+            for (p, c) in frame.pts.iter().zip(&mut cell_of) {
+                // The saturating cast equals `floor() as usize` for every input.
+                let gx = ((p.px * frame.diag / frame.width * G as f64 + ox) as usize).min(G);
+                let gy = ((p.py * frame.diag / frame.height * G as f64 + oy) as usize).min(G);
+                *c = gy * (G + 1) + gx;
+                start[*c + 1] += 1;
+            }
+            for c in 0..CELLS {
+                start[c + 1] += start[c];
+            }
+            let mut fill = start;
+            for (&c, &w) in cell_of.iter().zip(weights) {
+                sorted[fill[c]] = w;
+                fill[c] += 1;
             }
             let (mut num, mut den) = (0.0, 0.0);
             for gy in 0..=G {
@@ -753,7 +844,8 @@ fn inlier_coverage(frame: &Frame, weights: &[f64], threshold: f64) -> f64 {
                     let ccx = (gx as f64 + 0.5 - ox) / G as f64 - 0.5;
                     let ccy = (gy as f64 + 0.5 - oy) / G as f64 - 0.5;
                     let g = (-(ccx * ccx + ccy * ccy) / (2.0 * 0.35 * 0.35)).exp();
-                    let cell = &mut cells[gy * (G + 1) + gx];
+                    let c = gy * (G + 1) + gx;
+                    let cell = &mut sorted[start[c]..start[c + 1]];
                     let score = if cell.is_empty() {
                         0.0
                     } else {
@@ -812,7 +904,9 @@ pub fn estimate_camera_motion(
         .iter()
         .map(|p| norm_sq(p.fx(), p.fy()).sqrt() * diag)
         .collect();
-    mags.sort_by(f64::total_cmp);
+    // Unstable sorting gives the same sequence: values equal under `total_cmp` have the
+    // same bits.
+    mags.sort_unstable_by(f64::total_cmp);
     let lo = n / 10;
     let hi = ((n * 9).div_ceil(10)).max(lo + 1).min(n);
     let avg_mag = mags[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;

@@ -148,18 +148,24 @@ fn grid_candidates(
         .max(1.0);
     let gx = (width as f32 / cell_w).ceil() as usize;
     let gy = (height as f32 / cell_h).ceil() as usize;
-    let cell_index = |x: usize, y: usize| {
-        let cx = ((x as f32 * scale / cell_w) as usize).min(gx - 1);
-        let cy = ((y as f32 * scale / cell_h) as usize).min(gy - 1);
-        cy * gx + cx
-    };
+    // The cell column of every x and the first cell of every row's y, computed once.
+    let col: Vec<usize> = (0..rw)
+        .map(|x| ((x as f32 * scale / cell_w) as usize).min(gx - 1))
+        .collect();
+    let row: Vec<usize> = (0..rh)
+        .map(|y| ((y as f32 * scale / cell_h) as usize).min(gy - 1) * gx)
+        .collect();
     let mut cell_max = vec![0.0f32; gx * gy];
-    for y in 0..rh {
-        for x in 0..rw {
-            let c = cell_index(x, y);
-            cell_max[c] = cell_max[c].max(resp[y * rw + x]);
+    for (line, &r) in resp.chunks_exact(rw.max(1)).zip(&row) {
+        for (&v, &cx) in line.iter().zip(&col) {
+            let m = &mut cell_max[r + cx];
+            *m = m.max(v);
         }
     }
+    let cell_thresh: Vec<f32> = cell_max
+        .iter()
+        .map(|&m| (options.local_quality_level * m).max(options.adaptive_lowest_quality_level))
+        .collect();
     let border = (options.border / scale).ceil() as usize;
     let mut cells: Vec<Vec<(f32, u32)>> = vec![Vec::new(); gx * gy];
     if rw < 3 || rh < 3 {
@@ -176,10 +182,8 @@ fn grid_candidates(
                 .min(rw - 1)
         {
             let v = resp[y * rw + x];
-            let c = cell_index(x, y);
-            let thresh = (options.local_quality_level * cell_max[c])
-                .max(options.adaptive_lowest_quality_level);
-            if v <= thresh {
+            let c = row[y] + col[x];
+            if v <= cell_thresh[c] {
                 continue;
             }
             let up = &resp[(y - 1) * rw + x - 1..(y - 1) * rw + x + 2];

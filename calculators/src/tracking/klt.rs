@@ -104,7 +104,9 @@ pub fn track(
             to.size()
         )));
     }
-    let prev: Vector<Point2f> = points.iter().map(|&(x, y)| Point2f::new(x, y)).collect();
+    // Whole-slice copies in and out: element-wise `push` / `get` are FFI calls each.
+    let prev_pts: Vec<Point2f> = points.iter().map(|&(x, y)| Point2f::new(x, y)).collect();
+    let prev = Vector::<Point2f>::from_slice(&prev_pts);
     let mut next = Vector::<Point2f>::new();
     let mut status = Vector::<u8>::new();
     let mut err = Vector::<f32>::new();
@@ -129,11 +131,12 @@ pub fn track(
         params.min_eig_threshold,
     )
     .cv("calcOpticalFlowPyrLK")?;
+    let (status, next, err) = (status.as_slice(), next.as_slice(), err.as_slice());
     Ok((0..points.len())
         .map(|i| {
-            let ok = status.get(i).ok()? != 0;
-            let p = next.get(i).ok()?;
-            let e = err.get(i).unwrap_or(0.0);
+            let ok = *status.get(i)? != 0;
+            let p = *next.get(i)?;
+            let e = err.get(i).copied().unwrap_or(0.0);
             (ok && p.x.is_finite() && p.y.is_finite()).then_some((p.x, p.y, e))
         })
         .collect())

@@ -163,14 +163,26 @@ pub fn determine_inliers(
     }
     let diag = width.hypot(height);
     let max_mag = options.max_magnitude_threshold_ratio * diag;
-    let candidates: Vec<usize> = (0..n)
-        .filter(|&i| {
-            let f = &features[i];
-            let m = f.dx.hypot(f.dy);
-            m.is_finite() && m <= max_mag && f.x.is_finite() && f.y.is_finite()
-        })
-        .collect();
-    if candidates.is_empty() {
+    let abs_thresh = options
+        .absolute_inlier_error_threshold
+        .max(options.frac_inlier_error_threshold * diag);
+    // The candidates in a flat layout, with each one's squared inlier threshold as a
+    // RANSAC hypothesis (computed once instead of once per draw).
+    let mut cand = Candidates::default();
+    for (i, f) in features.iter().enumerate() {
+        let m = f.dx.hypot(f.dy);
+        if m.is_finite() && m <= max_mag && f.x.is_finite() && f.y.is_finite() {
+            let thresh = abs_thresh.max(options.relative_inlier_error_threshold * m);
+            cand.index.push(i as u32);
+            cand.x.push(f.x);
+            cand.y.push(f.y);
+            cand.dx.push(f.dx);
+            cand.dy.push(f.dy);
+            cand.t2.push(thresh * thresh);
+        }
+    }
+    let nc = cand.index.len();
+    if nc == 0 {
         return votes;
     }
     let base_w = (options.fast_estimation_block_size * width).max(1.0);
@@ -185,13 +197,16 @@ pub fn determine_inliers(
     }
     .min(6);
     let shifts = options.fast_estimation_overlap_grids.clamp(1, 5);
-    let abs_thresh = options
-        .absolute_inlier_error_threshold
-        .max(options.frac_inlier_error_threshold * diag);
+    let min_inliers = options.min_feature_inliers as usize;
     let mut rng = SplitMix64::new(options.seed);
-    let mut bins: Vec<Vec<u32>> = Vec::new();
-    let mut inlier_scratch: Vec<u32> = Vec::new();
-    let mut best: Vec<u32> = Vec::new();
+    // Per grid: each candidate's bin, then a stable counting sort of the candidates by bin
+    // (`order`, bin b at `start[b]..start[b + 1]`), the same order as pushing into per-bin
+    // lists.
+    let mut bin_of: Vec<u32> = vec![0; nc];
+    let mut start: Vec<u32> = Vec::new();
+    let mut order: Vec<u32> = vec![0; nc];
+    let mut fill: Vec<u32> = Vec::new();
+    let (mut bdx, mut bdy): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
 
     for level in 0..levels {
         let scale = (1u32 << level) as f32;
@@ -202,42 +217,61 @@ pub fn determine_inliers(
             for sx in 0..shifts {
                 let ox = bw * sx as f32 / shifts as f32;
                 let oy = bh * sy as f32 / shifts as f32;
-                bins.iter_mut().for_each(Vec::clear);
-                bins.resize(nx * ny, Vec::new());
-                for &i in &candidates {
-                    let f = &features[i];
-                    let bx = (((f.x + ox) / bw).floor().max(0.0) as usize).min(nx - 1);
-                    let by = (((f.y + oy) / bh).floor().max(0.0) as usize).min(ny - 1);
-                    bins[by * nx + bx].push(i as u32);
+                start.clear();
+                start.resize(nx * ny + 1, 0);
+                for ((bin, &x), &y) in bin_of.iter_mut().zip(&cand.x).zip(&cand.y) {
+                    // `v as usize` saturates (negative and NaN -> 0), so it equals
+                    // `v.floor().max(0.0) as usize` without the libm call.
+                    let bx = (((x + ox) / bw) as usize).min(nx - 1);
+                    let by = (((y + oy) / bh) as usize).min(ny - 1);
+                    let b = by * nx + bx;
+                    *bin = b as u32;
+                    start[b + 1] += 1;
                 }
-                let filled = bins.iter().filter(|b| !b.is_empty()).count().max(1);
-                let average = candidates.len() as f32 / filled as f32;
+                let filled = start[1..].iter().filter(|&&c| c > 0).count().max(1);
+                for b in 0..nx * ny {
+                    start[b + 1] += start[b];
+                }
+                fill.clear();
+                fill.extend_from_slice(&start[..nx * ny]);
+                for (k, &b) in bin_of.iter().enumerate() {
+                    order[fill[b as usize] as usize] = k as u32;
+                    fill[b as usize] += 1;
+                }
+                let average = nc as f32 / filled as f32;
                 let min_count = (options.min_feature_inliers as f32)
                     .max(options.min_bin_fraction * average)
                     .ceil() as usize;
-                for bin in bins.iter().filter(|b| b.len() >= min_count) {
-                    for &i in bin {
-                        votes[i as usize].eligible_grids += 1;
+                for b in 0..nx * ny {
+                    let bin = &order[start[b] as usize..start[b + 1] as usize];
+                    if bin.len() < min_count {
+                        continue;
                     }
-                    best.clear();
+                    bdx.clear();
+                    bdy.clear();
+                    for &k in bin {
+                        votes[cand.index[k as usize] as usize].eligible_grids += 1;
+                        bdx.push(cand.dx[k as usize]);
+                        bdy.push(cand.dy[k as usize]);
+                    }
+                    // The first hypothesis with the most inliers wins; its inlier set is
+                    // recomputed once at the end instead of collected every round.
+                    let (mut best_count, mut best) = (0usize, 0usize);
                     for _ in 0..options.ransac_rounds_per_region {
-                        let h = &features[bin[rng.below(bin.len())] as usize];
-                        let thresh = abs_thresh
-                            .max(options.relative_inlier_error_threshold * h.dx.hypot(h.dy));
-                        let t2 = thresh * thresh;
-                        inlier_scratch.clear();
-                        inlier_scratch.extend(bin.iter().copied().filter(|&j| {
-                            let f = &features[j as usize];
-                            let (ex, ey) = (f.dx - h.dx, f.dy - h.dy);
-                            ex * ex + ey * ey < t2
-                        }));
-                        if inlier_scratch.len() > best.len() {
-                            std::mem::swap(&mut best, &mut inlier_scratch);
+                        let h = rng.below(bin.len());
+                        let count = count_inliers(&bdx, &bdy, h, cand.t2[bin[h] as usize]);
+                        if count > best_count {
+                            best_count = count;
+                            best = h;
                         }
                     }
-                    if best.len() >= options.min_feature_inliers as usize {
-                        for &i in &best {
-                            votes[i as usize].inlier_grids += 1;
+                    if best_count >= min_inliers && best_count > 0 {
+                        let (hx, hy, t2) = (bdx[best], bdy[best], cand.t2[bin[best] as usize]);
+                        for (m, &k) in bin.iter().enumerate() {
+                            let (ex, ey) = (bdx[m] - hx, bdy[m] - hy);
+                            if ex * ex + ey * ey < t2 {
+                                votes[cand.index[k as usize] as usize].inlier_grids += 1;
+                            }
                         }
                     }
                 }
@@ -245,6 +279,31 @@ pub fn determine_inliers(
         }
     }
     votes
+}
+
+/// The candidates of [`determine_inliers`] as columns: feature index, position, flow and
+/// squared inlier threshold.
+#[derive(Default)]
+struct Candidates {
+    index: Vec<u32>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    dx: Vec<f32>,
+    dy: Vec<f32>,
+    t2: Vec<f32>,
+}
+
+/// Number of flows `(dx[j], dy[j])` within `sqrt(t2)` of flow `h`.
+fn count_inliers(dx: &[f32], dy: &[f32], h: usize, t2: f32) -> usize {
+    let (hx, hy) = (dx[h], dy[h]);
+    // A branch-free sum of 0/1 (vectorizes, unlike `filter().count()`).
+    dx.iter()
+        .zip(dy)
+        .map(|(&x, &y)| {
+            let (ex, ey) = (x - hx, y - hy);
+            u32::from(ex * ex + ey * ey < t2)
+        })
+        .sum::<u32>() as usize
 }
 
 /// Whether the feature is at least `distance` (processing px, `scale` nominal px per
@@ -271,8 +330,9 @@ pub fn set_frame_flags(list: &mut RegionFlowFeatureList, options: &RegionFlowOpt
     let mut occupied = [false; 64];
     let mut sum_sq = 0.0f64;
     for f in &list.features {
-        let cx = ((f.x / w * 8.0).floor().max(0.0) as usize).min(7);
-        let cy = ((f.y / h * 8.0).floor().max(0.0) as usize).min(7);
+        // The saturating cast equals `floor().max(0.0) as usize` for every input.
+        let cx = ((f.x / w * 8.0) as usize).min(7);
+        let cy = ((f.y / h * 8.0) as usize).min(7);
         occupied[cy * 8 + cx] = true;
         sum_sq += f64::from(f.dx * f.dx + f.dy * f.dy);
     }
