@@ -143,7 +143,11 @@ pub const PATH_SNAP_TOLERANCE_US: i64 = 67_000;
 
 /// The box of a time-sorted `path` at `time_us`: the exact match, else a linear blend of the
 /// neighbours; before the first or after the last box, that box if within `snap_us`.
-pub fn timed_box_at_time(path: &[TimedBox], time_us: i64, snap_us: i64) -> Option<TimedBox> {
+pub fn timed_box_at_time(
+    path: &VecDeque<TimedBox>,
+    time_us: i64,
+    snap_us: i64,
+) -> Option<TimedBox> {
     let i = path.partition_point(|b| b.time_us < time_us);
     if let Some(b) = path.get(i).filter(|b| b.time_us == time_us) {
         return Some(b.clone());
@@ -428,8 +432,7 @@ impl BoxTracker {
     /// Box `id` at `time_us`, interpolated along its path (see [`timed_box_at_time`]).
     pub fn box_at_time(&self, id: i64, time_us: i64) -> Option<TimedBox> {
         let track = self.tracks.get(&id)?;
-        let path: Vec<TimedBox> = track.path.iter().cloned().collect();
-        timed_box_at_time(&path, time_us, self.options.path_snap_tolerance_us)
+        timed_box_at_time(&track.path, time_us, self.options.path_snap_tolerance_us)
     }
 
     /// The live boxes at `time_us` (interpolated along their paths).
@@ -769,7 +772,7 @@ mod tests {
             time_us: t,
             ..Default::default()
         };
-        let path = vec![mk(0, 0.0), mk(100_000, 0.2), mk(200_000, 0.4)];
+        let path = VecDeque::from([mk(0, 0.0), mk(100_000, 0.2), mk(200_000, 0.4)]);
         let exact = timed_box_at_time(&path, 100_000, 67_000).unwrap();
         assert_eq!(exact, path[1]);
         let mid = timed_box_at_time(&path, 150_000, 67_000).unwrap();
@@ -780,7 +783,7 @@ mod tests {
         assert!(timed_box_at_time(&path, 270_000, 67_000).is_none());
         assert!(timed_box_at_time(&path, -60_000, 67_000).is_some());
         assert!(timed_box_at_time(&path, -70_000, 67_000).is_none());
-        assert!(timed_box_at_time(&[], 0, 67_000).is_none());
+        assert!(timed_box_at_time(&VecDeque::new(), 0, 67_000).is_none());
         // Through the tracker: a time between two frames blends the neighbours.
         let mut t = tracker_with(20, 100);
         t.start_box(&object_box(5, OBJ, 1, 5 * DT));
