@@ -1576,7 +1576,6 @@ fn step_denormalized(
         .min_motion_sigma
         .max(opts.relative_motion_sigma * speed_prev);
     for (&i, &(ix, iy, fx, fy)) in accepted.iter().zip(grid_cells.iter()) {
-        let v = region[i];
         if was_inlier[i] != NOT_INLIER {
             contd_inliers += 1;
         }
@@ -1588,7 +1587,7 @@ fn step_denormalized(
             + grid[iy + 1][ix] * (1.0 - fx) * fy
             + grid[iy + 1][ix + 1] * fx * fy;
         density.push(2.0 * if local > 1.0 { 1.0 / local } else { 1.0 });
-        let obj = norm(v.object);
+        let obj = speed[i];
         kin_sum += obj * prior_w[i];
         kin_w += prior_w[i];
         if (obj - speed_prev).abs() * prior < inlier_sigma.max(2e-3) {
