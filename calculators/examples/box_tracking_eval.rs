@@ -7,7 +7,7 @@
 //!
 //! `-- --ours-only`: accuracy of our tracker only (no OpenCV, no timing); `-- --timing-only`:
 //! our accuracy and timing, without OpenCV; `-- --dump-object NAME`: one object's truth and
-//! our box per frame.
+//! our box per frame; `-- --tracker-only`: the tracker alone (see `tracker_only`).
 //!
 //! Sequences (640x480, 30 fps) are rendered here from real photos: the background is a frame
 //! of `vtest.avi`, the objects are patches of `bikes.mp4` frames (data dir:
@@ -633,6 +633,76 @@ fn tracker_only_ms(data: &[TrackingData], seq: &Sequence, n: usize) -> f64 {
     times.iter().sum::<f64>() / times.len() as f64
 }
 
+/// `--tracker-only`: `BoxTracker::push_frame` alone on sequence 0's recorded tracking data,
+/// 1 and 20 boxes in alternated rounds (5, or `MEDIAGRAPH_TRACKER_ROUNDS`) (the per-box cost and the 20 / 1 ratio), and a
+/// fingerprint of every box of every frame (equal fingerprints: the same boxes).
+fn tracker_only(seq: &Sequence) -> Res<()> {
+    let rgb: Vec<ImageFrame> = seq
+        .frames_bgr
+        .iter()
+        .map(to_rgb_frame)
+        .collect::<Res<_>>()?;
+    let data = tracking_data(&rgb)?;
+    let rounds: usize = std::env::var("MEDIAGRAPH_TRACKER_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let (mut one, mut twenty) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        one.push(tracker_only_ms(&data, seq, 1));
+        twenty.push(tracker_only_ms(&data, seq, 20));
+    }
+    one.sort_by(f64::total_cmp);
+    twenty.sort_by(f64::total_cmp);
+    if rounds > 0 {
+        let (a, b) = (one[rounds / 2], twenty[rounds / 2]);
+        println!(
+        "push_frame, median of {rounds} rounds: 1 box {a:.4} ms, 20 boxes {b:.4} ms, {:.2} µs per extra box, 20 / 1 {:.2}x",
+        (b - a) * 1000.0 / 19.0,
+        b / a
+    );
+    }
+    for n in [1, 20] {
+        println!(
+            "fingerprint of the {n} boxes' frames: {:016x}",
+            fingerprint(&data, seq, n)
+        );
+    }
+    Ok(())
+}
+
+/// A hash of every box of every frame tracked with `n` boxes (its own function so that a
+/// profiler can count it alone: `valgrind --tool=callgrind --toggle-collect='*fingerprint*'`
+/// with `MEDIAGRAPH_TRACKER_ROUNDS=0`).
+#[inline(never)]
+fn fingerprint(data: &[TrackingData], seq: &Sequence, n: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut t = BoxTracker::new(BoxTrackerOptions::default());
+    t.push_frame(0, &data[0]);
+    for (i, b) in start_boxes(seq, n).iter().enumerate() {
+        t.start_box(&TimedBox {
+            left: (b[0] / f64::from(W)) as f32,
+            top: (b[1] / f64::from(H)) as f32,
+            right: (b[2] / f64::from(W)) as f32,
+            bottom: (b[3] / f64::from(H)) as f32,
+            id: i as i64,
+            ..Default::default()
+        });
+    }
+    let mut hash = std::collections::hash_map::DefaultHasher::new();
+    for (f, d) in data.iter().enumerate().skip(1) {
+        t.push_frame(f as i64 * DT_US, d);
+        for b in t.boxes() {
+            (
+                b.id,
+                [b.left, b.top, b.right, b.bottom, b.rotation, b.confidence].map(f32::to_bits),
+            )
+                .hash(&mut hash);
+        }
+    }
+    hash.finish()
+}
+
 /// `--extract VIDEO N,N,..`: writes those frames as PNGs next to the video (for looking
 /// at the annotated output).
 fn extract(video: &str, list: &str) -> Res<()> {
@@ -654,6 +724,9 @@ fn main() -> Res<()> {
     core::set_num_threads(1)?;
     let ours_only = args.iter().any(|a| a == "--ours-only");
     let timing_only = args.iter().any(|a| a == "--timing-only");
+    if args.iter().any(|a| a == "--tracker-only") {
+        return tracker_only(&render(0, 1.0)?);
+    }
     let sequences = [render(0, 1.0)?, render(1, 1.6)?];
     println!("# Box tracking evaluation\n");
     println!(
