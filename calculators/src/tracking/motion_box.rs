@@ -19,6 +19,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -91,10 +92,12 @@ impl MotionVector {
 
 /// A frame's motion in the aspect domain: x in [0, `extent[0]`], y in [0, `extent[1]`],
 /// the longer side being 1. Vectors are sorted by (x, y).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct MotionVectorFrame {
-    /// The features, sorted by x then y.
-    pub vectors: Vec<MotionVector>,
+    /// The features, sorted by x then y (see [`MotionVectorFrame::vectors`]).
+    vectors: Vec<MotionVector>,
+    /// Lookups shared by the steps of all boxes on this frame (built by the first step).
+    index: OnceLock<FrameIndex>,
     /// Camera motion from-frame -> to-frame in this domain (identity when invalid).
     pub background_model: Homography,
     /// Whether `background_model` is usable.
@@ -111,6 +114,128 @@ pub struct MotionVectorFrame {
     pub duration_ms: f32,
     /// Track ids that ended on purpose (sorted).
     pub actively_discarded: Vec<i32>,
+}
+
+/// Frames are equal when their motion is (whether their [`FrameIndex`] is built yet or not).
+impl PartialEq for MotionVectorFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.vectors == other.vectors
+            && self.background_model == other.background_model
+            && self.valid_background == other.valid_background
+            && self.is_duplicated == other.is_duplicated
+            && self.is_chunk_boundary == other.is_chunk_boundary
+            && self.aspect_ratio == other.aspect_ratio
+            && self.extent == other.extent
+            && self.duration_ms == other.duration_ms
+            && self.actively_discarded == other.actively_discarded
+    }
+}
+
+/// What the boxes' steps look up in a frame, built once per frame: the positions as
+/// separate arrays (the search-region scans read only these) and the vectors by track id.
+#[derive(Clone, Debug)]
+struct FrameIndex {
+    /// Per vector: x.
+    xs: Vec<f32>,
+    /// Per vector: y.
+    ys: Vec<f32>,
+    /// Open-addressing table (linear probing, power-of-two size, at most a third full):
+    /// `(track id as u32) << 32 | index of its first vector`, [`EMPTY_SLOT`] if free.
+    slots: Vec<u64>,
+    /// Per vector: the next vector with the same track id ([`NO_VECTOR`]: none).
+    next_same_id: Vec<u32>,
+    /// Some track id is on more than one vector.
+    repeated_ids: bool,
+}
+
+/// A free slot of [`FrameIndex::slots`] (no vector index is `u32::MAX`).
+const EMPTY_SLOT: u64 = u64::MAX;
+/// No vector (end of a [`FrameIndex::next_same_id`] chain, or an id not in the frame).
+const NO_VECTOR: u32 = u32::MAX;
+
+impl FrameIndex {
+    fn new(vectors: &[MotionVector]) -> FrameIndex {
+        let size = (3 * vectors.len()).next_power_of_two().max(16);
+        let mut index = FrameIndex {
+            xs: vectors.iter().map(|v| v.pos[0]).collect(),
+            ys: vectors.iter().map(|v| v.pos[1]).collect(),
+            slots: vec![EMPTY_SLOT; size],
+            next_same_id: vec![NO_VECTOR; vectors.len()],
+            repeated_ids: false,
+        };
+        let mask = size - 1;
+        let mut last_of_id: Vec<(usize, u32)> = Vec::new();
+        for (i, v) in vectors.iter().enumerate() {
+            if v.track_id < 0 {
+                continue;
+            }
+            let mut slot = index.home_slot(v.track_id);
+            loop {
+                let entry = index.slots[slot];
+                if entry == EMPTY_SLOT {
+                    index.slots[slot] = (u64::from(v.track_id as u32) << 32) | i as u64;
+                    break;
+                }
+                if (entry >> 32) as i32 == v.track_id {
+                    // A repeated id (rare): appended to the chain of its first vector.
+                    let first = (entry & 0xffff_ffff) as u32;
+                    let last = match last_of_id.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, last)) => std::mem::replace(last, i as u32),
+                        None => {
+                            last_of_id.push((slot, i as u32));
+                            first
+                        }
+                    };
+                    index.next_same_id[last as usize] = i as u32;
+                    index.repeated_ids = true;
+                    break;
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+        index
+    }
+
+    /// The id's first slot: its low bits (the motion analysis numbers its tracks
+    /// consecutively, so these spread well; other ids are still found, only more slowly).
+    fn home_slot(&self, id: i32) -> usize {
+        (id as usize) & (self.slots.len() - 1)
+    }
+
+    /// Index of the first vector with track id `id` (>= 0), or [`NO_VECTOR`].
+    fn first_with_id(&self, id: i32) -> u32 {
+        if id < 0 {
+            return NO_VECTOR;
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home_slot(id);
+        loop {
+            let entry = self.slots[slot];
+            if entry == EMPTY_SLOT {
+                return NO_VECTOR;
+            }
+            if (entry >> 32) as i32 == id {
+                return (entry & 0xffff_ffff) as u32;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Calls `visit` with the index of every vector with track id `id`.
+    fn for_each_with_id(&self, id: i32, mut visit: impl FnMut(usize)) {
+        let mut i = self.first_with_id(id);
+        while i != NO_VECTOR {
+            visit(i as usize);
+            i = self.next_same_id[i as usize];
+        }
+    }
+
+    /// Index range of the vectors with x in [x0, x1] (`xs` is sorted).
+    fn x_range(&self, x0: f32, x1: f32) -> std::ops::Range<usize> {
+        let a = self.xs.partition_point(|&x| x < x0);
+        let b = self.xs.partition_point(|&x| x <= x1);
+        a..b.max(a)
+    }
 }
 
 /// The inverse of a homography (h22 normalized to 1); `None` if singular.
@@ -206,6 +331,7 @@ impl MotionVectorFrame {
         let mut actively_discarded = data.motion_data.actively_discarded_tracked_ids.clone();
         actively_discarded.sort_unstable();
         MotionVectorFrame {
+            index: OnceLock::new(),
             vectors,
             background_model: if valid {
                 domain_model.scaled(kx, ky)
@@ -257,6 +383,7 @@ impl MotionVectorFrame {
             None
         };
         MotionVectorFrame {
+            index: OnceLock::new(),
             vectors,
             background_model: inverse.unwrap_or(Homography::IDENTITY),
             valid_background: inverse.is_some(),
@@ -267,6 +394,7 @@ impl MotionVectorFrame {
     fn clone_header(&self) -> MotionVectorFrame {
         MotionVectorFrame {
             vectors: Vec::new(),
+            index: OnceLock::new(),
             background_model: self.background_model,
             valid_background: self.valid_background,
             is_duplicated: self.is_duplicated,
@@ -278,11 +406,19 @@ impl MotionVectorFrame {
         }
     }
 
+    /// The features, sorted by x then y.
+    pub fn vectors(&self) -> &[MotionVector] {
+        &self.vectors
+    }
+
+    /// The frame's [`FrameIndex`].
+    fn index(&self) -> &FrameIndex {
+        self.index.get_or_init(|| FrameIndex::new(&self.vectors))
+    }
+
     /// Index range of the vectors with x in [x0, x1].
     fn x_range(&self, x0: f32, x1: f32) -> std::ops::Range<usize> {
-        let a = self.vectors.partition_point(|v| v.pos[0] < x0);
-        let b = self.vectors.partition_point(|v| v.pos[0] <= x1);
-        a..b.max(a)
+        self.index().x_range(x0, x1)
     }
 }
 
@@ -553,9 +689,9 @@ pub struct MotionBoxState {
     pub inlier_sum: f32,
     /// inlier_sum relative to the best of the recent history.
     pub inlier_ratio: f32,
-    /// Inlier features, sorted by id.
+    /// Inlier features (each track id at most once).
     pub inliers: Vec<FeatureRecord>,
-    /// Outlier features, sorted by id.
+    /// Outlier features (each track id at most once).
     pub outliers: Vec<FeatureRecord>,
     /// Status of the step that produced the state.
     pub track_status: TrackStatus,
@@ -846,38 +982,6 @@ fn lookup<'a>(
 /// [`StepScratch::was_inlier`] of a vector that was not an inlier.
 const NOT_INLIER: i32 = -1;
 
-/// A (track id >= 0, index) pair as one integer ordered like the pair (sorting integers is
-/// much cheaper than sorting pairs).
-fn id_key(id: i32, index: usize) -> u64 {
-    (u64::from(id.unsigned_abs()) << 32) | index as u64
-}
-
-/// The (track id, index) of an [`id_key`].
-fn key_parts(key: u64) -> (i32, usize) {
-    ((key >> 32) as i32, (key & 0xffff_ffff) as usize)
-}
-
-/// Merges the sorted [`id_key`]s `keys` with the id-sorted `records` (`id_of` gives a
-/// record's id), calling `visit(index, record, same_id)` for every pair compared (the
-/// callers update their flags without branching on `same_id`); every key whose id is in
-/// `records` is visited with its record and `true`.
-fn merge_ids<R>(
-    keys: &[u64],
-    records: &[R],
-    id_of: impl Fn(&R) -> i32,
-    mut visit: impl FnMut(usize, &R, bool),
-) {
-    let (mut a, mut b) = (0, 0);
-    while a < keys.len() && b < records.len() {
-        let (id, index) = key_parts(keys[a]);
-        let r = id_of(&records[b]);
-        visit(index, &records[b], id == r);
-        // Equal ids: the next key may repeat the id, so the record stays.
-        a += usize::from(id <= r);
-        b += usize::from(id > r);
-    }
-}
-
 /// One track step of `prev` through `frame` (from-frame -> to-frame). `history` holds the
 /// earlier states in tracking order (oldest first, `prev` excluded; up to 10 are used);
 /// `first_step` is true on the step right after the box was started. Returns the new state;
@@ -885,19 +989,6 @@ fn merge_ids<R>(
 pub fn track_step(
     prev: &MotionBoxState,
     history: &[&MotionBoxState],
-    frame: &MotionVectorFrame,
-    first_step: bool,
-    opts: &TrackStepOptions,
-) -> MotionBoxState {
-    step_with_outliers(prev, history, None, frame, first_step, opts)
-}
-
-/// [`track_step`]; `outlier_ids`, when given, are the sorted outlier ids of `prev` and the
-/// (up to 10) last `history` states, which the step then does not collect itself.
-fn step_with_outliers(
-    prev: &MotionBoxState,
-    history: &[&MotionBoxState],
-    outlier_ids: Option<&[i32]>,
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
@@ -942,16 +1033,7 @@ fn step_with_outliers(
         Some(s) => s,
         None => {
             let mut out = SCRATCH.with_borrow_mut(|scratch| {
-                step_denormalized(
-                    scratch,
-                    &p,
-                    prev,
-                    hist,
-                    outlier_ids,
-                    frame,
-                    first_step,
-                    opts,
-                )
+                step_denormalized(scratch, &p, prev, hist, frame, first_step, opts)
             });
             if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
                 out.track_status = TrackStatus::TrackedOutOfBound;
@@ -1019,18 +1101,17 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
     )
 }
 
-/// Writes the indices of the `items` for which `keep` holds to `out` (its length is then
-/// `items.len()`; the count is returned) without branching on `keep`: every index is
-/// written, the count only advances for the kept ones.
-fn compact_indices<T>(items: &[T], out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) -> usize {
+/// Writes `offset` + the indices of the `items` for which `keep` holds to `out` without
+/// branching on `keep`: every index is written, the length only advances for the kept ones.
+fn compact_indices<T>(items: &[T], offset: usize, out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) {
     out.clear();
     out.resize(items.len(), 0);
     let mut len = 0;
     for (i, v) in items.iter().enumerate() {
-        out[len] = i as u32;
+        out[len] = (offset + i) as u32;
         len += usize::from(keep(v));
     }
-    len
+    out.truncate(len);
 }
 
 /// Working buffers of [`step_denormalized`], reused by the steps of all boxes of a thread:
@@ -1039,12 +1120,19 @@ fn compact_indices<T>(items: &[T], out: &mut Vec<u32>, keep: impl Fn(&T) -> bool
 struct StepScratch {
     /// The vectors of the search region, in frame (x) order.
     region: Vec<MotionVector>,
-    /// Indices (in the x slab) of the vectors in the search region.
-    slab_index: Vec<u32>,
+    /// Per region vector: its index in the frame.
+    region_index: Vec<u32>,
     /// Per accepted inlier: its density grid cell and offsets in it.
     grid_cells: Vec<(usize, usize, f32, f32)>,
-    /// [`id_key`]s of the region vectors with an id (index: in the region), sorted.
-    ids: Vec<u64>,
+    /// Per frame vector: `stamp` if the box's previous state has it as an inlier.
+    inlier_mark: Vec<u32>,
+    /// Per frame vector marked in `inlier_mark`: the length of its inlier record.
+    inlier_length: Vec<i32>,
+    /// Per frame vector: `stamp` if it was an outlier in one of the box's recent states.
+    outlier_mark: Vec<u32>,
+    /// The step's mark in `inlier_mark` and `outlier_mark` (a new one per step: the marks
+    /// of earlier steps never need clearing).
+    stamp: u32,
     /// Per region vector: length of its previous inlier record ([`NOT_INLIER`]: not an
     /// inlier; a plain integer so that the prior-weight pass vectorizes).
     was_inlier: Vec<i32>,
@@ -1084,24 +1172,24 @@ thread_local! {
 
 /// The step in the aspect domain, velocities per actual frame. `prev` is rescaled and
 /// without feature records; `records` is the state it came from (its inliers and outliers
-/// are used and carried over by the steps that keep them); `outlier_ids`: see
-/// [`step_with_outliers`].
-#[allow(clippy::too_many_arguments)]
+/// are used and carried over by the steps that keep them).
 fn step_denormalized(
     scratch: &mut StepScratch,
     prev: &MotionBoxState,
     records: &MotionBoxState,
     hist: &[&MotionBoxState],
-    outlier_ids: Option<&[i32]>,
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
 ) -> MotionBoxState {
     let StepScratch {
         region,
-        slab_index,
+        region_index,
         grid_cells,
-        ids,
+        inlier_mark,
+        inlier_length,
+        outlier_mark,
+        stamp,
         was_inlier,
         was_outlier,
         rel_x,
@@ -1119,6 +1207,7 @@ fn step_denormalized(
         center_w,
     } = scratch;
     let [ex, ey] = frame.extent;
+    let index = frame.index();
     let ts = frame.duration_ms / NOMINAL_FRAME_MS;
     let static_motion = opts.static_motion_temporal_ratio * ts;
     let v_prev = [prev.dx, prev.dy];
@@ -1139,23 +1228,29 @@ fn step_denormalized(
     // Non-short-circuit `&`: which vectors pass is unpredictable, so no branches.
     // Negated comparisons: a NaN position counts as inside (not rejected by either).
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    let in_y = |v: &MotionVector| !(v.pos[1] < sy0) & !(v.pos[1] > sy1);
+    let in_y = |y: f32| !(y < sy0) & !(y > sy1);
     let in_rotated = |v: &MotionVector| {
         let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
         let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
-        in_y(v) & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e)
+        in_y(v.pos[1]) & (lx.abs() <= bw / 2.0 + e) & (ly.abs() <= bh / 2.0 + e)
     };
-    // The indices of the x slab's vectors in the region: every index is written, the
-    // length only advances for those that pass (no branch either); then only those
-    // vectors are copied.
-    let slab = &frame.vectors[frame.x_range(sx0, sx1)];
-    let len = if rotated {
-        compact_indices(slab, slab_index, in_rotated)
+    // The frame indices of the x slab's vectors in the region (without a branch on which
+    // pass: unpredictable), then only those vectors are copied.
+    let slab = index.x_range(sx0, sx1);
+    if rotated {
+        compact_indices(
+            &frame.vectors[slab.clone()],
+            slab.start,
+            region_index,
+            in_rotated,
+        );
     } else {
-        compact_indices(slab, slab_index, in_y)
-    };
+        compact_indices(&index.ys[slab.clone()], slab.start, region_index, |&y| {
+            in_y(y)
+        });
+    }
     region.clear();
-    region.extend(slab_index[..len].iter().map(|&i| slab[i as usize]));
+    region.extend(region_index.iter().map(|&j| frame.vectors[j as usize]));
     let region: &[MotionVector] = region;
 
     // `prev` with its records, for the outcomes that keep them.
@@ -1229,17 +1324,6 @@ fn step_denormalized(
     // Outliers accumulate over the history.
     let histories = || std::iter::once(records).chain(hist.iter().copied());
     let n = region.len();
-    // Region ids sorted once: merged with each id-sorted record list, and the order of the
-    // new records.
-    ids.clear();
-    ids.extend(
-        region
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.track_id >= 0)
-            .map(|(i, v)| id_key(v.track_id, i)),
-    );
-    ids.sort_unstable();
     was_inlier.clear();
     was_outlier.clear();
     if by_position.is_some() {
@@ -1249,35 +1333,45 @@ fn step_denormalized(
             was_outlier.push(histories().any(|h| lookup(&h.outliers, v, by_position).is_some()));
         }
     } else {
-        was_inlier.resize(n, NOT_INLIER);
-        was_outlier.resize(n, false);
-        merge_ids(
-            ids,
-            &records.inliers,
-            |r| r.id,
-            |i, r, same| {
-                if same {
-                    was_inlier[i] = r.length;
-                }
-            },
-        );
-        if let Some(outlier_ids) = outlier_ids {
-            merge_ids(
-                ids,
-                outlier_ids,
-                |&id| id,
-                |i, _, same| was_outlier[i] |= same,
-            );
-        } else {
-            for h in histories() {
-                merge_ids(
-                    ids,
-                    &h.outliers,
-                    |r| r.id,
-                    |i, _, same| was_outlier[i] |= same,
-                );
+        // The records' vectors in this frame are marked (found by id in the frame's table),
+        // then the region reads its marks.
+        let vectors = frame.vectors.len();
+        if inlier_mark.len() < vectors {
+            inlier_mark.resize(vectors, 0);
+            inlier_length.resize(vectors, 0);
+            outlier_mark.resize(vectors, 0);
+        }
+        *stamp = stamp.wrapping_add(1);
+        if *stamp == 0 {
+            inlier_mark.fill(0);
+            outlier_mark.fill(0);
+            *stamp = 1;
+        }
+        let mark = *stamp;
+        for r in &records.inliers {
+            index.for_each_with_id(r.id, |j| {
+                inlier_mark[j] = mark;
+                inlier_length[j] = r.length;
+            });
+        }
+        for h in histories() {
+            for r in &h.outliers {
+                index.for_each_with_id(r.id, |j| outlier_mark[j] = mark);
             }
         }
+        was_inlier.extend(region_index.iter().map(|&j| {
+            let j = j as usize;
+            if inlier_mark[j] == mark {
+                inlier_length[j]
+            } else {
+                NOT_INLIER
+            }
+        }));
+        was_outlier.extend(
+            region_index
+                .iter()
+                .map(|&j| outlier_mark[j as usize] == mark),
+        );
     }
     let continued = was_inlier.iter().filter(|&&r| r != NOT_INLIER).count();
     let center = [
@@ -1642,21 +1736,24 @@ fn step_denormalized(
         let m = v.motion();
         [v.pos[0] + m[0], v.pos[1] + m[1]]
     };
-    // The new records (normalized), sorted by id, the first of a repeated id kept: the
-    // region ids in sorted order give that directly.
+    // The new records (normalized) of the vectors with an id, in region order, the first
+    // of a repeated id kept.
     let (mut new_inliers, mut outliers) = (Vec::new(), Vec::new());
     if !reset {
         new_inliers.reserve(accepted.len());
         outliers.reserve(is_outlier.iter().filter(|&&o| o).count());
-        for (id, i) in ids.iter().map(|&k| key_parts(k)) {
-            let list = if inlierness[i] > 0.0 {
+        for (i, v) in region.iter().enumerate() {
+            let id = v.track_id;
+            let list = if id < 0 {
+                continue;
+            } else if inlierness[i] > 0.0 {
                 &mut new_inliers
             } else if is_outlier[i] {
                 &mut outliers
             } else {
                 continue;
             };
-            if list.last().is_some_and(|r: &FeatureRecord| r.id == id) {
+            if index.repeated_ids && list.iter().any(|r: &FeatureRecord| r.id == id) {
                 continue;
             }
             let m = matched(&region[i]);
@@ -1972,86 +2069,8 @@ fn reacquire(
     s.is_valid().then_some(s)
 }
 
-/// States a step's outliers accumulate over: the state it starts from and up to 10 before.
+/// States before the one a step starts from whose outliers it also avoids.
 const OUTLIER_HISTORY: i64 = 10;
-
-/// The outlier ids of a box's newest states, kept up to date step by step: a step then
-/// merges its region with this one list instead of one list per state of its history.
-#[derive(Clone, Debug, Default)]
-struct OutlierMemory {
-    /// The memory holds the outliers of the state at `frame` and of the states up to
-    /// [`OUTLIER_HISTORY`] frames before it in the direction `forward`.
-    valid: bool,
-    frame: i64,
-    forward: bool,
-    /// Outlier ids, sorted and distinct.
-    ids: Vec<i32>,
-    /// Per id: the frame of the newest state that lists it.
-    frames: Vec<i64>,
-    /// Buffers of the next update.
-    spare_ids: Vec<i32>,
-    spare_frames: Vec<i64>,
-}
-
-impl OutlierMemory {
-    /// Adds the `outliers` (id-sorted) of the state at `frame`, the newest in direction
-    /// `forward`, and forgets the ids last seen more than [`OUTLIER_HISTORY`] frames before.
-    fn push(&mut self, frame: i64, forward: bool, outliers: &[FeatureRecord]) {
-        let (mut ids, mut frames) = (
-            std::mem::take(&mut self.spare_ids),
-            std::mem::take(&mut self.spare_frames),
-        );
-        // Without branches on the (unpredictable) merge order: each pair compared writes
-        // an entry, the length only advances if it is kept.
-        let n = self.ids.len() + outliers.len();
-        ids.clear();
-        ids.resize(n, 0);
-        frames.clear();
-        frames.resize(n, 0);
-        let recent = |f: i64| (frame - f).abs() <= OUTLIER_HISTORY;
-        let (mut a, mut b, mut len) = (0, 0, 0);
-        while a < self.ids.len() && b < outliers.len() {
-            let (old, new, old_frame) = (self.ids[a], outliers[b].id, self.frames[a]);
-            let take_new = new <= old;
-            ids[len] = if take_new { new } else { old };
-            frames[len] = if take_new { frame } else { old_frame };
-            len += usize::from(take_new | recent(old_frame));
-            b += usize::from(take_new);
-            a += usize::from(!take_new | (new == old));
-        }
-        for (&id, &f) in self.ids[a..].iter().zip(&self.frames[a..]) {
-            ids[len] = id;
-            frames[len] = f;
-            len += usize::from(recent(f));
-        }
-        for r in &outliers[b..] {
-            ids[len] = r.id;
-            frames[len] = frame;
-            len += 1;
-        }
-        ids.truncate(len);
-        frames.truncate(len);
-        self.spare_ids = std::mem::replace(&mut self.ids, ids);
-        self.spare_frames = std::mem::replace(&mut self.frames, frames);
-        self.valid = true;
-        self.frame = frame;
-        self.forward = forward;
-    }
-
-    /// Forgets the ids whose newest state is before `first` (states dropped by a trim).
-    fn forget_before(&mut self, first: i64) {
-        let mut k = 0;
-        for i in 0..self.ids.len() {
-            if self.frames[i] >= first {
-                self.ids[k] = self.ids[i];
-                self.frames[k] = self.frames[i];
-                k += 1;
-            }
-        }
-        self.ids.truncate(k);
-        self.frames.truncate(k);
-    }
-}
 
 /// One box's states indexed by frame number, tracked forward or backward.
 #[derive(Clone, Debug)]
@@ -2060,8 +2079,6 @@ pub struct MotionBox {
     queue_start: i64,
     start_frame: i64,
     options: TrackStepOptions,
-    /// The outliers of the newest states (derived from `states`).
-    outliers: OutlierMemory,
 }
 
 impl MotionBox {
@@ -2072,7 +2089,6 @@ impl MotionBox {
             queue_start: 0,
             start_frame: 0,
             options,
-            outliers: OutlierMemory::default(),
         }
     }
 
@@ -2096,7 +2112,6 @@ impl MotionBox {
         self.states.push_back(state);
         self.queue_start = frame;
         self.start_frame = frame;
-        self.outliers.valid = false;
     }
 
     /// The state at `frame`, if known.
@@ -2143,32 +2158,12 @@ impl MotionBox {
             len += 1;
         }
         let first_step = from_frame == self.start_frame;
-        let memory = &mut self.outliers;
-        if !(memory.valid && memory.frame == from_frame && memory.forward == forward) {
-            // Rebuilt from the states (the box was reset, or tracks from another frame or
-            // in the other direction than before).
-            memory.ids.clear();
-            memory.frames.clear();
-            memory.valid = false;
-            for (k, s) in history[..len].iter().chain([&prev]).enumerate() {
-                let f = from_frame + step * (len - k) as i64;
-                memory.push(f, forward, &s.outliers);
-            }
-        }
-        let new = step_with_outliers(
-            prev,
-            &history[..len],
-            Some(&memory.ids),
-            frame,
-            first_step,
-            &self.options,
-        );
+        let new = track_step(prev, &history[..len], frame, first_step, &self.options);
         let to = if forward {
             from_frame + 1
         } else {
             from_frame - 1
         };
-        memory.push(to, forward, &new.outliers);
         // Drop states on the far side of `to` (re-tracking overwrites).
         if forward {
             let keep = (to - self.queue_start).max(0) as usize;
@@ -2204,15 +2199,6 @@ impl MotionBox {
             self.states.pop_front();
             self.queue_start += 1;
         }
-        if self.outliers.forward {
-            // Only states older than the memory's window may have been dropped.
-            if self.queue_start > self.outliers.frame - OUTLIER_HISTORY {
-                self.outliers.forget_before(self.queue_start);
-            }
-        } else {
-            // The newest backward states were dropped.
-            self.outliers.valid = false;
-        }
     }
 }
 
@@ -2242,6 +2228,7 @@ mod tests {
             }
         }
         MotionVectorFrame {
+            index: OnceLock::new(),
             vectors,
             background_model: h,
             valid_background: valid,
@@ -2272,42 +2259,64 @@ mod tests {
     }
 
     #[test]
-    fn id_keys_sort_like_pairs_and_merge_finds_repeated_ids() {
-        let pairs = [(7, 0), (3, 1), (7, 2), (0, 3), (i32::MAX, 4), (3, 5)];
-        let mut keys: Vec<u64> = pairs.iter().map(|&(id, i)| id_key(id, i)).collect();
-        keys.sort_unstable();
-        let mut sorted = pairs.to_vec();
-        sorted.sort_unstable();
-        assert_eq!(
-            keys.iter().map(|&k| key_parts(k)).collect::<Vec<_>>(),
-            sorted
-        );
-        let rec = |id| FeatureRecord {
-            id,
-            length: id,
-            match_pos: [0.0; 2],
+    fn frame_index_finds_every_vector_of_an_id() {
+        let ids = [7, 3, -1, 7, 0, i32::MAX, 3, 7, 12];
+        let vectors: Vec<MotionVector> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &track_id)| MotionVector {
+                pos: [i as f32, 0.0],
+                background: [0.0; 2],
+                object: [0.0; 2],
+                track_id,
+            })
+            .collect();
+        let index = FrameIndex::new(&vectors);
+        assert!(index.repeated_ids);
+        let found = |id| {
+            let mut v = Vec::new();
+            index.for_each_with_id(id, |j| v.push(j));
+            v
         };
-        let records = [rec(1), rec(3), rec(7), rec(9)];
-        let mut found = vec![None; pairs.len()];
-        merge_ids(
-            &keys,
-            &records,
-            |r| r.id,
-            |i, r, same| {
-                if same {
-                    found[i] = Some(r.id);
-                }
-            },
-        );
-        // Both region entries with id 3 and both with id 7 find their record.
-        assert_eq!(found, [Some(7), Some(3), Some(7), None, None, Some(3)]);
+        assert_eq!(found(7), [0, 3, 7]);
+        assert_eq!(found(3), [1, 6]);
+        assert_eq!(found(0), [4]);
+        assert_eq!(found(i32::MAX), [5]);
+        assert_eq!(found(12), [8]);
+        assert!(found(-1).is_empty() && found(5).is_empty() && found(1 << 20).is_empty());
+        assert!(!FrameIndex::new(&vectors[4..7]).repeated_ids);
+        // Many ids: each found at its vector, absent ones not found.
+        let many: Vec<MotionVector> = (0..5000)
+            .map(|i| MotionVector {
+                track_id: i * 3,
+                ..vectors[0]
+            })
+            .collect();
+        let index = FrameIndex::new(&many);
+        assert_eq!(index.x_range(-1.0, 0.0), 0..5000);
+        for i in 0..5000 {
+            assert_eq!(index.first_with_id(i * 3), i as u32);
+            assert_eq!(index.first_with_id(i * 3 + 1), NO_VECTOR);
+        }
+        // Ids sharing their low bits (all in one probe run) are still found.
+        let strided: Vec<MotionVector> = (0..300)
+            .map(|i| MotionVector {
+                track_id: i << 16,
+                ..vectors[0]
+            })
+            .collect();
+        let index = FrameIndex::new(&strided);
+        for i in 0..300 {
+            assert_eq!(index.first_with_id(i << 16), i as u32);
+        }
+        assert_eq!(index.first_with_id(7 << 16 | 1), NO_VECTOR);
+        assert_eq!(FrameIndex::new(&vectors).x_range(2.5, 6.0), 3..7);
     }
 
-    /// A box's steps with its outlier memory give the states that the step computes
-    /// from the history's outlier lists: forward with trimming (the memory forgets the
-    /// dropped states), then backward (rebuilt from the states).
+    /// A box's steps give the states that the free step computes from the same history,
+    /// forward with the box trimmed to the states it needs, and backward.
     #[test]
-    fn outlier_memory_matches_the_history_lists() {
+    fn box_steps_match_the_free_step_with_its_history() {
         // Features with jittered motion (some become outliers) and ids that change every
         // few frames for part of them.
         let frame = |f: i64| {
@@ -2360,7 +2369,8 @@ mod tests {
                 assert_eq!(b.state_at(from + step), Some(&expected), "step {k}");
                 b.trim(keep);
             }
-            assert!(b.outliers.ids.len() > 5, "{:?}", b.outliers.ids);
+            let newest = b.state_at(f0 + 30 * step).expect("tracked");
+            assert!(newest.outliers.len() > 5, "{:?}", newest.outliers);
         }
     }
 
