@@ -219,6 +219,43 @@ fn build_objects(seed: u64) -> Res<(Mat, Vec<Object>)> {
 
 fn render(seed: u64, strength: f64) -> Res<Sequence> {
     let (background, objects) = build_objects(seed)?;
+    render_objects(
+        format!("seq{seed} (camera x{strength})"),
+        &background,
+        &objects,
+        seed,
+        strength,
+    )
+}
+
+/// `--close-up`: one textured object that approaches the camera until it fills nearly the
+/// whole frame (scale 2 -> 6.5: 31% -> 100% of the frame width), moving across a panning
+/// background, the situation users report box tracking breaking down in.
+fn render_close_up() -> Res<Sequence> {
+    let (background, _) = build_objects(0)?;
+    let bikes = video_frame(&data_dir().join("bikes.mp4"), 90)?;
+    let objects = vec![Object {
+        name: "close_up",
+        texture: crop(&bikes, Rect::new(200, 40, 100, 80))?,
+        pos: Box::new(|t| (600.0 + 0.8 * t, 450.0 + 0.3 * t)),
+        scale: Box::new(|t| 2.0 + 4.5 * (t / 150.0)),
+    }];
+    render_objects(
+        "close-up (camera x0.5)".into(),
+        &background,
+        &objects,
+        7,
+        0.5,
+    )
+}
+
+fn render_objects(
+    name: String,
+    background: &Mat,
+    objects: &[Object],
+    seed: u64,
+    strength: f64,
+) -> Res<Sequence> {
     let mut frames = Vec::with_capacity(FRAMES);
     let mut truth = vec![Vec::with_capacity(FRAMES); objects.len()];
     let mut rng = core::RNG::new(0x1234 + seed)?;
@@ -227,7 +264,7 @@ fn render(seed: u64, strength: f64) -> Res<Sequence> {
         let cam = camera(t, strength);
         let mut frame = Mat::default();
         imgproc::warp_affine(
-            &background,
+            background,
             &mut frame,
             &cam.to_mat()?,
             Size::new(W, H),
@@ -298,7 +335,7 @@ fn render(seed: u64, strength: f64) -> Res<Sequence> {
         frames.push(out);
     }
     Ok(Sequence {
-        name: format!("seq{seed} (camera x{strength})"),
+        name,
         frames_bgr: frames,
         truth,
         names: objects.iter().map(|o| o.name).collect(),
@@ -727,7 +764,12 @@ fn main() -> Res<()> {
     if args.iter().any(|a| a == "--tracker-only") {
         return tracker_only(&render(0, 1.0)?);
     }
-    let sequences = [render(0, 1.0)?, render(1, 1.6)?];
+    let close_up = args.iter().any(|a| a == "--close-up");
+    let sequences = if close_up {
+        vec![render_close_up()?]
+    } else {
+        vec![render(0, 1.0)?, render(1, 1.6)?]
+    };
     println!("# Box tracking evaluation\n");
     println!(
         "{} sequences x {FRAMES} frames, {W}x{H}, 6 objects each; scored frames: object >= 30% in view\n",
@@ -797,7 +839,7 @@ fn main() -> Res<()> {
                 e.1.extend(errs);
             }
         }
-        if si == 0 && !ours_only {
+        if si == 0 && !ours_only && !close_up {
             // Timing on the first sequence.
             for n in [1usize, 10, 20] {
                 let boxes = start_boxes(seq, n);
@@ -868,7 +910,7 @@ fn main() -> Res<()> {
         }
         println!();
     }
-    if ours_only {
+    if ours_only || close_up {
         return Ok(());
     }
     println!("\n## Speed (sequence 0, one thread, ms per frame)\n");

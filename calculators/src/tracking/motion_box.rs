@@ -541,6 +541,16 @@ pub struct TrackStepOptions {
     pub box_similarity_max_scale: f32,
     /// Largest accepted object rotation per step (rad).
     pub box_similarity_max_rotation: f32,
+    /// **Deviation from the reference** (default `true`; `false` reproduces it). The object
+    /// similarity (scale, rotation) is fitted on the vectors inside the box only. The
+    /// reference fits it on the whole search region, whose margin around the box holds
+    /// mostly background: the IRLS favours its consistent zero object motion over the
+    /// noisier motion of a deforming object, which pulls the fitted scale toward 1, so a box
+    /// grows and shrinks more slowly than its object. Box-tracking evaluation: success AUC
+    /// 0.761 -> 0.767 (the "shrinker" objects 0.89 -> 0.93 and 0.88 -> 0.89, the others
+    /// unchanged); `--close-up` (an object approaching the camera until it fills the frame)
+    /// 0.81 -> 0.83. The translation is still fitted on the whole region.
+    pub object_similarity_inside_box: bool,
     /// **Deviation from the reference** (default `true`; `false` reproduces it). Without a
     /// usable background model the reference keeps the previous velocity unchanged (velocity
     /// update weight 1), so a box started on a frame without a camera model keeps velocity 0
@@ -616,6 +626,7 @@ impl Default for TrackStepOptions {
             object_similarity_min_contd_inliers: 30,
             box_similarity_max_scale: 1.05,
             box_similarity_max_rotation: 0.2,
+            object_similarity_inside_box: true,
             update_velocity_without_background: true,
             keep_out_of_view_boxes: true,
             out_of_view_min_visible: 0.25,
@@ -1154,6 +1165,8 @@ struct StepScratch {
     object_y: Vec<f32>,
     /// Per region vector: IRLS weight of the object similarity fit.
     sim_weights: Vec<f32>,
+    /// Per region vector: prior weight in the object similarity fit.
+    sim_prior: Vec<f32>,
     /// Per region vector: inlierness (0 unless accepted).
     inlierness: Vec<f32>,
     /// Per region vector: a new outlier.
@@ -1200,6 +1213,7 @@ fn step_denormalized(
         object_x,
         object_y,
         sim_weights,
+        sim_prior,
         inlierness,
         is_outlier,
         accepted,
@@ -1506,8 +1520,24 @@ fn step_denormalized(
         && continued >= opts.object_similarity_min_contd_inliers as usize
         && region.len() >= 4
     {
+        sim_prior.clear();
+        if opts.object_similarity_inside_box {
+            // Offsets from the box center in box axes (rotation as for the search region).
+            sim_prior.extend(region.iter().zip(prior_w.iter()).map(|(v, &w)| {
+                let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
+                let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
+                let inside = lx.abs() <= bw / 2.0 && ly.abs() <= bh / 2.0;
+                if inside {
+                    w
+                } else {
+                    0.0
+                }
+            }));
+        } else {
+            sim_prior.extend_from_slice(prior_w);
+        }
         sim_weights.clear();
-        sim_weights.extend_from_slice(prior_w);
+        sim_weights.extend_from_slice(sim_prior);
         let mut model = None;
         for it in 0..iters {
             let samples = region
@@ -1530,7 +1560,7 @@ fn step_denormalized(
             for ((v, w), &pw) in region
                 .iter()
                 .zip(sim_weights.iter_mut())
-                .zip(prior_w.iter())
+                .zip(sim_prior.iter())
             {
                 let (x, y) = (v.pos[0] - cx, v.pos[1] - cy);
                 let pred = [al * x - b * y + tx, b * x + al * y + ty];
@@ -2454,6 +2484,67 @@ mod tests {
         assert!((s.dx - 0.006).abs() < 1.5e-3, "dx {}", s.dx);
         assert!((s.dy - 0.004).abs() < 1.5e-3, "dy {}", s.dy);
         assert!(s.tracking_confidence > 0.9);
+    }
+
+    /// Box scale, and the true one, after tracking an object that grows by 1% per frame
+    /// about its center on a static background (features everywhere, also in the search
+    /// margin; the object's noisier than the background's).
+    fn scale_of_growing_object(inside_box: bool) -> (f32, f32) {
+        const GROWTH: f32 = 1.01;
+        // Measurement noise (aspect units): the background's, and the object's relative to
+        // it (features on a deforming object match less well).
+        const NOISE: f32 = 5e-4;
+        const OBJECT_NOISE: f32 = 4.0;
+        let c = [0.5f32, 0.375];
+        let mut opts = TrackStepOptions::box_tracking_graph();
+        opts.object_similarity_inside_box = inside_box;
+        let mut b: Option<MotionBox> = None;
+        let frames = 25;
+        for f in 0..frames {
+            let half = 0.1 * GROWTH.powi(f as i32);
+            let frame = grid_frame(true, Homography::IDENTITY, |x, y| {
+                let (dx, dy) = (x - c[0], y - c[1]);
+                // Measurement noise: +-NOISE per axis, fixed per feature and frame.
+                let k = i64::from(id_of(x, y)) * 7919 + i64::from(f) * 104_729;
+                let noise = |salt: i64| ((k * 31 + salt) % 201 - 100) as f32 / 100.0 * NOISE;
+                let n = [noise(0), noise(17)];
+                if dx.abs() <= half && dy.abs() <= half {
+                    let n = [OBJECT_NOISE * n[0], OBJECT_NOISE * n[1]];
+                    let m = [(GROWTH - 1.0) * dx + n[0], (GROWTH - 1.0) * dy + n[1]];
+                    Some((m, 10_000 + id_of(x, y)))
+                } else {
+                    Some((n, id_of(x, y)))
+                }
+            });
+            let b = b.get_or_insert_with(|| {
+                let mut s = MotionBoxState::from_rect(0.4, 0.275 / 0.75, 0.6, 0.475 / 0.75, 0.0);
+                initialize_inliers(&mut s, &frame);
+                let mut b = MotionBox::new(opts.clone());
+                b.reset_at_frame(0, s);
+                b
+            });
+            assert!(b.track_step(f, &frame, true), "step {f}");
+        }
+        let s = b
+            .expect("tracked")
+            .state_at(frames)
+            .cloned()
+            .expect("state");
+        (s.scale, GROWTH.powi(frames as i32))
+    }
+
+    #[test]
+    fn object_scale_is_fitted_inside_the_box() {
+        let (inside, truth) = scale_of_growing_object(true);
+        let (region, _) = scale_of_growing_object(false);
+        // 1.265 and 1.243 for 1.282: the reference's fit over the whole search region is
+        // drawn toward the consistent background's zero motion, i.e. scale 1.
+        assert!(
+            (inside - truth).abs() < 0.02 * truth,
+            "inside {inside} vs {truth}"
+        );
+        assert!(region < truth * 0.975, "region {region} vs {truth}");
+        assert!(region < inside - 0.01, "region {region} vs inside {inside}");
     }
 
     #[test]
