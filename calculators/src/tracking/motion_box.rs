@@ -2505,7 +2505,7 @@ mod tests {
             let frame = grid_frame(true, Homography::IDENTITY, |x, y| {
                 let (dx, dy) = (x - c[0], y - c[1]);
                 // Measurement noise: +-NOISE per axis, fixed per feature and frame.
-                let k = i64::from(id_of(x, y)) * 7919 + i64::from(f) * 104_729;
+                let k = i64::from(id_of(x, y)) * 7919 + f * 104_729;
                 let noise = |salt: i64| ((k * 31 + salt) % 201 - 100) as f32 / 100.0 * NOISE;
                 let n = [noise(0), noise(17)];
                 if dx.abs() <= half && dy.abs() <= half {
