@@ -551,7 +551,7 @@ pub struct TrackStepOptions {
     /// fewer continued inliers: the box-tracking graph lowers
     /// `object_similarity_min_contd_inliers` from the reference's 30 to 20 (with the region
     /// fit, 20 let through fits that shrank a growing box). Box-tracking evaluation, success
-    /// AUC: 0.761 (reference) -> 0.767 (inside the box) -> 0.780 (and 20); the "walker"
+    /// AUC: 0.761 (region fit, 30) -> 0.767 (inside the box) -> 0.780 (and 20); the "walker"
     /// objects 0.69 / 0.71 -> 0.82 / 0.73, the "shrinker" objects 0.89 / 0.88 -> 0.93 / 0.89;
     /// `--close-up` (an object approaching the camera until it fills the frame) 0.81 -> 0.83
     /// -> 0.90.
