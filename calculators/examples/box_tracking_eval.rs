@@ -7,7 +7,9 @@
 //!
 //! `-- --ours-only`: accuracy of our tracker only (no OpenCV, no timing); `-- --timing-only`:
 //! our accuracy and timing, without OpenCV; `-- --dump-object NAME`: one object's truth and
-//! our box per frame; `-- --tracker-only`: the tracker alone (see `tracker_only`).
+//! our box per frame; `-- --tracker-only`: the tracker alone (see `tracker_only`);
+//! `-- --close-up`: instead of the two sequences, one object approaching the camera until it
+//! fills the frame (see `render_close_up`; combines with `--ours-only`).
 //!
 //! Sequences (640x480, 30 fps) are rendered here from real photos: the background is a frame
 //! of `vtest.avi`, the objects are patches of `bikes.mp4` frames (data dir:
