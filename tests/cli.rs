@@ -649,3 +649,69 @@ fn run_set_changes_node_options_and_subgraph_inner_options() {
     assert!(!r.success);
     assert_contains(&r.stderr, &["NODE.KEY[.KEY..]=VALUE"]);
 }
+
+/// A warning that repeats on every packet is logged at its 1st and 10th occurrence only, and
+/// every occurrence is still counted (the node's dropped packets in the stats).
+#[test]
+fn run_thins_out_a_warning_repeated_on_every_packet() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = write(
+        dir.path(),
+        "graph.yaml",
+        concat!(
+            "input_stream: dets\n",
+            "output_stream: boxes\n",
+            "node:\n",
+            "  - calculator: DetectionsToTimedBoxListCalculator\n",
+            "    name: to_boxes\n",
+            "    input_stream: DETECTIONS:dets\n",
+            "    output_stream: BOXES:boxes\n",
+        ),
+    );
+    // 12 packets, each with one detection whose box is empty (left out) and one good one.
+    let lines: String = (0..12)
+        .map(|t| {
+            format!(
+                "{{\"ts\": {t}, \"value\": [\
+                 {{\"relative_bounding_box\": {{\"xmin\": 0.1, \"ymin\": 0.1, \"width\": 0.0, \"height\": 0.2}}, \"id\": 1}},\
+                 {{\"relative_bounding_box\": {{\"xmin\": 0.1, \"ymin\": 0.1, \"width\": 0.2, \"height\": 0.2}}, \"id\": 2}}]}}\n"
+            )
+        })
+        .collect();
+    let input = write(dir.path(), "dets.jsonl", &lines);
+    let stats = dir.path().join("stats.json");
+    let (feed, dump, stats_arg) = (
+        format!("dets={input}"),
+        format!("boxes={}", dir.path().join("boxes.jsonl").display()),
+        stats.display().to_string(),
+    );
+    let r = mediagraph(&[
+        "run",
+        &graph,
+        "--feed",
+        &feed,
+        "--dump",
+        &dump,
+        "--stats-json",
+        &stats_arg,
+        "--quiet",
+    ]);
+    assert_ok(&r);
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("were left out"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{}", r.stderr);
+    assert!(warnings[0].contains("occurrences=1"), "{}", warnings[0]);
+    assert!(warnings[1].contains("occurrences=10"), "{}", warnings[1]);
+    assert!(warnings[0].contains("1st, 10th, 100th"), "{}", warnings[0]);
+    let stats: serde_json::Value = serde_json::from_str(&read(&stats)).unwrap();
+    let node = &stats["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "to_boxes")
+        .unwrap();
+    assert_eq!(node["dropped"], 12);
+}

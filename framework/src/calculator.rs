@@ -237,6 +237,44 @@ pub fn registered() -> Vec<Arc<CalculatorRegistration>> {
     all
 }
 
+/// Thins out a warning that can repeat on every packet: [`RepeatedWarning::occurred`]
+/// counts every occurrence and says which ones to log (the 1st, 10th, 100th, 1000th, ...),
+/// so a condition that persists does not flood the log, and each logged line can carry the
+/// count so far. Keep one per kind of warning in the calculator (per run).
+///
+/// ```
+/// use mediagraph_framework::RepeatedWarning;
+///
+/// let mut too_old = RepeatedWarning::default();
+/// let logged: Vec<u64> = (0..1000).filter_map(|_| too_old.occurred()).collect();
+/// assert_eq!(logged, [1, 10, 100, 1000]);
+/// assert_eq!(too_old.count(), 1000);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RepeatedWarning {
+    count: u64,
+    next_logged: u64,
+}
+
+impl RepeatedWarning {
+    /// Says in a logged line which occurrences are logged.
+    pub const NOTE: &'static str = "logged at the 1st, 10th, 100th, ... occurrence";
+
+    /// Counts one occurrence; returns the count so far when this one is to be logged.
+    pub fn occurred(&mut self) -> Option<u64> {
+        self.count += 1;
+        (self.count >= self.next_logged).then(|| {
+            self.next_logged = self.count.saturating_mul(10);
+            self.count
+        })
+    }
+
+    /// Occurrences so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
 /// The fixed facts about a node that every invocation's context can see.
 pub struct NodeInfo {
     /// Canonical node name.

@@ -28,7 +28,7 @@ pub mod types;
 
 pub use calculator::{
     register, Calculator, CalculatorContext, CalculatorRegistration, Flow, InputRef, NoOptions,
-    OutputRef, OutputShard,
+    OutputRef, OutputShard, RepeatedWarning,
 };
 pub use contract::{
     AnyPacket, Contract, HandlerConfig, Input, Output, PortDescription, PortKind, SideInput,
@@ -48,7 +48,7 @@ pub use inventory;
 
 /// Everything a calculator author needs, in one import.
 pub mod prelude {
-    pub use crate::calculator::{Calculator, CalculatorContext, Flow, NoOptions};
+    pub use crate::calculator::{Calculator, CalculatorContext, Flow, NoOptions, RepeatedWarning};
     pub use crate::contract::{AnyPacket, Contract, Input, Output, SideInput, SideOutput};
     pub use crate::error::{Error, Result};
     pub use crate::packet::Packet;

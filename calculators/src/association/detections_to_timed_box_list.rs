@@ -46,7 +46,10 @@ pub fn detection_to_timed_box(d: &Detection, time_us: i64) -> Option<TimedBox> {
 ///   input_stream: ["DETECTIONS:detections_with_id"]
 ///   output_stream: ["BOXES:start_pos"]
 /// ```
-pub struct DetectionsToTimedBoxListCalculator;
+pub struct DetectionsToTimedBoxListCalculator {
+    /// Packets with detections left out.
+    left_out: RepeatedWarning,
+}
 
 const DETECTIONS: Input<Vec<Detection>> = Input::new("DETECTIONS").optional();
 const DETECTION: Input<Detection> = Input::new("DETECTION").optional();
@@ -68,7 +71,9 @@ impl Calculator for DetectionsToTimedBoxListCalculator {
     }
 
     fn create(_: &NoOptions) -> Result<Self> {
-        Ok(DetectionsToTimedBoxListCalculator)
+        Ok(DetectionsToTimedBoxListCalculator {
+            left_out: RepeatedWarning::default(),
+        })
     }
 
     fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
@@ -91,11 +96,16 @@ impl Calculator for DetectionsToTimedBoxListCalculator {
             .collect();
         if boxes.len() < total {
             let dropped = (total - boxes.len()) as u64;
-            tracing::warn!(
-                node = cx.node_name(),
-                dropped,
-                "detections with a non-finite or empty box were left out"
-            );
+            if let Some(occurrences) = self.left_out.occurred() {
+                tracing::warn!(
+                    node = cx.node_name(),
+                    dropped,
+                    occurrences,
+                    "detections with a non-finite or empty box were left out ({}; all are \
+                     counted as dropped)",
+                    RepeatedWarning::NOTE
+                );
+            }
             cx.record_dropped(dropped);
         }
         cx.output(&BOXES).send(TimedBoxList(boxes), ts)?;

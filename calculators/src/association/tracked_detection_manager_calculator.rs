@@ -210,7 +210,8 @@ pub struct TrackedDetectionManagerCalculator {
     /// Label key (name, or `#<id>` without a name) -> (label id, name).
     labels: HashMap<String, (i32, Option<String>)>,
     last_cancel: Option<Timestamp>,
-    warned_no_id: bool,
+    /// Packets with detections left out for having no id or an invalid box.
+    without_id_warning: RepeatedWarning,
     max_unconfirmed_ms: i64,
     /// Unique ids of tracks dropped for lack of confirmation, while the manager still has
     /// them (until they time out; their boxes from the tracker are ignored).
@@ -321,7 +322,7 @@ impl Calculator for TrackedDetectionManagerCalculator {
             manager: TrackedDetectionManager::new(config),
             labels: HashMap::new(),
             last_cancel: None,
-            warned_no_id: false,
+            without_id_warning: RepeatedWarning::default(),
             max_unconfirmed_ms: options.max_unconfirmed_ms,
             retired: BTreeSet::new(),
             smoothing: options.smoothing,
@@ -454,13 +455,15 @@ impl TrackedDetectionManagerCalculator {
                 .add_detection(TrackedDetection::new(id, rect, time_ms, &labels));
         }
         if without_id > 0 {
-            if !self.warned_no_id {
+            if let Some(occurrences) = self.without_id_warning.occurred() {
                 tracing::warn!(
                     node = cx.node_name(),
+                    occurrences,
                     "detections without an id or with an invalid box cannot be tracked and are \
-                     left out (put DetectionUniqueIdCalculator before this node)"
+                     left out (put DetectionUniqueIdCalculator before this node; {}; all are \
+                     counted as dropped)",
+                    RepeatedWarning::NOTE
                 );
-                self.warned_no_id = true;
             }
             cx.record_dropped(without_id);
         }

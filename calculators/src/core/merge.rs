@@ -17,7 +17,10 @@ use mediagraph_framework::prelude::*;
 ///   input_stream: [shots_a, shots_b]
 ///   output_stream: [shots]
 /// ```
-pub struct MergeCalculator;
+pub struct MergeCalculator {
+    /// Calls without any input packet.
+    without_input: RepeatedWarning,
+}
 
 const IN: Input<AnyPacket> = Input::any("").multiple();
 const OUT: Output<AnyPacket> = Output::any("");
@@ -44,7 +47,9 @@ impl Calculator for MergeCalculator {
     }
 
     fn create(_: &NoOptions) -> Result<Self> {
-        Ok(MergeCalculator)
+        Ok(MergeCalculator {
+            without_input: RepeatedWarning::default(),
+        })
     }
 
     fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
@@ -56,11 +61,15 @@ impl Calculator for MergeCalculator {
                 return Ok(Flow::Continue);
             }
         }
-        tracing::warn!(
-            node = cx.node_name(),
-            ts = %cx.input_timestamp(),
-            "MergeCalculator called without any input packet"
-        );
+        if let Some(occurrences) = self.without_input.occurred() {
+            tracing::warn!(
+                node = cx.node_name(),
+                ts = %cx.input_timestamp(),
+                occurrences,
+                "MergeCalculator called without any input packet ({})",
+                RepeatedWarning::NOTE
+            );
+        }
         Ok(Flow::Continue)
     }
 }

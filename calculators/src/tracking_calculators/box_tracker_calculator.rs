@@ -80,6 +80,14 @@ pub struct BoxTrackerCalculator {
     tracker: BoxTracker,
     queued_times: Vec<Timestamp>,
     last_boxes_ts: Option<Timestamp>,
+    /// Start boxes dropped as older than the cache.
+    too_old: RepeatedWarning,
+    /// Start boxes dropped as malformed or lost during catch-up.
+    failed: RepeatedWarning,
+    /// `RA_TRACK` lists with an odd number of boxes.
+    odd_random_access: RepeatedWarning,
+    /// `RA_TRACK` requests that could not be tracked.
+    random_access_failed: RepeatedWarning,
 }
 
 const TRACKING: Input<TrackingData> = Input::new("TRACKING");
@@ -149,6 +157,10 @@ impl Calculator for BoxTrackerCalculator {
             }),
             queued_times: Vec::new(),
             last_boxes_ts: None,
+            too_old: RepeatedWarning::default(),
+            failed: RepeatedWarning::default(),
+            odd_random_access: RepeatedWarning::default(),
+            random_access_failed: RepeatedWarning::default(),
         })
     }
 
@@ -216,22 +228,31 @@ impl BoxTrackerCalculator {
             StartOutcome::Started | StartOutcome::Pending => {}
             StartOutcome::TooOld => {
                 let range = self.tracker.cached_range().unwrap_or_default();
-                tracing::warn!(
-                    node = cx.node_name(),
-                    id = b.id,
-                    time_us = b.time_us,
-                    oldest_cached_us = range.0,
-                    "start box is older than the tracking-data cache \
-                     (streaming_track_data_cache_size); dropped"
-                );
+                if let Some(occurrences) = self.too_old.occurred() {
+                    tracing::warn!(
+                        node = cx.node_name(),
+                        id = b.id,
+                        time_us = b.time_us,
+                        oldest_cached_us = range.0,
+                        occurrences,
+                        "start box is older than the tracking-data cache \
+                         (streaming_track_data_cache_size); dropped ({}; all are counted)",
+                        RepeatedWarning::NOTE
+                    );
+                }
                 cx.record_dropped(1);
             }
             StartOutcome::Failed => {
-                tracing::warn!(
-                    node = cx.node_name(),
-                    id = b.id,
-                    "start box is malformed or could not be tracked to the newest frame; dropped"
-                );
+                if let Some(occurrences) = self.failed.occurred() {
+                    tracing::warn!(
+                        node = cx.node_name(),
+                        id = b.id,
+                        occurrences,
+                        "start box is malformed or could not be tracked to the newest frame; \
+                         dropped ({}; all are counted)",
+                        RepeatedWarning::NOTE
+                    );
+                }
                 cx.record_dropped(1);
             }
         }
@@ -258,10 +279,14 @@ impl BoxTrackerCalculator {
         ts: Timestamp,
     ) -> Result<()> {
         if list.0.len() % 2 != 0 {
-            tracing::warn!(
-                node = cx.node_name(),
-                "RA_TRACK holds an odd number of boxes; the last one is ignored"
-            );
+            if let Some(occurrences) = self.odd_random_access.occurred() {
+                tracing::warn!(
+                    node = cx.node_name(),
+                    occurrences,
+                    "RA_TRACK holds an odd number of boxes; the last one is ignored ({})",
+                    RepeatedWarning::NOTE
+                );
+            }
         }
         let mut out = Vec::new();
         for pair in list.0.chunks_exact(2) {
@@ -273,7 +298,15 @@ impl BoxTrackerCalculator {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(node = cx.node_name(), id = start.id, "RA_TRACK: {e}");
+                    if let Some(occurrences) = self.random_access_failed.occurred() {
+                        tracing::warn!(
+                            node = cx.node_name(),
+                            id = start.id,
+                            occurrences,
+                            "RA_TRACK: {e} ({})",
+                            RepeatedWarning::NOTE
+                        );
+                    }
                     out.push(TimedBox {
                         confidence: 0.0,
                         time_us: stop.time_us,

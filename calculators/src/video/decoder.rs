@@ -107,6 +107,8 @@ struct Decoding {
     last_ts: Option<i64>,
     consecutive_bad: u32,
     report: DecodeReport,
+    /// Corrupt frames skipped (the warning for each is thinned out).
+    corrupt: RepeatedWarning,
 }
 
 pub(crate) fn video_error(path: impl Into<String>, message: impl Into<String>) -> Error {
@@ -235,6 +237,7 @@ impl Calculator for OpenCvVideoDecoderCalculator {
             index: 0,
             last_ts: None,
             consecutive_bad: 0,
+            corrupt: RepeatedWarning::default(),
         });
         Ok(())
     }
@@ -280,13 +283,17 @@ impl Calculator for OpenCvVideoDecoderCalculator {
                     st.report.frames_skipped += 1;
                     st.consecutive_bad += 1;
                     cx.record_dropped(1);
-                    tracing::warn!(
-                        path,
-                        frame = index,
-                        error = %e,
-                        skipped = st.report.frames_skipped,
-                        "skipping a corrupt video frame"
-                    );
+                    if st.corrupt.occurred().is_some() {
+                        tracing::warn!(
+                            path,
+                            frame = index,
+                            error = %e,
+                            skipped = st.report.frames_skipped,
+                            "skipping a corrupt video frame ({}; the run's stats and the \
+                             decode report count all of them)",
+                            RepeatedWarning::NOTE
+                        );
+                    }
                     if st.consecutive_bad >= MAX_CONSECUTIVE_BAD_FRAMES {
                         tracing::warn!(
                             path,
