@@ -645,22 +645,28 @@ fn tracking_data(rgb: &[ImageFrame]) -> Res<Vec<TrackingData>> {
     Ok(out)
 }
 
-/// Median per-frame time (ms) of `BoxTracker::push_frame` with `n` boxes.
+/// A tracker on the first frame's data with the `n` timing boxes started.
+fn tracker_with_boxes(first: &TrackingData, seq: &Sequence, n: usize) -> BoxTracker {
+    let mut t = BoxTracker::new(BoxTrackerOptions::default());
+    t.push_frame(0, first);
+    for (i, b) in start_boxes(seq, n).iter().enumerate() {
+        t.start_box(&TimedBox {
+            left: (b[0] / f64::from(W)) as f32,
+            top: (b[1] / f64::from(H)) as f32,
+            right: (b[2] / f64::from(W)) as f32,
+            bottom: (b[3] / f64::from(H)) as f32,
+            id: i as i64,
+            ..Default::default()
+        });
+    }
+    t
+}
+
+/// Mean per-frame time (ms) of `BoxTracker::push_frame` with `n` boxes.
 fn tracker_only_ms(data: &[TrackingData], seq: &Sequence, n: usize) -> f64 {
     let mut times = Vec::new();
     for _rep in 0..3 {
-        let mut t = BoxTracker::new(BoxTrackerOptions::default());
-        t.push_frame(0, &data[0]);
-        for (i, b) in start_boxes(seq, n).iter().enumerate() {
-            t.start_box(&TimedBox {
-                left: (b[0] / f64::from(W)) as f32,
-                top: (b[1] / f64::from(H)) as f32,
-                right: (b[2] / f64::from(W)) as f32,
-                bottom: (b[3] / f64::from(H)) as f32,
-                id: i as i64,
-                ..Default::default()
-            });
-        }
+        let mut t = tracker_with_boxes(&data[0], seq, n);
         for (f, d) in data.iter().enumerate().skip(1) {
             let t0 = Instant::now();
             t.push_frame(f as i64 * DT_US, d);
@@ -716,18 +722,7 @@ fn tracker_only(seq: &Sequence) -> Res<()> {
 #[inline(never)]
 fn fingerprint(data: &[TrackingData], seq: &Sequence, n: usize) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut t = BoxTracker::new(BoxTrackerOptions::default());
-    t.push_frame(0, &data[0]);
-    for (i, b) in start_boxes(seq, n).iter().enumerate() {
-        t.start_box(&TimedBox {
-            left: (b[0] / f64::from(W)) as f32,
-            top: (b[1] / f64::from(H)) as f32,
-            right: (b[2] / f64::from(W)) as f32,
-            bottom: (b[3] / f64::from(H)) as f32,
-            id: i as i64,
-            ..Default::default()
-        });
-    }
+    let mut t = tracker_with_boxes(&data[0], seq, n);
     let mut hash = std::collections::hash_map::DefaultHasher::new();
     for (f, d) in data.iter().enumerate().skip(1) {
         t.push_frame(f as i64 * DT_US, d);
