@@ -111,6 +111,18 @@ fn render(tex: &GrayImage, a: &Matrix3<f64>) -> GrayImage {
     GrayImage::new(320, 240, data).unwrap()
 }
 
+/// Paints an object over a 320x240 analysis frame: `at(nx, ny)` gives, for a pixel's
+/// nominal position, the point of `tex` shown there, or `None` outside the object.
+fn paint(img: &mut GrayImage, tex: &GrayImage, at: impl Fn(f64, f64) -> Option<(f64, f64)>) {
+    for y in 0..240 {
+        for x in 0..320 {
+            if let Some((u, v)) = at(2.0 * x as f64, 2.0 * y as f64) {
+                img.data_mut()[y * 320 + x] = tex.sample(u as f32, v as f32).round() as u8;
+            }
+        }
+    }
+}
+
 fn to_matrix(h: &Homography) -> Matrix3<f64> {
     let a = h.to_array().map(f64::from);
     Matrix3::new(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], 1.0)
@@ -268,15 +280,10 @@ fn moving_object_gets_low_weights() {
     for k in 0..12 {
         let mut img = render(&tex, &a);
         let (ox, oy) = obj_pos(k);
-        for y in 0..240 {
-            for x in 0..320 {
-                let (nx, ny) = (2.0 * x as f64, 2.0 * y as f64);
-                if nx >= ox && nx < ox + ow && ny >= oy && ny < oy + oh {
-                    let v = obj.sample((nx - ox + 200.0) as f32, (ny - oy) as f32);
-                    img.data_mut()[y * 320 + x] = v.round() as u8;
-                }
-            }
-        }
+        paint(&mut img, &obj, |nx, ny| {
+            (nx >= ox && nx < ox + ow && ny >= oy && ny < oy + oh)
+                .then_some((nx - ox + 200.0, ny - oy))
+        });
         let (cam, flow) = ma.process(&img, k as i64 * 33_333).unwrap();
         a *= g;
         if k < 2 {
@@ -348,16 +355,10 @@ fn box_follows_an_object_growing_toward_the_camera() {
     for k in 0..frames {
         let mut img = render(&tex, &a);
         let ((cx, cy), s) = (centre(k), scale(k));
-        for y in 0..240 {
-            for x in 0..320 {
-                let (nx, ny) = (2.0 * x as f64, 2.0 * y as f64);
-                let (u, v) = ((nx - cx) / s, (ny - cy) / s);
-                if u.abs() < ow / 2.0 && v.abs() < oh / 2.0 {
-                    img.data_mut()[y * 320 + x] =
-                        obj.sample((u + 400.0) as f32, (v + 150.0) as f32).round() as u8;
-                }
-            }
-        }
+        paint(&mut img, &obj, |nx, ny| {
+            let (u, v) = ((nx - cx) / s, (ny - cy) / s);
+            (u.abs() < ow / 2.0 && v.abs() < oh / 2.0).then_some((u + 400.0, v + 150.0))
+        });
         let (cam, flow) = ma.process(&img, k as i64 * 33_333).unwrap();
         tracker.push_frame(k as i64 * 33_333, &packer.pack(&flow, Some(&cam)));
         if k == 0 {
