@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
-use crate::calculator::{CalculatorContext, DynCalculator, Flow, NodeInfo, OutputShard};
+use crate::calculator::{
+    CalculatorContext, DynCalculator, Flow, NodeInfo, OutputShard, RepeatedWarning,
+};
 use crate::clock::Clock;
 use crate::error::{Error, Phase, Result};
 use crate::handler::{InputHandler, Readiness};
@@ -226,6 +228,8 @@ struct NodeState {
     ready: Option<Readiness>,
     process_times: LatencyHistogram,
     trace: Option<NodeTrace>,
+    /// Input queues grown to resolve a throttling deadlock (the warning is thinned out).
+    deadlock_growths: RepeatedWarning,
 }
 
 pub(crate) struct NodeRuntime {
@@ -523,6 +527,7 @@ impl RunState {
                     ready: None,
                     process_times: LatencyHistogram::default(),
                     trace: opts.trace.then(|| NodeTrace::new(DEFAULT_EVENTS_PER_NODE)),
+                    deadlock_growths: RepeatedWarning::default(),
                 }),
                 headers: std::sync::OnceLock::new(),
                 side_inputs: std::sync::OnceLock::new(),
@@ -908,11 +913,15 @@ impl RunState {
                     self.terminate();
                     return;
                 }
-                tracing::warn!(
-                    "throttling deadlock: growing input queue of stream \"{stream}\" of node \"{}\" to {} packets",
-                    self.nodes[n].info.name,
-                    size + 1
-                );
+                if let Some(occurrences) = st.deadlock_growths.occurred() {
+                    tracing::warn!(
+                        occurrences,
+                        "throttling deadlock: growing input queue of stream \"{stream}\" of node \"{}\" to {} packets ({}; all are counted in the node's queue growths)",
+                        self.nodes[n].info.name,
+                        size + 1,
+                        RepeatedWarning::NOTE
+                    );
+                }
                 st.queues[port].limit = size + 1;
                 st.stats.queue_growths += 1;
                 self.queue_growths.fetch_add(1, Ordering::Relaxed);
