@@ -333,6 +333,12 @@ impl BoxTracker {
         for id in &report.failed {
             self.tracks.remove(id);
         }
+        // The frame's lookup tables served the live steps; only catch-up and random access
+        // step on it again (they rebuild them), so the cache does not keep them.
+        drop(frame);
+        if let Some(f) = self.frames.back_mut().and_then(Arc::get_mut) {
+            f.forward.drop_index();
+        }
         let due: Vec<TimedBox> = {
             let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
                 .into_iter()
@@ -758,6 +764,8 @@ mod tests {
             let expected_left = 0.3 + 0.01 * b.id as f32 - 30.0 / 256.0;
             assert!((b.left - expected_left).abs() < 0.01, "{b:?}");
         }
+        // The cached frames keep no lookup tables of the steps.
+        assert!(t.frames.iter().all(|f| !f.forward.has_index()));
     }
 
     #[test]

@@ -411,6 +411,17 @@ impl MotionVectorFrame {
         &self.vectors
     }
 
+    /// Frees the lookup tables the steps built on this frame (a later step rebuilds them).
+    pub(crate) fn drop_index(&mut self) {
+        self.index.take();
+    }
+
+    /// Whether the lookup tables are built.
+    #[cfg(test)]
+    pub(crate) fn has_index(&self) -> bool {
+        self.index.get().is_some()
+    }
+
     /// The frame's [`FrameIndex`].
     fn index(&self) -> &FrameIndex {
         self.index.get_or_init(|| FrameIndex::new(&self.vectors))
