@@ -10,6 +10,8 @@
 //! our box per frame; `-- --tracker-only`: the tracker alone (see `tracker_only`);
 //! `-- --close-up`: instead of the two sequences, one object approaching the camera until it
 //! fills the frame (see `render_close_up`; combines with `--ours-only`).
+//! `-- --ids`: identity persistence of detection + tracking on the two sequences, with
+//! detections made from the truth (see `identity_eval`).
 //!
 //! Sequences (640x480, 30 fps) are rendered here from real photos: the background is a frame
 //! of `vtest.avi`, the objects are patches of `bikes.mp4` frames (data dir:
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use mediagraph_calculators::detection::{Detection, RelativeBox};
 use mediagraph_calculators::image::{ImageFormat, ImageFrame};
 use mediagraph_calculators::tracking::box_tracker::{
     BoxTracker, BoxTrackerOptions, TimedBox, TimedBoxList,
@@ -737,6 +740,160 @@ fn fingerprint(data: &[TrackingData], seq: &Sequence, n: usize) -> u64 {
     hash.finish()
 }
 
+/// Detections made from the truth for `--ids`: every `DETECTION_EVERY` frames (3 per second),
+/// each object at least 30% in view is detected with probability `1 - MISS`, its box jittered
+/// by up to `JITTER` of its size per edge (a deterministic pseudo-random sequence).
+const DETECTION_EVERY: usize = 10;
+const MISS: f64 = 0.35;
+const JITTER: f64 = 0.06;
+
+/// Synthetic detections of a sequence: (frame, detections).
+fn synthetic_detections(seq: &Sequence) -> Vec<(usize, Vec<Detection>)> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut unit = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut out = Vec::new();
+    for f in (0..seq.frames_bgr.len()).step_by(DETECTION_EVERY) {
+        let mut dets = Vec::new();
+        for truth in &seq.truth {
+            let (b, visible) = truth[f];
+            let (miss, j) = (unit(), [unit(), unit(), unit(), unit()]);
+            if visible < 0.3 || miss < MISS {
+                continue;
+            }
+            let (w, h) = (b[2] - b[0], b[3] - b[1]);
+            let edge = |v: f64, size: f64, r: f64| v + (2.0 * r - 1.0) * JITTER * size;
+            let c = clip(&[
+                edge(b[0], w, j[0]),
+                edge(b[1], h, j[1]),
+                edge(b[2], w, j[2]),
+                edge(b[3], h, j[3]),
+            ]);
+            dets.push(Detection::new(
+                0,
+                0.8,
+                RelativeBox::from_corners(
+                    (c[0] / f64::from(W)) as f32,
+                    (c[1] / f64::from(H)) as f32,
+                    (c[2] / f64::from(W)) as f32,
+                    (c[3] / f64::from(H)) as f32,
+                ),
+            ));
+        }
+        out.push((f, dets));
+    }
+    out
+}
+
+/// Tracked detections by timestamp (µs).
+type TimedDetections = Vec<(i64, Vec<Detection>)>;
+
+/// `--ids`: identity persistence of detection + tracking (the `ObjectTrackingSubgraph` of
+/// `graphs/subgraphs/object_tracking.yaml`, fed the rendered frames and synthetic detections
+/// made from the truth) on both sequences. Per object, over the frames it is at least 30% in
+/// view: coverage (a tracked box at IoU >= 0.5), the distinct ids of those boxes, and id
+/// switches (the matched id changes from one matched frame to the next).
+fn identity_eval(sequences: &[Sequence]) -> Res<()> {
+    let sub = workspace().join("graphs/subgraphs/object_tracking.yaml");
+    println!("# Identity persistence: detection + tracking on the synthetic sequences\n");
+    println!(
+        "Detections from the truth every {DETECTION_EVERY} frames, {:.0}% missed, edges jittered by up to {:.0}% of the size.\n",
+        MISS * 100.0,
+        JITTER * 100.0
+    );
+    println!("| object | frames in view | covered | distinct ids | id switches |");
+    println!("|---|---|---|---|---|");
+    let (mut total_ids, mut total_switches, mut covered, mut frames) = (0, 0, 0, 0);
+    for (si, seq) in sequences.iter().enumerate() {
+        let yaml = format!(
+            "num_threads: 1\ninput_stream: [video, detections]\nsubgraphs: [\"{}\"]\nnode:\n  - calculator: ObjectTrackingSubgraph\n    input_stream: [\"VIDEO:video\", \"DETECTIONS:detections\"]\n    output_stream: [\"DETECTIONS:tracked\"]\n",
+            sub.display()
+        );
+        let mut g = Graph::from_yaml_str(&yaml)?;
+        let out: Arc<Mutex<TimedDetections>> = Arc::default();
+        let sink = out.clone();
+        g.observe_output_stream("tracked", move |p: &Packet| {
+            if let Ok(d) = p.get::<Vec<Detection>>() {
+                sink.lock()
+                    .expect("lock")
+                    .push((p.timestamp().micros(), d.clone()));
+            }
+            Ok(())
+        })?;
+        g.start_run(HashMap::new())?;
+        let detections = synthetic_detections(seq);
+        let mut next = detections.iter().peekable();
+        for (f, bgr) in seq.frames_bgr.iter().enumerate() {
+            let ts = Timestamp::new(f as i64 * DT_US);
+            if let Some((_, dets)) = next.next_if(|(df, _)| *df == f) {
+                g.add_packet("detections", Packet::new(dets.clone()).at(ts))?;
+            }
+            g.add_packet("video", Packet::new(to_rgb_frame(bgr)?).at(ts))?;
+        }
+        g.finish()?;
+        let out = out.lock().expect("lock");
+        let mut by_frame: HashMap<usize, &Vec<Detection>> = HashMap::new();
+        for (ts, d) in out.iter() {
+            by_frame.insert((*ts / DT_US) as usize, d);
+        }
+        for (i, truth) in seq.truth.iter().enumerate() {
+            let mut ids = Vec::new();
+            let (mut last, mut switches, mut n, mut hit) = (None, 0, 0, 0);
+            for (f, (b, visible)) in truth.iter().enumerate() {
+                if *visible < 0.3 || f == 0 {
+                    continue;
+                }
+                n += 1;
+                let best = by_frame.get(&f).and_then(|dets| {
+                    dets.iter()
+                        .filter_map(|d| {
+                            let r = &d.relative_bounding_box;
+                            let px = [
+                                f64::from(r.xmin) * f64::from(W),
+                                f64::from(r.ymin) * f64::from(H),
+                                f64::from(r.xmax()) * f64::from(W),
+                                f64::from(r.ymax()) * f64::from(H),
+                            ];
+                            let v = iou(&clip(&px), &clip(b));
+                            (v >= 0.5).then_some((v, d.id))
+                        })
+                        .max_by(|a, b| a.0.total_cmp(&b.0))
+                });
+                if let Some((_, Some(id))) = best {
+                    hit += 1;
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                    if last.is_some_and(|l| l != id) {
+                        switches += 1;
+                    }
+                    last = Some(id);
+                }
+            }
+            println!(
+                "| {si} {} | {n} | {:.2} | {} | {switches} |",
+                seq.names[i],
+                hit as f64 / n.max(1) as f64,
+                ids.len()
+            );
+            total_ids += ids.len();
+            total_switches += switches;
+            covered += hit;
+            frames += n;
+        }
+    }
+    println!(
+        "\nAll objects: coverage {:.3}, {total_ids} distinct ids for {} objects, {total_switches} id switches",
+        covered as f64 / frames.max(1) as f64,
+        sequences.iter().map(|s| s.truth.len()).sum::<usize>()
+    );
+    Ok(())
+}
+
 /// `--extract VIDEO N,N,..`: writes those frames as PNGs next to the video (for looking
 /// at the annotated output).
 fn extract(video: &str, list: &str) -> Res<()> {
@@ -760,6 +917,9 @@ fn main() -> Res<()> {
     let timing_only = args.iter().any(|a| a == "--timing-only");
     if args.iter().any(|a| a == "--tracker-only") {
         return tracker_only(&render(0, 1.0)?);
+    }
+    if args.iter().any(|a| a == "--ids") {
+        return identity_eval(&[render(0, 1.0)?, render(1, 1.6)?]);
     }
     let close_up = args.iter().any(|a| a == "--close-up");
     let sequences = if close_up {
