@@ -1101,9 +1101,13 @@ fn main() -> Res<()> {
     for name in &names[1..] {
         println!("| {name} update, 10 boxes | | {:.3} | |", timing_10[name]);
     }
-    println!("\n20 boxes / 1 box:");
+    println!("\n20 boxes / 1 box, and the cost of each box beyond the first:");
     for (what, v) in &rows {
-        println!("- {what}: {:.2}x", v[2] / v[0]);
+        println!(
+            "- {what}: {:.2}x, {:.2} µs per extra box",
+            v[2] / v[0],
+            (v[2] - v[0]) * 1000.0 / 19.0
+        );
     }
     if let Some(kcf) = timing_10.get("OpenCV KCF") {
         println!(
