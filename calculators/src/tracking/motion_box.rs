@@ -224,6 +224,13 @@ impl FrameIndex {
     /// Calls `visit` with the index of every vector with track id `id`.
     fn for_each_with_id(&self, id: i32, mut visit: impl FnMut(usize)) {
         let mut i = self.first_with_id(id);
+        if !self.repeated_ids {
+            // No chains to walk (the usual case).
+            if i != NO_VECTOR {
+                visit(i as usize);
+            }
+            return;
+        }
         while i != NO_VECTOR {
             visit(i as usize);
             i = self.next_same_id[i as usize];
@@ -899,20 +906,15 @@ pub fn initialize_inliers(state: &mut MotionBoxState, frame: &MotionVectorFrame)
     state.outliers = outliers;
 }
 
-/// Weighted linear similarity fit of `obj = (a-1, b) applied to (p - c) + t`:
-/// returns (alpha = a - 1, b, tx, ty).
-/// `samples` are (point, motion, weight).
-fn fit_similarity(
-    samples: impl IntoIterator<Item = ([f32; 2], [f32; 2], f32)>,
-    c: [f32; 2],
-) -> Option<[f64; 4]> {
+/// Weighted linear similarity fit of `obj = (a-1, b) applied to p + t`, p relative to the
+/// center of the similarity: returns (alpha = a - 1, b, tx, ty).
+/// `samples` are ([p.x, p.y, obj.x, obj.y], weight).
+fn fit_similarity(samples: impl IntoIterator<Item = ([f64; 4], f32)>) -> Option<[f64; 4]> {
     // Rows [x, -y, 1, 0] -> mx and [y, x, 0, 1] -> my: the normal equations only need
     // these weighted sums.
     let (mut sw, mut sx, mut sy, mut sr) = (0f64, 0f64, 0f64, 0f64);
     let mut atb = [0f64; 4];
-    for (p, m, w) in samples {
-        let (x, y) = (f64::from(p[0] - c[0]), f64::from(p[1] - c[1]));
-        let (mx, my) = (f64::from(m[0]), f64::from(m[1]));
+    for ([x, y, mx, my], w) in samples {
         let w = f64::from(w);
         sw += w;
         sx += w * x;
@@ -964,9 +966,12 @@ fn apply_camera_motion(s: &mut MotionBoxState, h: &Homography, opts: &TrackStepO
     let corners = s.corners();
     let samples = corners.map(|p| {
         let (mx, my) = h.map(p[0], p[1]);
-        (p, [mx - p[0], my - p[1]], 1.0)
+        (
+            [p[0] - cx, p[1] - cy, mx - p[0], my - p[1]].map(f64::from),
+            1.0,
+        )
     });
-    match fit_similarity(samples, [cx, cy]) {
+    match fit_similarity(samples) {
         Some([alpha, b, tx, ty]) if (tx.is_finite() && ty.is_finite()) => {
             s.pos_x += tx as f32;
             s.pos_y += ty as f32;
@@ -1130,17 +1135,23 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
     )
 }
 
-/// Writes `offset` + the indices of the `items` for which `keep` holds to `out` without
-/// branching on `keep`: every index is written, the length only advances for the kept ones.
+/// Writes `offset` + the indices of the `items` for which `keep` holds to `out`, in order,
+/// without branching on `keep` per item: a chunk's tests become a bit mask, whose set bits
+/// are then written.
 fn compact_indices<T>(items: &[T], offset: usize, out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) {
+    const CHUNK: usize = 16;
     out.clear();
-    out.resize(items.len(), 0);
-    let mut len = 0;
-    for (i, v) in items.iter().enumerate() {
-        out[len] = (offset + i) as u32;
-        len += usize::from(keep(v));
+    for (c, chunk) in items.chunks(CHUNK).enumerate() {
+        let mut mask = 0u32;
+        for (k, v) in chunk.iter().enumerate() {
+            mask |= u32::from(keep(v)) << k;
+        }
+        let base = (offset + c * CHUNK) as u32;
+        while mask != 0 {
+            out.push(base + mask.trailing_zeros());
+            mask &= mask - 1;
+        }
     }
-    out.truncate(len);
 }
 
 /// Working buffers of [`step_denormalized`], reused by the steps of all boxes of a thread:
@@ -1181,16 +1192,20 @@ struct StepScratch {
     object_x: Vec<f32>,
     /// Per region vector: object motion y.
     object_y: Vec<f32>,
-    /// Per region vector: IRLS weight of the object similarity fit.
+    /// Per object similarity fit sample: offset from the box center and object motion.
+    sim_samples: Vec<[f64; 4]>,
+    /// [`StepScratch::sim_samples`] in f32 (for the IRLS weights).
+    sim_offsets: Vec<[f32; 4]>,
+    /// Per fit sample: IRLS weight (after the last iteration: per region vector).
     sim_weights: Vec<f32>,
-    /// Per region vector: prior weight in the object similarity fit.
+    /// Per fit sample: prior weight.
     sim_prior: Vec<f32>,
     /// Per region vector: inlierness (0 unless accepted).
     inlierness: Vec<f32>,
     /// Per region vector: a new outlier.
     is_outlier: Vec<bool>,
     /// Region indices of the accepted inliers, ascending.
-    accepted: Vec<usize>,
+    accepted: Vec<u32>,
     /// Per accepted inlier: density factor.
     density: Vec<f32>,
     /// Per accepted inlier: weight in the inlier center.
@@ -1230,6 +1245,8 @@ fn step_denormalized(
         weights,
         object_x,
         object_y,
+        sim_samples,
+        sim_offsets,
         sim_weights,
         sim_prior,
         inlierness,
@@ -1433,20 +1450,20 @@ fn step_denormalized(
     // and motion magnitudes in separate arrays, so that the passes below (two exponentials
     // per vector: `exp_nonpositive`, not libm's `expf`) are vectorized.
     let (bw_safe, bh_safe) = (bw.max(1e-6), bh.max(1e-6));
-    rel_x.clear();
-    rel_y.clear();
-    speed.clear();
-    for v in region {
+    let in_box_axes = |v: &MotionVector| {
         let (ox, oy) = (v.pos[0] - center[0], v.pos[1] - center[1]);
-        let (ox, oy) = if rotated {
+        if rotated {
             (cos * ox + sin * oy, -sin * ox + cos * oy)
         } else {
             (ox, oy)
-        };
-        rel_x.push(ox / bw_safe);
-        rel_y.push(oy / bh_safe);
-        speed.push(norm(v.object));
-    }
+        }
+    };
+    rel_x.clear();
+    rel_x.extend(region.iter().map(|v| in_box_axes(v).0 / bw_safe));
+    rel_y.clear();
+    rel_y.extend(region.iter().map(|v| in_box_axes(v).1 / bh_safe));
+    speed.clear();
+    speed.extend(region.iter().map(|v| norm(v.object)));
     let (sxx, syy, smm) = (sigx * sigx, sigy * sigy, sigma_m * sigma_m);
     prior_w.clear();
     prior_w.extend(
@@ -1538,31 +1555,32 @@ fn step_denormalized(
         && continued >= opts.object_similarity_min_contd_inliers as usize
         && region.len() >= 4
     {
+        // The fit's samples: the vectors with a prior weight in it (inside the box, option),
+        // as f64 offsets from the center and motions. The others would have weight 0 in
+        // every fit (prior weight x IRLS factor), so the iterations skip them; only the last
+        // weight pass covers the whole region.
+        let inside = |v: &MotionVector| {
+            let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
+            let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
+            lx.abs() <= bw / 2.0 && ly.abs() <= bh / 2.0
+        };
+        sim_samples.clear();
+        sim_offsets.clear();
         sim_prior.clear();
-        if opts.object_similarity_inside_box {
-            // Offsets from the box center in box axes (rotation as for the search region).
-            sim_prior.extend(region.iter().zip(prior_w.iter()).map(|(v, &w)| {
-                let (ox, oy) = (v.pos[0] - cx, v.pos[1] - cy);
-                let (lx, ly) = (cos * ox + sin * oy, -sin * ox + cos * oy);
-                let inside = lx.abs() <= bw / 2.0 && ly.abs() <= bh / 2.0;
-                if inside {
-                    w
-                } else {
-                    0.0
-                }
-            }));
-        } else {
-            sim_prior.extend_from_slice(prior_w);
+        for (v, &w) in region.iter().zip(prior_w.iter()) {
+            if w != 0.0 && (!opts.object_similarity_inside_box || inside(v)) {
+                let sample = [v.pos[0] - cx, v.pos[1] - cy, v.object[0], v.object[1]];
+                sim_samples.push(sample.map(f64::from));
+                sim_offsets.push(sample);
+                sim_prior.push(w);
+            }
         }
         sim_weights.clear();
         sim_weights.extend_from_slice(sim_prior);
         let mut model = None;
         for it in 0..iters {
-            let samples = region
-                .iter()
-                .zip(sim_weights.iter())
-                .map(|(v, &w)| (v.pos, v.object, w));
-            let Some(m) = fit_similarity(samples, [cx, cy]) else {
+            let samples = sim_samples.iter().copied().zip(sim_weights.iter().copied());
+            let Some(m) = fit_similarity(samples) else {
                 model = None;
                 break;
             };
@@ -1575,20 +1593,24 @@ fn step_denormalized(
                 });
             model = Some(m);
             let [al, b, tx, ty] = m.map(|x| x as f32);
-            for ((v, w), &pw) in region
+            let error = |[x, y, ox, oy]: [f32; 4]| {
+                let pred = [al * x - b * y + tx, b * x + al * y + ty];
+                aniso_error([ox - pred[0], oy - pred[1]], dir, irls_scale)
+            };
+            if last {
+                sim_weights.clear();
+                sim_weights.extend(region.iter().map(|v| {
+                    let sample = [v.pos[0] - cx, v.pos[1] - cy, v.object[0], v.object[1]];
+                    1.0 / (error(sample) + 1e-8)
+                }));
+                break;
+            }
+            for ((&sample, w), &pw) in sim_offsets
                 .iter()
                 .zip(sim_weights.iter_mut())
                 .zip(sim_prior.iter())
             {
-                let (x, y) = (v.pos[0] - cx, v.pos[1] - cy);
-                let pred = [al * x - b * y + tx, b * x + al * y + ty];
-                let d = [v.object[0] - pred[0], v.object[1] - pred[1]];
-                let err = aniso_error(d, dir, irls_scale);
-                let num = if last { 1.0 } else { pw };
-                *w = num / (err + 1e-8);
-            }
-            if last {
-                break;
+                *w = pw / (error(sample) + 1e-8);
             }
         }
         if let Some([al, b, tx, ty]) = model {
@@ -1688,7 +1710,7 @@ fn step_denormalized(
                     continue;
                 }
                 inlierness[i] = s;
-                accepted.push(i);
+                accepted.push(i as u32);
             } else if s < 0.1 {
                 is_outlier[i] = true;
             }
@@ -1704,7 +1726,7 @@ fn step_denormalized(
     };
     let mut grid = [[0f32; 10]; 10];
     grid_cells.clear();
-    grid_cells.extend(accepted.iter().map(|&i| grid_pos(region[i].pos)));
+    grid_cells.extend(accepted.iter().map(|&i| grid_pos(region[i as usize].pos)));
     for &(ix, iy, fx, fy) in grid_cells.iter() {
         grid[iy][ix] += (1.0 - fx) * (1.0 - fy);
         grid[iy][ix + 1] += fx * (1.0 - fy);
@@ -1718,6 +1740,7 @@ fn step_denormalized(
         .min_motion_sigma
         .max(opts.relative_motion_sigma * speed_prev);
     for (&i, &(ix, iy, fx, fy)) in accepted.iter().zip(grid_cells.iter()) {
+        let i = i as usize;
         if was_inlier[i] != NOT_INLIER {
             contd_inliers += 1;
         }
@@ -1828,7 +1851,7 @@ fn step_denormalized(
     }
 
     // 10. Statistics and velocity blend.
-    let inlier_sum: f32 = accepted.iter().map(|&i| inlierness[i]).sum();
+    let inlier_sum: f32 = accepted.iter().map(|&i| inlierness[i as usize]).sum();
     let confidence = if hist.is_empty() && first_step {
         1.0
     } else {
@@ -1877,6 +1900,7 @@ fn step_denormalized(
     let (mut sw, mut mx, mut my) = (0f32, 0f32, 0f32);
     center_w.clear();
     for (&i, &d) in accepted.iter().zip(density.iter()) {
+        let i = i as usize;
         let mp = matched(&region[i]);
         let inside = mp[0] >= r[0] && mp[0] <= r[2] && mp[1] >= r[1] && mp[1] <= r[3];
         let w = inlierness[i] * d * if inside { 1.0 } else { 0.25 };
@@ -1906,6 +1930,7 @@ fn step_denormalized(
         let (mut vx, mut vy) = (0f32, 0f32);
         let mean = [mx / sw, my / sw];
         for (&i, &w) in accepted.iter().zip(center_w.iter()) {
+            let i = i as usize;
             let mp = matched(&region[i]);
             vx += w * (mp[0] - mean[0]).powi(2);
             vy += w * (mp[1] - mean[1]).powi(2);
