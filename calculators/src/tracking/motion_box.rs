@@ -224,16 +224,41 @@ impl FrameIndex {
     /// Calls `visit` with the index of every vector with track id `id`.
     fn for_each_with_id(&self, id: i32, mut visit: impl FnMut(usize)) {
         let mut i = self.first_with_id(id);
-        if !self.repeated_ids {
-            // No chains to walk (the usual case).
-            if i != NO_VECTOR {
-                visit(i as usize);
-            }
-            return;
-        }
         while i != NO_VECTOR {
             visit(i as usize);
             i = self.next_same_id[i as usize];
+        }
+    }
+
+    /// Calls `visit` with the index of every vector whose track id is a record's, and the
+    /// record.
+    fn for_each_record_vector(
+        &self,
+        records: &[FeatureRecord],
+        mut visit: impl FnMut(usize, &FeatureRecord),
+    ) {
+        if self.repeated_ids {
+            for r in records {
+                self.for_each_with_id(r.id, |j| visit(j, r));
+            }
+            return;
+        }
+        // One vector per id: the probe loop alone (a negative id matches no entry: the
+        // entries hold ids >= 0, and an empty slot ends the probe first).
+        let mask = self.slots.len() - 1;
+        for r in records {
+            let mut slot = (r.id as usize) & mask;
+            loop {
+                let entry = self.slots[slot];
+                if entry == EMPTY_SLOT {
+                    break;
+                }
+                if (entry >> 32) as i32 == r.id {
+                    visit((entry & 0xffff_ffff) as usize, r);
+                    break;
+                }
+                slot = (slot + 1) & mask;
+            }
         }
     }
 
@@ -1202,8 +1227,8 @@ struct StepScratch {
     sim_prior: Vec<f32>,
     /// Per region vector: inlierness (0 unless accepted).
     inlierness: Vec<f32>,
-    /// Per region vector: a new outlier.
-    is_outlier: Vec<bool>,
+    /// Region indices of the new outliers, ascending.
+    new_outliers: Vec<u32>,
     /// Region indices of the accepted inliers, ascending.
     accepted: Vec<u32>,
     /// Per accepted inlier: density factor.
@@ -1250,7 +1275,7 @@ fn step_denormalized(
         sim_weights,
         sim_prior,
         inlierness,
-        is_outlier,
+        new_outliers,
         accepted,
         density,
         center_w,
@@ -1397,16 +1422,12 @@ fn step_denormalized(
             *stamp = 1;
         }
         let mark = *stamp;
-        for r in &records.inliers {
-            index.for_each_with_id(r.id, |j| {
-                inlier_mark[j] = mark;
-                inlier_length[j] = r.length;
-            });
-        }
+        index.for_each_record_vector(&records.inliers, |j, r| {
+            inlier_mark[j] = mark;
+            inlier_length[j] = r.length;
+        });
         for h in histories() {
-            for r in &h.outliers {
-                index.for_each_with_id(r.id, |j| outlier_mark[j] = mark);
-            }
+            index.for_each_record_vector(&h.outliers, |j, _| outlier_mark[j] = mark);
         }
         was_inlier.extend(region_index.iter().map(|&j| {
             let j = j as usize;
@@ -1695,8 +1716,7 @@ fn step_denormalized(
     ];
     inlierness.clear();
     inlierness.resize(n, 0.0);
-    is_outlier.clear();
-    is_outlier.resize(n, false);
+    new_outliers.clear();
     accepted.clear();
     if !no_good {
         for i in 0..n {
@@ -1712,7 +1732,7 @@ fn step_denormalized(
                 inlierness[i] = s;
                 accepted.push(i as u32);
             } else if s < 0.1 {
-                is_outlier[i] = true;
+                new_outliers.push(i as u32);
             }
         }
     }
@@ -1811,32 +1831,26 @@ fn step_denormalized(
     // of a repeated id kept.
     let (mut new_inliers, mut outliers) = (Vec::new(), Vec::new());
     if !reset {
-        new_inliers.reserve(accepted.len());
-        outliers.reserve(is_outlier.iter().filter(|&&o| o).count());
-        for (i, v) in region.iter().enumerate() {
+        let add = |list: &mut Vec<FeatureRecord>, i: u32, length: i32| {
+            let v = &region[i as usize];
             let id = v.track_id;
-            let list = if id < 0 {
-                continue;
-            } else if inlierness[i] > 0.0 {
-                &mut new_inliers
-            } else if is_outlier[i] {
-                &mut outliers
-            } else {
-                continue;
-            };
-            if index.repeated_ids && list.iter().any(|r: &FeatureRecord| r.id == id) {
-                continue;
+            if id < 0 || (index.repeated_ids && list.iter().any(|r| r.id == id)) {
+                return;
             }
-            let m = matched(&region[i]);
+            let m = matched(v);
             list.push(FeatureRecord {
                 id,
-                length: if inlierness[i] > 0.0 {
-                    was_inlier[i].max(0) + 1
-                } else {
-                    0
-                },
+                length,
                 match_pos: [m[0] / ex, m[1] / ey],
             });
+        };
+        new_inliers.reserve(accepted.len());
+        for &i in accepted.iter() {
+            add(&mut new_inliers, i, was_inlier[i as usize].max(0) + 1);
+        }
+        outliers.reserve(new_outliers.len());
+        for &i in new_outliers.iter() {
+            add(&mut outliers, i, 0);
         }
     }
     let mut discrimination = discrimination;
