@@ -1739,26 +1739,28 @@ fn step_denormalized(
         },
     ];
     inlierness.clear();
-    inlierness.resize(n, 0.0);
     new_outliers.clear();
     accepted.clear();
-    if !no_good {
-        for i in 0..n {
-            let s = ramp(weights[i], opts.inlier_low_weight, opts.inlier_high_weight);
-            if s > 0.5 {
-                let v = region[i];
-                if discrimination < 0.5
-                    && ((v.pos[0] - prev.inlier_center_x).abs() > half_extent[0]
-                        || (v.pos[1] - prev.inlier_center_y).abs() > half_extent[1])
-                {
-                    continue;
-                }
-                inlierness[i] = s;
-                accepted.push(i as u32);
-            } else if s < 0.1 {
-                new_outliers.push(i as u32);
+    if no_good {
+        inlierness.resize(n, 0.0);
+    } else {
+        // Branch-free passes (which vectors pass is unpredictable), then the accepted ones
+        // and the new outliers are listed.
+        let (low, high) = (opts.inlier_low_weight, opts.inlier_high_weight);
+        let near_only = discrimination < 0.5;
+        let (icx, icy) = (prev.inlier_center_x, prev.inlier_center_y);
+        inlierness.extend(region.iter().zip(weights.iter()).map(|(v, &w)| {
+            let s = ramp(w, low, high);
+            let far = ((v.pos[0] - icx).abs() > half_extent[0])
+                | ((v.pos[1] - icy).abs() > half_extent[1]);
+            if (s > 0.5) & !(near_only & far) {
+                s
+            } else {
+                0.0
             }
-        }
+        }));
+        compact_indices(inlierness, 0, accepted, |&s| s > 0.0);
+        compact_indices(weights, 0, new_outliers, |&w| ramp(w, low, high) < 0.1);
     }
     // 10x10 density grid over the search region.
     let (gw, gh) = ((sx1 - sx0).max(1e-6), (sy1 - sy0).max(1e-6));
