@@ -1160,45 +1160,45 @@ fn corner_bounds(s: &MotionBoxState) -> (f32, f32, f32, f32) {
     )
 }
 
-/// For each 8-bit mask, the positions of its set bits, lowest first (the rest 0).
-const SET_BITS: [[u8; 8]; 256] = {
-    let mut table = [[0u8; 8]; 256];
+/// For each 8-bit mask: the positions of its set bits, lowest first (the rest 0), and
+/// their number.
+const SET_BITS: [([u8; 8], u8); 256] = {
+    let mut table = [([0u8; 8], 0u8); 256];
     let mut mask = 0;
     while mask < 256 {
         let (mut bit, mut n) = (0, 0);
         while bit < 8 {
             if mask & (1 << bit) != 0 {
-                table[mask][n] = bit as u8;
+                table[mask].0[n] = bit as u8;
                 n += 1;
             }
             bit += 1;
         }
+        table[mask].1 = n as u8;
         mask += 1;
     }
     table
 };
 
 /// Writes `offset` + the indices of the `items` for which `keep` holds to `out`, in order,
-/// without a branch that depends on `keep`: the tests of 8 items become 8 bytes of 0 / 1
-/// (vectorized), folded into a bit mask by one multiplication; the mask's set-bit positions
-/// ([`SET_BITS`]) are written as 8 indices and the length advances by the number set.
+/// without a branch that depends on `keep`: the tests of 8 items become a bit mask, whose
+/// set-bit positions ([`SET_BITS`]) are written as 8 indices; the length advances by the
+/// number set.
 fn compact_indices<T>(items: &[T], offset: usize, out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) {
-    /// Moves bit 0 of byte k of a word to bit 56 + k.
-    const GATHER_BYTE_BITS: u64 = 0x0102_0408_1020_4080;
     out.clear();
     out.resize(items.len() + 8, 0);
     let mut len = 0;
     for (c, chunk) in items.chunks(8).enumerate() {
-        let mut flags = [0u8; 8];
-        for (f, v) in flags.iter_mut().zip(chunk) {
-            *f = u8::from(keep(v));
-        }
-        let mask = (u64::from_le_bytes(flags).wrapping_mul(GATHER_BYTE_BITS) >> 56) as usize;
+        let mask = chunk
+            .iter()
+            .enumerate()
+            .fold(0usize, |m, (k, v)| m | (usize::from(keep(v)) << k));
+        let (bits, count) = &SET_BITS[mask];
         let base = (offset + c * 8) as u32;
-        for (o, &bit) in out[len..len + 8].iter_mut().zip(&SET_BITS[mask]) {
+        for (o, &bit) in out[len..len + 8].iter_mut().zip(bits) {
             *o = base + u32::from(bit);
         }
-        len += mask.count_ones() as usize;
+        len += usize::from(*count);
     }
     out.truncate(len);
 }
