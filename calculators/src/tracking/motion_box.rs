@@ -2354,6 +2354,38 @@ mod tests {
         }
     }
 
+    /// The table-driven compaction lists exactly the kept indices, in order, for every
+    /// length around the 8-item chunks and varied patterns (none, all, alternating, random).
+    #[test]
+    fn compact_indices_lists_the_kept_items_in_order() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut out = Vec::new();
+        for len in 0..=41 {
+            for pattern in 0..6 {
+                let items: Vec<u32> = (0..len)
+                    .map(|i| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        match pattern {
+                            0 => 0,
+                            1 => 1,
+                            2 => i % 2,
+                            3 => u32::from(i % 8 == 7),
+                            _ => (state % 3 == 0) as u32,
+                        }
+                    })
+                    .collect();
+                compact_indices(&items, 100, &mut out, |&k| k == 1);
+                let expected: Vec<u32> = (0..len)
+                    .filter(|&i| items[i as usize] == 1)
+                    .map(|i| 100 + i)
+                    .collect();
+                assert_eq!(out, expected, "length {len}, pattern {pattern}");
+            }
+        }
+    }
+
     #[test]
     fn exp_nonpositive_is_within_2_ulp_of_libm() {
         let ulps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
