@@ -221,6 +221,8 @@ struct Track {
 /// The streaming multi-box tracker (see the module docs).
 pub struct BoxTracker {
     options: BoxTrackerOptions,
+    /// `options.track_step`, shared by the boxes.
+    step_options: Arc<TrackStepOptions>,
     frames: VecDeque<Arc<CachedFrame>>,
     /// Global index of `frames[0]`.
     base_index: i64,
@@ -243,6 +245,7 @@ impl BoxTracker {
     pub fn new(mut options: BoxTrackerOptions) -> BoxTracker {
         options.cache_size = options.cache_size.max(2);
         BoxTracker {
+            step_options: Arc::new(options.track_step.clone()),
             options,
             frames: VecDeque::new(),
             base_index: 0,
@@ -392,7 +395,7 @@ impl BoxTracker {
         };
         let mut state = start.to_state();
         initialize_inliers(&mut state, &frame.backward);
-        let mut mb = MotionBox::new(self.options.track_step.clone());
+        let mut mb = MotionBox::with_shared_options(Arc::clone(&self.step_options));
         mb.reset_at_frame(index, state);
         let mut track = Track {
             motion_box: mb,
@@ -477,7 +480,7 @@ impl BoxTracker {
         let mut state = start.to_state();
         initialize_inliers(&mut state, &frame.backward);
         let mut track = Track {
-            motion_box: MotionBox::new(self.options.track_step.clone()),
+            motion_box: MotionBox::with_shared_options(Arc::clone(&self.step_options)),
             label: start.label.clone(),
             reacquisition: false,
             path: VecDeque::new(),

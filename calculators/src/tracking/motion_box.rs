@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -2191,12 +2191,18 @@ pub struct MotionBox {
     states: VecDeque<MotionBoxState>,
     queue_start: i64,
     start_frame: i64,
-    options: TrackStepOptions,
+    /// Shared by the boxes of a tracker (one copy in the caches for all their steps).
+    options: Arc<TrackStepOptions>,
 }
 
 impl MotionBox {
     /// A box with no states yet.
     pub fn new(options: TrackStepOptions) -> MotionBox {
+        MotionBox::with_shared_options(Arc::new(options))
+    }
+
+    /// A box with no states yet, with options shared with other boxes.
+    pub fn with_shared_options(options: Arc<TrackStepOptions>) -> MotionBox {
         MotionBox {
             states: VecDeque::new(),
             queue_start: 0,
