@@ -2721,7 +2721,7 @@ mod tests {
             });
             if b.is_none() {
                 let mut mb = start([0.5, 0.3 / 0.75, 0.7, 0.5 / 0.75], &frame);
-                mb.options.keep_out_of_view_boxes = false;
+                Arc::make_mut(&mut mb.options).keep_out_of_view_boxes = false;
                 b = Some(mb);
             }
             if !b.as_mut().unwrap().track_step(f, &frame, true) {
@@ -2820,7 +2820,7 @@ mod tests {
     fn track_out_and_back(reacquire: bool, tops: (f32, f32)) -> MotionBox {
         let start_box = [0.5, tops.0 / 0.75, 0.7, (tops.0 + 0.2) / 0.75];
         let mut b = start(start_box, &out_and_back_frame(0, tops));
-        b.options.reacquire_out_of_view_boxes = reacquire;
+        Arc::make_mut(&mut b.options).reacquire_out_of_view_boxes = reacquire;
         for f in 0..30 {
             assert!(
                 b.track_step(f, &out_and_back_frame(f, tops), true),
