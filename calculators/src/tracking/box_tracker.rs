@@ -888,11 +888,11 @@ mod tests {
                 assert_eq!(t.start_box(&start), StartOutcome::Pending);
                 // The reference behaviour (velocity frozen and prior decaying without a
                 // background model) on the same frames: the static fallback freezes the box.
-                let mut reference = BoxTracker::new(BoxTrackerOptions::default());
-                reference
-                    .options
+                let mut reference_options = BoxTrackerOptions::default();
+                reference_options
                     .track_step
                     .update_velocity_without_background = false;
+                let mut reference = BoxTracker::new(reference_options);
                 reference.start_box(&start);
                 for f in 0..12 {
                     let data = packer.pack(&sparse_object_flow(f, vy), camera.as_ref());
