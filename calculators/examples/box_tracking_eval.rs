@@ -696,12 +696,16 @@ fn tracker_only_ms(
     let mut times = Vec::new();
     for _rep in 0..3 {
         let mut t = tracker_with_boxes(&data[0], seq, n);
-        let mut front = FrontHalf::new();
-        if let Some(rgb) = rgb {
+        // The front half only when its frames are given (it also needs frame 0).
+        let mut front = rgb.map(|rgb| (rgb, FrontHalf::new()));
+        if let Some((rgb, front)) = &mut front {
             front.next(&rgb[0], 0)?;
         }
         for (f, recorded) in data.iter().enumerate().skip(1) {
-            let fresh = rgb.map(|rgb| front.next(&rgb[f], f)).transpose()?;
+            let fresh = match &mut front {
+                Some((rgb, front)) => Some(front.next(&rgb[f], f)?),
+                None => None,
+            };
             let d = fresh.as_ref().unwrap_or(recorded);
             let t0 = Instant::now();
             t.push_frame(f as i64 * DT_US, d);
