@@ -338,19 +338,22 @@ impl Graph {
                 trace: self.trace_path.is_some() || self.spec.trace_path.is_some(),
             },
         )?);
-        let threads = match self.spec.num_threads {
-            0 => std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(self.spec.nodes.len().max(1)),
-            n => n,
-        };
-        for i in 0..threads {
-            let r = run.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("mediagraph-{i}"))
-                .spawn(move || r.worker())
-                .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
-            self.workers.push(handle);
+        for (executor, threads) in self.spec.executor_threads().into_iter().enumerate() {
+            let named = executor.checked_sub(1).map(|i| &self.spec.executors[i]);
+            let prefix = named.map_or("mediagraph", |e| {
+                e.thread_name_prefix.as_deref().unwrap_or(&e.name)
+            });
+            for i in 0..threads {
+                let r = run.clone();
+                let mut builder = std::thread::Builder::new().name(format!("{prefix}-{i}"));
+                if let Some(size) = named.and_then(|e| e.stack_size) {
+                    builder = builder.stack_size(size);
+                }
+                let handle = builder
+                    .spawn(move || r.worker(executor))
+                    .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
+                self.workers.push(handle);
+            }
         }
         run.attach_pollers();
         run.start();

@@ -409,13 +409,6 @@ impl RunState {
     pub(crate) fn new(spec: Arc<GraphSpec>, opts: RunOptions) -> Result<RunState> {
         let n = spec.nodes.len();
         let mut nodes = Vec::with_capacity(n);
-        if let Some(node) = spec.nodes.iter().find(|n| n.executor.is_some()) {
-            tracing::warn!(
-                "node \"{}\" names executor {:?}: named executors are not implemented yet, so every node runs on the graph's one thread pool",
-                node.name,
-                node.executor.as_deref().unwrap_or_default()
-            );
-        }
         for node in &spec.nodes {
             let contract = &node.contract;
             if node.max_in_flight > 1 {
@@ -587,7 +580,7 @@ impl RunState {
 
         Ok(RunState {
             nodes,
-            sched: Scheduler::new(),
+            sched: Scheduler::new(spec.executors.len() + 1, spec.executor_indices()),
             side_packets: RwLock::new(opts.side_packets),
             inputs: Mutex::new(InputsState {
                 bounds: vec![Timestamp::PRE_STREAM; n_inputs],
@@ -677,9 +670,10 @@ impl RunState {
         self.sched.end_external();
     }
 
-    /// A worker thread's loop.
-    pub(crate) fn worker(self: Arc<Self>) {
-        self.sched.enter_worker();
+    /// The loop of a worker thread of executor `executor` (0: the default one; see
+    /// [`GraphSpec::executor_indices`]).
+    pub(crate) fn worker(self: Arc<Self>, executor: usize) {
+        self.sched.enter_worker(executor);
         let mut finished = None;
         loop {
             match self.sched.next(finished) {

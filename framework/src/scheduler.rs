@@ -1,6 +1,11 @@
-//! The ready queue and its worker threads.
+//! The ready queues and their worker threads.
 //!
-//! Tasks are ordered as MediaPipe orders them: every `open` before any `process`, lower node
+//! One queue per executor: the default one (index 0) and the graph's named executors, each
+//! with its own worker threads; a node's tasks go to the queue of the executor it names. The
+//! run's bookkeeping (running tasks, idleness, shutdown) is shared by all queues, under one
+//! lock.
+//!
+//! Within a queue, tasks are ordered as MediaPipe orders them: every `open` before any `process`, lower node
 //! id first; non-source `process` before source `process`, higher node id first (closer to the
 //! sinks, so queues drain before sources fill them); sources by layer, then by the smallest
 //! bound of their outputs, then by node id.
@@ -30,8 +35,9 @@ thread_local! {
     /// makes another node ready, that node usually runs on the same thread right away, with
     /// no lock and no wake-up (a "LIFO slot", as in work-stealing schedulers).
     static LOCAL: Cell<Option<Task>> = const { Cell::new(None) };
-    /// The scheduler this thread works for (0 for application threads).
-    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
+    /// The scheduler this thread works for (0 for application threads), and the index of
+    /// its executor there.
+    static WORKER_OF: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 /// What a task does.
@@ -92,7 +98,8 @@ impl PartialOrd for Task {
 }
 
 struct Queue {
-    heap: BinaryHeap<Task>,
+    /// One ready queue per executor.
+    heaps: Vec<BinaryHeap<Task>>,
     /// Tasks running, plus external operations (graph input adds) and idle handling.
     running: usize,
     /// Bumped whenever work is added, so the idle handler can tell if anything happened.
@@ -102,10 +109,13 @@ struct Queue {
     shutdown: bool,
 }
 
-/// The ready queue shared by the workers.
+/// The ready queues shared by the workers.
 pub(crate) struct Scheduler {
     queue: Mutex<Queue>,
-    work: Condvar,
+    /// The executor of each node (an index into the queues).
+    executor_of: Vec<usize>,
+    /// One wake-up per executor: its workers wait there for tasks.
+    work: Vec<Condvar>,
     idle: Condvar,
 }
 
@@ -130,22 +140,31 @@ pub(crate) enum Finished {
 }
 
 impl Queue {
+    fn nothing_queued(&self) -> bool {
+        self.heaps.iter().all(BinaryHeap::is_empty)
+    }
+
     fn is_idle(&self) -> bool {
-        self.running == 0 && self.heap.is_empty()
+        self.running == 0 && self.nothing_queued()
     }
 }
 
 impl Scheduler {
-    pub(crate) fn new() -> Scheduler {
+    /// A scheduler with `executors` queues (at least 1: the default executor, index 0);
+    /// node `n`'s tasks go to queue `executor_of[n]`.
+    pub(crate) fn new(executors: usize, executor_of: Vec<usize>) -> Scheduler {
+        let executors = executors.max(1);
+        debug_assert!(executor_of.iter().all(|&e| e < executors));
         Scheduler {
             queue: Mutex::new(Queue {
-                heap: BinaryHeap::new(),
+                heaps: (0..executors).map(|_| BinaryHeap::new()).collect(),
                 running: 0,
                 generation: 0,
                 idle_check: false,
                 shutdown: false,
             }),
-            work: Condvar::new(),
+            executor_of,
+            work: (0..executors).map(|_| Condvar::new()).collect(),
             idle: Condvar::new(),
         }
     }
@@ -154,16 +173,19 @@ impl Scheduler {
         self as *const Scheduler as usize
     }
 
-    /// Marks the calling thread as one of this scheduler's workers.
-    pub(crate) fn enter_worker(&self) {
-        WORKER_OF.set(self.id());
+    /// Marks the calling thread as one of the workers of this scheduler's executor
+    /// `executor`.
+    pub(crate) fn enter_worker(&self, executor: usize) {
+        WORKER_OF.set((self.id(), executor));
         LOCAL.set(None);
     }
 
-    /// Queues a task. On a worker thread the highest-priority new task stays in the thread's
-    /// local slot; the rest go to the shared queue.
+    /// Queues a task on its node's executor. On a worker thread of that executor the
+    /// highest-priority new task stays in the thread's local slot; the rest go to the
+    /// executor's shared queue.
     pub(crate) fn push(&self, task: Task) {
-        let task = if WORKER_OF.get() == self.id() {
+        let executor = self.executor_of.get(task.node).copied().unwrap_or(0);
+        let task = if WORKER_OF.get() == (self.id(), executor) {
             match LOCAL.take() {
                 None => {
                     LOCAL.set(Some(task));
@@ -182,14 +204,16 @@ impl Scheduler {
             task
         };
         let mut q = self.queue.lock();
-        q.heap.push(task);
+        q.heaps[executor].push(task);
         q.generation += 1;
         drop(q);
-        self.work.notify_one();
+        self.work[executor].notify_one();
     }
 
-    /// Reports what this worker finished (if anything) and waits for the next thing to do.
+    /// Reports what this worker finished (if anything) and waits for the next thing to do
+    /// (a task of its executor, or the idle handler).
     pub(crate) fn next(&self, finished: Option<Finished>) -> Next {
+        let executor = WORKER_OF.get().1;
         if finished.is_some() {
             if let Some(task) = LOCAL.take() {
                 // The finished task's place among the running ones passes to this one.
@@ -216,19 +240,19 @@ impl Scheduler {
             if q.shutdown {
                 return Next::Exit;
             }
-            if let Some(task) = q.heap.pop() {
+            if let Some(task) = q.heaps[executor].pop() {
                 q.running += 1;
                 return Next::Run(task);
             }
-            if q.running == 0 && q.idle_check {
+            if q.is_idle() && q.idle_check {
                 q.idle_check = false;
                 q.running += 1;
                 return Next::Idle(q.generation);
             }
-            if q.running == 0 {
+            if q.is_idle() {
                 self.idle.notify_all();
             }
-            self.work.wait(&mut q);
+            self.work[executor].wait(&mut q);
         }
     }
 
@@ -238,7 +262,8 @@ impl Scheduler {
         self.queue.lock().running += 1;
     }
 
-    /// Ends external work; if the graph became idle, a worker runs the idle handler.
+    /// Ends external work; if the graph became idle, a worker (of the default executor)
+    /// runs the idle handler.
     pub(crate) fn end_external(&self) {
         let mut q = self.queue.lock();
         q.running -= 1;
@@ -247,7 +272,7 @@ impl Scheduler {
             q.idle_check = true;
         }
         drop(q);
-        self.work.notify_one();
+        self.work[0].notify_one();
     }
 
     /// Blocks until the graph is idle (nothing queued or running, idle handling done), or
@@ -263,20 +288,19 @@ impl Scheduler {
     /// nothing else running, no work added since.
     pub(crate) fn is_quiet(&self, generation: u64) -> bool {
         let q = self.queue.lock();
-        q.running == 1 && q.heap.is_empty() && q.generation == generation
+        q.running == 1 && q.nothing_queued() && q.generation == generation
     }
 
     /// Ends the run if the idle handler that started at `generation` is still alone (see
     /// [`Scheduler::is_quiet`]); returns whether it did.
     pub(crate) fn shutdown_if_quiet(&self, generation: u64) -> bool {
         let mut q = self.queue.lock();
-        if !(q.running == 1 && q.heap.is_empty() && q.generation == generation) {
+        if !(q.running == 1 && q.nothing_queued() && q.generation == generation) {
             return false;
         }
         q.shutdown = true;
         drop(q);
-        self.work.notify_all();
-        self.idle.notify_all();
+        self.wake_all();
         true
     }
 
@@ -284,9 +308,15 @@ impl Scheduler {
     pub(crate) fn shutdown(&self) {
         let mut q = self.queue.lock();
         q.shutdown = true;
-        q.heap.clear();
+        q.heaps.iter_mut().for_each(BinaryHeap::clear);
         drop(q);
-        self.work.notify_all();
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        for work in &self.work {
+            work.notify_all();
+        }
         self.idle.notify_all();
     }
 }

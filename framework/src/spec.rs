@@ -139,8 +139,11 @@ pub struct GraphSpec {
     pub input_streams: Vec<StreamId>,
     /// Graph output streams (ids into `streams`), as declared.
     pub output_streams: Vec<StreamId>,
-    /// Worker threads (0 = choose: `min(cores, max(nodes, 1))`).
+    /// Worker threads of the default executor (0 = choose: `min(cores, max(nodes, 1))`).
     pub num_threads: usize,
+    /// The graph's named executors, in declaration order: thread pools of their own for the
+    /// nodes that name them (the others run on the default executor).
+    pub executors: Vec<ExecutorSpec>,
     /// Queue limit per node input (`None` = unlimited; config 0 means 100, -1 unlimited).
     pub max_queue_size: Option<usize>,
     /// Fail instead of growing a queue when throttling would deadlock.
@@ -151,7 +154,54 @@ pub struct GraphSpec {
     pub source: Location,
 }
 
+/// A named executor: a thread pool of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutorSpec {
+    /// The name nodes give in `executor:`.
+    pub name: String,
+    /// Worker threads (0 = choose: `min(cores, nodes on it)`).
+    pub num_threads: usize,
+    /// Stack size of its threads in bytes (`None`: Rust's default).
+    pub stack_size: Option<usize>,
+    /// Its threads are named `<prefix>-<i>` (default: the executor's name).
+    pub thread_name_prefix: Option<String>,
+}
+
 impl GraphSpec {
+    /// The executor index of every node: 0 for the default executor, `1 + i` for
+    /// `executors[i]`.
+    pub fn executor_indices(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.executor.as_ref().map_or(0, |name| {
+                    self.executors
+                        .iter()
+                        .position(|e| &e.name == name)
+                        .map_or(0, |i| i + 1)
+                })
+            })
+            .collect()
+    }
+
+    /// Worker threads each executor starts with (index as in
+    /// [`GraphSpec::executor_indices`]): the configured counts, or for 0, the cores (at
+    /// most one per node on the executor, at least 1).
+    pub fn executor_threads(&self) -> Vec<usize> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let indices = self.executor_indices();
+        let nodes_on = |e: usize| indices.iter().filter(|&&i| i == e).count();
+        std::iter::once(self.num_threads)
+            .chain(self.executors.iter().map(|e| e.num_threads))
+            .enumerate()
+            .map(|(e, configured)| match configured {
+                0 if e == 0 => cores.min(self.nodes.len().max(1)),
+                0 => cores.min(nodes_on(e)).max(1),
+                n => n,
+            })
+            .collect()
+    }
+
     /// The stream called `name`.
     pub fn stream_id(&self, name: &str) -> Option<StreamId> {
         self.streams.iter().position(|s| s.name == name)

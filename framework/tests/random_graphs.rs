@@ -1,5 +1,5 @@
-//! Property test: random DAGs, thread counts and queue limits. Every packet reaches every sink
-//! exactly once and in timestamp order, and no run hangs.
+//! Property test: random DAGs, thread counts, queue limits and executors. Every packet reaches
+//! every sink exactly once and in timestamp order, and no run hangs.
 
 mod common;
 
@@ -9,10 +9,12 @@ use common::*;
 use mediagraph_framework::{Packet, Timestamp};
 use proptest::prelude::*;
 
-/// A node reads one or two earlier streams: one -> TPass (copy), two -> TAdd (sum).
+/// A node reads one or two earlier streams: one -> TPass (copy), two -> TAdd (sum); it runs
+/// on the default executor (0) or on named executor `e1` (1 thread) or `e2` (2 threads).
 #[derive(Clone, Debug)]
 struct Shape {
     inputs: Vec<Vec<usize>>,
+    executors: Vec<usize>,
     threads: usize,
     max_queue_size: i64,
     timestamps: Vec<i64>,
@@ -28,11 +30,13 @@ fn shape() -> impl Strategy<Value = Shape> {
             let nodes: Vec<_> = (0..n)
                 .map(|i| prop::collection::vec(0..=i, 1..=2))
                 .collect();
+            let executors = prop::collection::vec(0usize..3, n);
             let ts = prop::collection::btree_set(0i64..10_000, 1..200);
-            (nodes, Just(threads), Just(max_queue_size), ts)
+            (nodes, executors, Just(threads), Just(max_queue_size), ts)
         })
-        .prop_map(|(inputs, threads, max_queue_size, ts)| Shape {
+        .prop_map(|(inputs, executors, threads, max_queue_size, ts)| Shape {
             inputs,
+            executors,
             threads,
             max_queue_size,
             timestamps: ts.into_iter().collect(),
@@ -44,21 +48,25 @@ fn yaml(shape: &Shape) -> (String, Vec<(String, i64)>) {
     let mut coef = vec![1i64];
     let mut consumed = vec![false; shape.inputs.len() + 1];
     let mut y = format!(
-        "input_stream: [s0]\nnum_threads: {}\nmax_queue_size: {}\nnode:\n",
+        "input_stream: [s0]\nnum_threads: {}\nmax_queue_size: {}\nexecutor: [{{name: e1, options: {{num_threads: 1}}}}, {{name: e2, options: {{num_threads: 2}}}}]\nnode:\n",
         shape.threads, shape.max_queue_size
     );
     for (i, ins) in shape.inputs.iter().enumerate() {
         let out = i + 1;
+        let executor = match shape.executors[i] {
+            0 => String::new(),
+            e => format!(", executor: e{e}"),
+        };
         if ins.len() == 1 || ins[0] == ins[1] {
             y += &format!(
-                "  - {{calculator: TPass, input_stream: [s{}], output_stream: [s{out}]}}\n",
+                "  - {{calculator: TPass, input_stream: [s{}], output_stream: [s{out}]{executor}}}\n",
                 ins[0]
             );
             coef.push(coef[ins[0]]);
             consumed[ins[0]] = true;
         } else {
             y += &format!(
-                "  - {{calculator: TAdd, input_stream: [\"A:s{}\", \"B:s{}\"], output_stream: [\"SUM:s{out}\"]}}\n",
+                "  - {{calculator: TAdd, input_stream: [\"A:s{}\", \"B:s{}\"], output_stream: [\"SUM:s{out}\"]{executor}}}\n",
                 ins[0], ins[1]
             );
             coef.push(coef[ins[0]] + coef[ins[1]]);

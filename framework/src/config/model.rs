@@ -63,7 +63,8 @@ pub struct GraphConfig {
     /// Default input stream handler of nodes that set none (and whose calculator sets none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_stream_handler: Option<HandlerSpec>,
-    /// Extra named executors that nodes may select with `executor:`.
+    /// Named executors (thread pools of their own) that nodes select with `executor:`; an
+    /// entry without a name sets the default executor's `num_threads`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub executor: Vec<ExecutorConfig>,
     /// Profiling and tracing (`trace:` is accepted too).
@@ -161,16 +162,19 @@ pub struct InputStreamInfo {
     pub back_edge: bool,
 }
 
-/// A declared executor.
+/// A declared executor: a thread pool of its own (or, without a name, the settings of the
+/// default executor).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutorConfig {
-    /// The name nodes use in `executor:`.
+    /// The name nodes use in `executor:`; empty: this entry configures the default executor.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// The executor type (`ThreadPoolExecutor`, the default).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub executor_type: Option<String>,
-    /// The executor's options (e.g. `num_threads`).
+    /// The executor's options: `num_threads` (0 or -1: the cores, at most one per node on
+    /// it), `stack_size` (bytes), `thread_name_prefix` (default: the name).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub options: serde_json::Value,
 }

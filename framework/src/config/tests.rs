@@ -538,6 +538,46 @@ fn executors_are_checked() {
 }
 
 #[test]
+fn executor_options_are_checked() {
+    let all = errors("executor:\n  - {name: io, options: {num_threads: -2}}\n  - {name: cpu, options: {num_thread: 2, stack_size: 0}}\n  - {options: {num_threads: 2}}\n  - {options: {num_threads: 3}}\nnum_threads: 4\nnode:\n  - {calculator: CfgTestSource, output_stream: 'OUT:x'}\n");
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert!(
+        all[0].starts_with("g.yaml:2:39: num_threads must be a whole number of threads"),
+        "{all:#?}"
+    );
+    assert_eq!(all[1], "g.yaml:3:27: unknown executor option \"num_thread\" (known: num_threads, stack_size, thread_name_prefix); did you mean \"num_threads\"?");
+    assert!(
+        all[2].starts_with("g.yaml:3:54: stack_size must be a positive number of bytes"),
+        "{all:#?}"
+    );
+    assert!(
+        all[3].starts_with(
+            "g.yaml:4:5: the graph sets num_threads: 4 and configures the default executor"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        all[4].starts_with(
+            "g.yaml:5:5: the default executor (an entry without `name`) is configured twice"
+        ),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn executors_become_the_spec_with_their_thread_counts() {
+    let g = load("executor:\n  - {options: {num_threads: 3}}\n  - {name: io, options: {num_threads: 2, thread_name_prefix: reader, stack_size: 1048576}}\n  - {name: infer}\n  - {name: unused, options: {num_threads: -1}}\nnode:\n  - {calculator: CfgTestSource, output_stream: 'OUT:x', executor: io}\n  - {calculator: CfgTestPass, input_stream: x, output_stream: y, executor: infer}\n  - {calculator: CfgTestPass, input_stream: y, output_stream: z}\n").unwrap();
+    assert_eq!(g.num_threads, 3);
+    let names: Vec<&str> = g.executors.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["io", "infer", "unused"]);
+    assert_eq!(g.executors[0].thread_name_prefix.as_deref(), Some("reader"));
+    assert_eq!(g.executors[0].stack_size, Some(1 << 20));
+    assert_eq!(g.executor_indices(), [1, 2, 0]);
+    // Configured counts as given; unset ones: the cores, at most one per node, at least 1.
+    assert_eq!(g.executor_threads(), [3, 2, 1, 1]);
+}
+
+#[test]
 fn side_packets() {
     let g = load("node:\n  - calculator: CfgTestAdd\n    input_stream: A:a\n    output_stream: OUT:a2\n    input_side_packet: SCALE:scale\n    output_side_packet: TOTAL:total\n  - calculator: CfgTestSource\n    output_stream: OUT:a\n  - calculator: CfgTestAdd\n    input_stream: A:a2\n    output_stream: OUT:a3\n    input_side_packet: [SCALE:total, SEED:seed]\n    options: {need_seed: true}\n").unwrap();
     let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();

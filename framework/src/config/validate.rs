@@ -15,7 +15,7 @@ use crate::contract::{Contract, HandlerConfig, PortKind, TypeDecl};
 use crate::error::{Error, Location, Result};
 use crate::port::{parse_port, parse_tag_index, PortRef, PortSet};
 use crate::spec::{
-    Consumer, GraphSpec, NodeSpec, Producer, SidePacketSpec, SideProducer, StreamSpec,
+    Consumer, ExecutorSpec, GraphSpec, NodeSpec, Producer, SidePacketSpec, SideProducer, StreamSpec,
 };
 use crate::types::PacketType;
 
@@ -96,7 +96,10 @@ impl Work {
 
 /// Graph-level facts every node check needs.
 struct GraphCtx {
-    executors: Vec<String>,
+    /// The named executors.
+    executors: Vec<ExecutorSpec>,
+    /// Threads of the default executor (graph `num_threads`, or an unnamed executor's).
+    default_threads: usize,
     /// Subgraph types visible to the graph (for suggestions).
     subgraph_types: Vec<String>,
     default_handler: Option<HandlerConfig>,
@@ -147,10 +150,9 @@ pub(crate) fn build(
         Ok(order) => order,
         Err(cycle_errors) => return Err(finish_errors(cycle_errors, src)),
     };
-    assemble(config, src, works, &graph_ports, &connections, &order)
+    assemble(config, ctx, src, works, &graph_ports, &connections, &order)
 }
 
-/// Removes repeated errors (e.g. a subgraph's default handler used by several nodes).
 /// Removes repeated errors (e.g. a subgraph's default handler used by several nodes) and
 /// orders them as written: the main file first, then by file, line and column.
 fn finish_errors(errors: Vec<Error>, main: &Source) -> Error {
@@ -171,6 +173,145 @@ fn finish_errors(errors: Vec<Error>, main: &Source) -> Error {
     combine(unique)
 }
 
+/// Checks the graph's `executor:` list: returns the named executors and the threads of the
+/// default executor (an entry without a name configures it, as in MediaPipe).
+fn check_executors(
+    config: &GraphConfig,
+    src: &Source,
+    errors: &mut Vec<Error>,
+) -> (Vec<ExecutorSpec>, usize) {
+    let mut executors: Vec<ExecutorSpec> = Vec::new();
+    let mut default_threads = config.num_threads;
+    let mut default_declared = false;
+    for (i, e) in config.executor.iter().enumerate() {
+        let at = src.loc(&format!("executor[{i}].name"));
+        let entry = src.loc(&format!("executor[{i}]"));
+        match e.executor_type.as_deref() {
+            None | Some("") | Some("ThreadPoolExecutor") => {}
+            Some(other) => errors.push(Error::config(
+                src.loc(&format!("executor[{i}].type")),
+                format!(
+                    "unknown executor type \"{other}\"; the only executor type is ThreadPoolExecutor"
+                ),
+            )),
+        }
+        let Some(options) = executor_options(&e.options, i, src, errors) else {
+            continue;
+        };
+        if e.name.is_empty() {
+            // The default executor's settings.
+            if default_declared {
+                errors.push(Error::config(
+                    entry,
+                    "the default executor (an entry without `name`) is configured twice",
+                ));
+            } else if config.num_threads != 0 {
+                errors.push(Error::config(
+                    entry,
+                    format!(
+                        "the graph sets num_threads: {} and configures the default executor (an executor entry without `name`); set the thread count in one place",
+                        config.num_threads
+                    ),
+                ));
+            } else if options.stack_size.is_some() || options.thread_name_prefix.is_some() {
+                errors.push(Error::config(
+                    entry,
+                    "the default executor takes only `num_threads`; give the executor a `name` for the other options",
+                ));
+            }
+            default_declared = true;
+            default_threads = options.num_threads;
+        } else if e.name == "default" || e.name == "gpu" || e.name.starts_with("__") {
+            errors.push(Error::config(
+                at,
+                format!(
+                    "executor name \"{}\" is reserved (\"default\", \"gpu\" and names starting with \"__\" are)",
+                    e.name
+                ),
+            ));
+        } else if executors.iter().any(|x| x.name == e.name) {
+            errors.push(Error::config(
+                at,
+                format!("executor \"{}\" is declared twice", e.name),
+            ));
+        } else {
+            executors.push(ExecutorSpec {
+                name: e.name.clone(),
+                ..options
+            });
+        }
+    }
+    (executors, default_threads)
+}
+
+/// The `options:` of executor entry `i` (`num_threads`, `stack_size`,
+/// `thread_name_prefix`), or `None` after reporting what is wrong with them.
+fn executor_options(
+    options: &serde_json::Value,
+    i: usize,
+    src: &Source,
+    errors: &mut Vec<Error>,
+) -> Option<ExecutorSpec> {
+    let mut spec = ExecutorSpec {
+        name: String::new(),
+        num_threads: 0,
+        stack_size: None,
+        thread_name_prefix: None,
+    };
+    if options.is_null() {
+        return Some(spec);
+    }
+    let Some(map) = options.as_object() else {
+        errors.push(Error::config(
+            src.loc(&format!("executor[{i}].options")),
+            "executor options must be a mapping",
+        ));
+        return None;
+    };
+    let before = errors.len();
+    for (key, value) in map {
+        let at = src.loc(&format!("executor[{i}].options.{key}"));
+        match key.as_str() {
+            // 0 and -1: let the runtime choose (as in MediaPipe).
+            "num_threads" => match value.as_i64() {
+                Some(n @ -1..) => spec.num_threads = usize::try_from(n.max(0)).unwrap_or(0),
+                _ => errors.push(Error::config(
+                    at,
+                    format!("num_threads must be a whole number of threads (0 or -1: let the runtime choose), not {value}"),
+                )),
+            },
+            "stack_size" => match value.as_u64().filter(|&n| n > 0) {
+                Some(n) => spec.stack_size = Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                None => errors.push(Error::config(
+                    at,
+                    format!("stack_size must be a positive number of bytes, not {value}"),
+                )),
+            },
+            "thread_name_prefix" => match value.as_str() {
+                Some(p) if !p.is_empty() => spec.thread_name_prefix = Some(p.to_string()),
+                _ => errors.push(Error::config(
+                    at,
+                    format!("thread_name_prefix must be a non-empty string, not {value}"),
+                )),
+            },
+            other => {
+                let known = ["num_threads", "stack_size", "thread_name_prefix"];
+                let hint = suggest(other, known.iter().copied())
+                    .map(|s| format!("; did you mean \"{s}\"?"))
+                    .unwrap_or_default();
+                errors.push(Error::config(
+                    src.key_loc(&format!("executor[{i}].options.{other}")),
+                    format!(
+                        "unknown executor option \"{other}\" (known: {}){hint}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    (errors.len() == before).then_some(spec)
+}
+
 fn check_graph_settings(config: &GraphConfig, src: &Source, errors: &mut Vec<Error>) -> GraphCtx {
     if config.max_queue_size < -1 {
         errors.push(Error::config(
@@ -181,43 +322,7 @@ fn check_graph_settings(config: &GraphConfig, src: &Source, errors: &mut Vec<Err
             ),
         ));
     }
-    let mut executors: Vec<String> = Vec::new();
-    for (i, e) in config.executor.iter().enumerate() {
-        let at = src.loc(&format!("executor[{i}].name"));
-        if e.name.is_empty() {
-            errors.push(Error::config(at, "an executor needs a non-empty `name`"));
-        } else if e.name == "default" || e.name == "gpu" || e.name.starts_with("__") {
-            errors.push(Error::config(
-                at,
-                format!(
-                    "executor name \"{}\" is reserved (\"default\", \"gpu\" and names starting with \"__\" are)",
-                    e.name
-                ),
-            ));
-        } else if executors.contains(&e.name) {
-            errors.push(Error::config(
-                at,
-                format!("executor \"{}\" is declared twice", e.name),
-            ));
-        } else {
-            executors.push(e.name.clone());
-        }
-        match e.executor_type.as_deref() {
-            None | Some("") | Some("ThreadPoolExecutor") => {}
-            Some(other) => errors.push(Error::config(
-                src.loc(&format!("executor[{i}].type")),
-                format!(
-                    "unknown executor type \"{other}\"; the only executor type is ThreadPoolExecutor"
-                ),
-            )),
-        }
-        if !(e.options.is_null() || e.options.is_object()) {
-            errors.push(Error::config(
-                src.loc(&format!("executor[{i}].options")),
-                "executor options must be a mapping",
-            ));
-        }
-    }
+    let (executors, default_threads) = check_executors(config, src, errors);
     let default_handler = config.input_stream_handler.as_ref().and_then(|h| {
         check_handler(&h.to_config())
             .map_err(|m| {
@@ -238,6 +343,7 @@ fn check_graph_settings(config: &GraphConfig, src: &Source, errors: &mut Vec<Err
     }
     GraphCtx {
         executors,
+        default_threads,
         subgraph_types: Vec::new(),
         default_handler,
     }
@@ -472,8 +578,8 @@ fn check_node(flat: FlatNode, name: String, ctx: &GraphCtx, errors: &mut Vec<Err
 
     // Executor.
     if let Some(ex) = &w.flat.cfg.executor {
-        if !ctx.executors.contains(ex) {
-            let hint = suggest(ex, ctx.executors.iter().map(String::as_str))
+        if !ctx.executors.iter().any(|e| &e.name == ex) {
+            let hint = suggest(ex, ctx.executors.iter().map(|e| e.name.as_str()))
                 .map(|s| format!("; did you mean \"{s}\"?"))
                 .unwrap_or_default();
             errors.push(w.err(
@@ -889,6 +995,7 @@ fn kind_words(k: usize) -> (&'static str, &'static str) {
 /// Builds the final spec from valid, sorted nodes.
 fn assemble(
     config: &GraphConfig,
+    ctx: GraphCtx,
     src: &Arc<Source>,
     works: Vec<Work>,
     graph: &GraphPorts,
@@ -1183,7 +1290,8 @@ fn assemble(
         side_packets: sides,
         input_streams,
         output_streams,
-        num_threads: config.num_threads,
+        num_threads: ctx.default_threads,
+        executors: ctx.executors,
         max_queue_size: match config.max_queue_size {
             0 => Some(100),
             n if n < 0 => None,
