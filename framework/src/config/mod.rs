@@ -162,6 +162,7 @@ pub fn register_subgraph_yaml(yaml: &str, file: Option<&Path>) -> Result<()> {
     if let Err(message) = check_type_name(&type_name) {
         return Err(Error::config(src.loc("type"), message));
     }
+    check_subgraph_settings(&config, &src, &mut errors);
     let mut seen = HashSet::new();
     if let Some(f) = file {
         seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()));
@@ -474,6 +475,34 @@ impl Registry {
     }
 }
 
+/// Refuses the settings of a whole graph run in a subgraph file (they would be ignored: the
+/// graph that uses the subgraph decides them).
+fn check_subgraph_settings(config: &GraphConfig, src: &Source, errors: &mut Vec<Error>) {
+    let set = [
+        ("num_threads", config.num_threads != 0),
+        ("max_queue_size", config.max_queue_size != 0),
+        ("report_deadlock", config.report_deadlock),
+        ("profiler_config", config.profiler_config.is_some()),
+    ];
+    for (key, _) in set.iter().filter(|(_, is_set)| *is_set) {
+        errors.push(Error::config(
+            src.key_loc(key),
+            format!(
+                "`{key}` is a setting of the whole graph run; a subgraph cannot set it (set it in the graph that uses the subgraph)"
+            ),
+        ));
+    }
+    if !config.executor.is_empty() {
+        let names: Vec<&str> = config.executor.iter().map(|e| e.name.as_str()).collect();
+        errors.push(Error::config(
+            src.key_loc("executor"),
+            format!(
+                "a subgraph cannot declare executors; declare {names:?} in the graph that uses the subgraph (the subgraph's nodes can still name them)"
+            ),
+        ));
+    }
+}
+
 fn check_type_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
         return Err("the subgraph `type` is empty".into());
@@ -538,6 +567,7 @@ fn load_subgraph_files(
             errors.push(Error::config(sub_src.loc("type"), message));
             continue;
         }
+        check_subgraph_settings(&sub, &sub_src, errors);
         if let Some(other) = out.get(&type_name) {
             errors.push(Error::config(
                 sub_src.loc("type"),

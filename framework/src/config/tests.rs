@@ -578,6 +578,32 @@ fn executors_become_the_spec_with_their_thread_counts() {
 }
 
 #[test]
+fn a_subgraph_cannot_set_what_belongs_to_the_whole_run() {
+    let dir = temp_dir("run-settings");
+    write(
+        &dir,
+        "sub.yaml",
+        "type: CfgTestRunSettingsSub\ninput_stream: A:a\noutput_stream: OUT:o\nnum_threads: 3\nreport_deadlock: true\nexecutor: [{name: pool}]\nnode:\n  - {calculator: CfgTestPass, input_stream: a, output_stream: o}\n",
+    );
+    let main = write(
+        &dir,
+        "main.yaml",
+        "subgraphs: sub.yaml\ninput_stream: x\nnode:\n  - {calculator: CfgTestRunSettingsSub, input_stream: 'A:x', output_stream: 'OUT:y'}\n",
+    );
+    let err = match load_file(&main) {
+        Ok(_) => panic!("a subgraph with run settings was accepted"),
+        Err(e) => e.to_string(),
+    };
+    for expected in [
+        "sub.yaml:4:1: `num_threads` is a setting of the whole graph run; a subgraph cannot set it",
+        "sub.yaml:5:1: `report_deadlock` is a setting of the whole graph run",
+        "sub.yaml:6:1: a subgraph cannot declare executors; declare [\"pool\"] in the graph that uses the subgraph",
+    ] {
+        assert!(err.contains(expected), "{expected:?} not in {err}");
+    }
+}
+
+#[test]
 fn side_packets() {
     let g = load("node:\n  - calculator: CfgTestAdd\n    input_stream: A:a\n    output_stream: OUT:a2\n    input_side_packet: SCALE:scale\n    output_side_packet: TOTAL:total\n  - calculator: CfgTestSource\n    output_stream: OUT:a\n  - calculator: CfgTestAdd\n    input_stream: A:a2\n    output_stream: OUT:a3\n    input_side_packet: [SCALE:total, SEED:seed]\n    options: {need_seed: true}\n").unwrap();
     let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
