@@ -1,6 +1,7 @@
 //! Fault injection: a faulty node at a random place in a random graph errors, panics, sleeps or
-//! emits a timestamp out of order at a random packet. Every run ends, a failed run names the
-//! node (and the timestamp or stream at fault), and a run that succeeds delivered everything.
+//! emits a timestamp out of order at a random packet, with nodes spread over the default and
+//! two named executors. Every run ends, a failed run names the node (and the timestamp or
+//! stream at fault), and a run that succeeds delivered everything.
 
 mod common;
 
@@ -14,6 +15,8 @@ use proptest::prelude::*;
 struct Case {
     /// Node i reads stream `inputs[i]` (an earlier stream); node `faulty` is the fault node.
     inputs: Vec<usize>,
+    /// Node i runs on the default executor (0) or on `e1` (1 thread) / `e2` (2 threads).
+    executors: Vec<usize>,
     faulty: usize,
     mode: &'static str,
     fault_at: usize,
@@ -32,6 +35,7 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_flat_map(|(n, threads, max_queue_size, count)| {
             (
                 (0..n).map(|i| 0..=i).collect::<Vec<_>>(),
+                prop::collection::vec(0usize..3, n),
                 0..n,
                 prop::sample::select(vec!["error", "panic", "sleep", "backwards"]),
                 0..count,
@@ -41,8 +45,9 @@ fn case() -> impl Strategy<Value = Case> {
             )
         })
         .prop_map(
-            |(inputs, faulty, mode, fault_at, threads, max_queue_size, count)| Case {
+            |(inputs, executors, faulty, mode, fault_at, threads, max_queue_size, count)| Case {
                 inputs,
+                executors,
                 faulty,
                 mode,
                 fault_at,
@@ -60,21 +65,25 @@ fn fault_ts(c: &Case) -> i64 {
 
 fn yaml(c: &Case) -> String {
     let mut y = format!(
-        "input_stream: [s0]\nnum_threads: {}\nmax_queue_size: {}\nnode:\n",
+        "input_stream: [s0]\nnum_threads: {}\nmax_queue_size: {}\nexecutor: [{{name: e1, options: {{num_threads: 1}}}}, {{name: e2, options: {{num_threads: 2}}}}]\nnode:\n",
         c.threads, c.max_queue_size
     );
     for (i, &input) in c.inputs.iter().enumerate() {
+        let executor = match c.executors[i] {
+            0 => String::new(),
+            e => format!(", executor: e{e}"),
+        };
         if i == c.faulty {
             // Timestamps are 3 apart, so "backwards" (5 earlier) is below the previous packet.
             y += &format!(
-                "  - {{calculator: TFault, name: faulty, input_stream: [s{input}], output_stream: [s{}], options: {{at: {}, mode: {}}}}}\n",
+                "  - {{calculator: TFault, name: faulty, input_stream: [s{input}], output_stream: [s{}], options: {{at: {}, mode: {}}}{executor}}}\n",
                 i + 1,
                 fault_ts(c),
                 c.mode
             );
         } else {
             y += &format!(
-                "  - {{calculator: TPass, input_stream: [s{input}], output_stream: [s{}]}}\n",
+                "  - {{calculator: TPass, input_stream: [s{input}], output_stream: [s{}]{executor}}}\n",
                 i + 1
             );
         }
