@@ -6,8 +6,8 @@
 //! translates line for line to a mediagraph YAML graph.
 //!
 //! * [`core`]: the framework-level building blocks (`PassThroughCalculator`, `GateCalculator`,
-//!   `PreviousLoopbackCalculator`, `MergeCalculator`, `SidePacketToStreamCalculator`,
-//!   `CountingSourceCalculator`).
+//!   `PreviousLoopbackCalculator`, `MergeCalculator`, `RoundRobinDemuxCalculator` and
+//!   `MuxCalculator`, `SidePacketToStreamCalculator`, `CountingSourceCalculator`, ...).
 //! * [`image`]: the `ImageFrame` packet type, `ImageTransformationCalculator`,
 //!   `AnnotationOverlayCalculator` and the render-agnostic `Annotations` they draw (OpenCV).
 //! * [`detection`]: object detection on ONNX Runtime (`ImageToTensorCalculator`,
@@ -85,6 +85,17 @@ pub enum Error {
     /// An image has a size or format an operation cannot handle.
     #[error("image: {0}")]
     Image(String),
+
+    /// An input packet holds a value the calculator cannot use.
+    #[error("{calculator}: input {port}: {message}")]
+    BadInput {
+        /// The calculator's registered name.
+        calculator: &'static str,
+        /// The input's tag.
+        port: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl From<Error> for mediagraph_framework::Error {

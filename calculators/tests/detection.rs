@@ -329,16 +329,9 @@ fn write_clip(src: &str, dst: &Path, frames: usize) {
     w.release().unwrap();
 }
 
-#[test]
-fn object_detection_graph_on_a_short_clip() {
-    require_model();
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip.avi");
-    write_clip(&sample("vtest.avi"), &clip, 30);
-    let out_video = dir.path().join("det.avi");
-
-    let mut graph =
-        Graph::from_yaml_file(workspace().join("graphs/object_detection.yaml")).expect("config");
+/// Runs `graph` on `clip`, writing `out_video`; returns its `detections` stream.
+fn detections_of(graph: Graph, clip: &Path, out_video: &Path) -> Vec<FrameDetections> {
+    let mut graph = graph;
     let seen: Arc<Mutex<Vec<FrameDetections>>> = Arc::default();
     let sink = seen.clone();
     graph
@@ -360,8 +353,34 @@ fn object_detection_graph_on_a_short_clip() {
     ]);
     let (_, result) = run_bounded(graph, side);
     result.expect("graph run");
+    let seen = seen.lock().unwrap().clone();
+    seen
+}
 
-    let seen = seen.lock().unwrap();
+#[test]
+fn object_detection_graph_on_a_short_clip() {
+    require_model();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.avi");
+    write_clip(&sample("vtest.avi"), &clip, 30);
+    let out_video = dir.path().join("det.avi");
+
+    // The shipped graph runs two detector copies in parallel (demux -> 2 x detection -> mux).
+    let graph =
+        Graph::from_yaml_file(workspace().join("graphs/object_detection.yaml")).expect("config");
+    let seen = detections_of(graph, &clip, &out_video);
+    // One detector, in order: the parallel copies must give exactly its detections.
+    let single = format!(
+        "subgraphs: [\"{}\"]\ninput_side_packet: [input_video, output_video]\nnode:\n  - {{calculator: OpenCvVideoDecoderCalculator, input_side_packet: [\"INPUT_FILE_PATH:input_video\"], output_stream: [\"VIDEO:frames\"]}}\n  - {{calculator: ObjectDetectionSubgraph, input_stream: [\"IMAGE:frames\"], output_stream: [\"DETECTIONS:detections\"]}}\n",
+        workspace().join("graphs/subgraphs/object_detection.yaml").display()
+    );
+    let one = detections_of(
+        Graph::from_yaml_str(&single).expect("config"),
+        &clip,
+        &dir.path().join("unused.avi"),
+    );
+    assert_eq!(seen, one, "parallel detectors differ from one detector");
+
     assert_eq!(seen.len(), 30, "one detection packet per frame");
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
     let with_person = seen

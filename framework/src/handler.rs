@@ -18,11 +18,13 @@ use crate::stream::InputQueue;
 use crate::timestamp::Timestamp;
 
 /// The known handler names (full form).
-pub const HANDLER_NAMES: [&str; 4] = [
+pub const HANDLER_NAMES: [&str; 6] = [
     "DefaultInputStreamHandler",
     "ImmediateInputStreamHandler",
     "SyncSetInputStreamHandler",
     "FixedSizeInputStreamHandler",
+    "MuxInputStreamHandler",
+    "EarlyCloseInputStreamHandler",
 ];
 
 /// The full name of a handler given by its full or short name (`Immediate`), if known.
@@ -115,6 +117,15 @@ fn parse_options<T: serde::de::DeserializeOwned + Default>(cfg: &HandlerConfig) 
         .map_err(|e| Error::msg(format!("options of {}: {e}", cfg.input_stream_handler)))
 }
 
+/// The ports of a node under `MuxInputStreamHandler`.
+#[derive(Debug)]
+struct MuxPorts {
+    /// The control input (`SELECT`, i32: which `INPUT` to take at its timestamp).
+    select: usize,
+    /// `data[k]`: the input id of `INPUT:k`.
+    data: Vec<usize>,
+}
+
 /// A node's input stream handler.
 #[derive(Debug)]
 pub(crate) struct InputHandler {
@@ -133,6 +144,10 @@ pub(crate) struct InputHandler {
     /// One sync set with every input, no bound calls, no truncation: the common case, with
     /// a shorter path.
     simple: bool,
+    /// `MuxInputStreamHandler`: readiness follows the control stream.
+    mux: Option<MuxPorts>,
+    /// `EarlyCloseInputStreamHandler`: close as soon as any input is done.
+    early_close: bool,
 }
 
 impl InputHandler {
@@ -151,7 +166,17 @@ impl InputHandler {
         })?;
         let all: Vec<usize> = (0..inputs.len()).collect();
         let mut truncation = None;
+        let mut mux = None;
         let sets = match name {
+            "MuxInputStreamHandler" => {
+                parse_options::<NoHandlerOptions>(cfg)?;
+                mux = Some(mux_ports(inputs, process_bounds)?);
+                vec![all]
+            }
+            "EarlyCloseInputStreamHandler" => {
+                parse_options::<NoHandlerOptions>(cfg)?;
+                vec![all]
+            }
             "DefaultInputStreamHandler" => {
                 let opts: DefaultOptions = parse_options(cfg)?;
                 if opts.batch_size > 1 {
@@ -219,7 +244,13 @@ impl InputHandler {
             truncation,
             states: Vec::with_capacity(n),
             states_valid: false,
-            simple: n == 1 && !process_bounds && truncation.is_none(),
+            simple: n == 1
+                && !process_bounds
+                && truncation.is_none()
+                && mux.is_none()
+                && name != "EarlyCloseInputStreamHandler",
+            mux,
+            early_close: name == "EarlyCloseInputStreamHandler",
         })
     }
 
@@ -297,6 +328,12 @@ impl InputHandler {
         if self.simple {
             return simple_readiness(queues);
         }
+        if let Some(mux) = &self.mux {
+            return mux.readiness(queues);
+        }
+        if self.early_close && queues.iter().any(InputQueue::is_done) {
+            return Readiness::Close;
+        }
         if self.truncation.is_some() {
             *dropped += self.truncate(queues);
         }
@@ -368,6 +405,9 @@ impl InputHandler {
         }
         inputs.clear();
         inputs.resize(queues.len(), Packet::empty());
+        if let Some(mux) = &self.mux {
+            return mux.fill(ts, queues, inputs);
+        }
         let mut dropped = 0;
         if !self.states_valid {
             self.states.clear();
@@ -408,6 +448,88 @@ impl InputHandler {
             .map(|q| q.min_timestamp_or_bound())
             .min()
             .unwrap_or(Timestamp::DONE)
+    }
+}
+
+/// A handler that takes no options.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoHandlerOptions {}
+
+/// The control and data inputs of a `MuxInputStreamHandler` node: `SELECT` and `INPUT:0..n`.
+fn mux_ports(inputs: &PortSet, process_bounds: bool) -> Result<MuxPorts> {
+    if process_bounds {
+        return Err(Error::msg(
+            "MuxInputStreamHandler does not support timestamp-bound calls (ProcessTimestampBounds)",
+        ));
+    }
+    let select = inputs.id("SELECT", 0).ok_or_else(|| {
+        Error::msg("MuxInputStreamHandler needs a control input SELECT (which INPUT to take)")
+    })?;
+    let data: Vec<usize> = (0..inputs.len())
+        .map_while(|k| inputs.id("INPUT", k))
+        .collect();
+    if data.is_empty() || data.len() + 1 != inputs.len() {
+        return Err(Error::msg(
+            "MuxInputStreamHandler needs inputs INPUT:0..n and SELECT, and no others",
+        ));
+    }
+    Ok(MuxPorts { select, data })
+}
+
+impl MuxPorts {
+    /// The data input the control packet at the head of `control` selects (`None` when its
+    /// value is not an i32 naming an `INPUT`: the node's call reports that).
+    fn selected(&self, control: &InputQueue) -> Option<usize> {
+        let value = *control.head()?.get::<i32>().ok()?;
+        usize::try_from(value)
+            .ok()
+            .and_then(|k| self.data.get(k))
+            .copied()
+    }
+
+    /// Ready at the control stream's next timestamp `T` once the selected input has its
+    /// packet at `T` or is known to have none; close when the control stream is done.
+    fn readiness(&self, queues: &[InputQueue]) -> Readiness {
+        let control = &queues[self.select];
+        let Some(t) = control.head_timestamp() else {
+            return if control.is_done() {
+                Readiness::Close
+            } else {
+                Readiness::NotReady
+            };
+        };
+        let Some(data) = self.selected(control) else {
+            return Readiness::Process(t);
+        };
+        let q = &queues[data];
+        // Packets below `T` on the selected input were never selected: `fill` drops them.
+        if q.has_packet_at_or_after(t) || q.bound() > t {
+            Readiness::Process(t)
+        } else {
+            Readiness::NotReady
+        }
+    }
+
+    /// The control packet at `ts`, the selected input's packet at `ts` (or an empty one),
+    /// and settled empty packets for the others. Data packets at or below `ts` that were not
+    /// selected can never be, so they are dropped (the count is returned).
+    fn fill(&self, ts: Timestamp, queues: &mut [InputQueue], inputs: &mut [Packet]) -> u64 {
+        let selected = self.selected(&queues[self.select]);
+        let (control, mut dropped) = queues[self.select].take_at(ts);
+        inputs[self.select] = control;
+        for &i in &self.data {
+            if Some(i) == selected {
+                let (packet, d) = queues[i].take_at(ts);
+                inputs[i] = packet;
+                dropped += d;
+            } else {
+                // No bound is raised here: this input's producer may still be behind.
+                dropped += queues[i].drop_through(ts);
+                inputs[i] = queues[i].settled_empty();
+            }
+        }
+        dropped as u64
     }
 }
 

@@ -1797,6 +1797,11 @@ impl RunState {
                 }
             }
         }
+        if deliver {
+            // Packets still queued (a node closed early: EarlyClose handler, or `Flow::Stop`)
+            // are never processed: counted as dropped.
+            st.stats.dropped += st.queues.iter().map(|q| q.len() as u64).sum::<u64>();
+        }
         for port in 0..st.queues.len() {
             st.queues[port].clear();
             self.release_queue(n, port, &mut st, effects);

@@ -132,6 +132,31 @@ impl InputQueue {
         dropped
     }
 
+    /// Drops every packet at or below `ts` (returns how many).
+    pub(crate) fn drop_through(&mut self, ts: Timestamp) -> usize {
+        let mut dropped = 0;
+        while self.queue.front().is_some_and(|p| p.timestamp() <= ts) {
+            self.queue.pop_front();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// The head packet, if any.
+    pub(crate) fn head(&self) -> Option<&Packet> {
+        self.queue.front()
+    }
+
+    /// True if a packet at or after `ts` is queued.
+    pub(crate) fn has_packet_at_or_after(&self, ts: Timestamp) -> bool {
+        self.queue.back().is_some_and(|p| p.timestamp() >= ts)
+    }
+
+    /// No packet is queued and none will come.
+    pub(crate) fn is_done(&self) -> bool {
+        self.queue.is_empty() && self.bound >= Timestamp::ONE_OVER_POST_STREAM
+    }
+
     /// The timestamp of the `i`-th queued packet.
     pub(crate) fn timestamp_at(&self, i: usize) -> Option<Timestamp> {
         self.queue.get(i).map(|p| p.timestamp())

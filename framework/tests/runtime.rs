@@ -648,6 +648,51 @@ node:
 }
 
 #[test]
+fn early_close_handler_closes_when_any_input_is_done_and_counts_the_rest() {
+    let (got, dropped) = with_timeout(20, || {
+        let mut g = graph(
+            r#"
+input_stream: [a, b]
+node:
+  - calculator: TAdd
+    input_stream: ["A:a", "B:b"]
+    output_stream: ["SUM:sum"]
+    input_stream_handler: {input_stream_handler: EarlyClose}
+"#,
+        );
+        let poller = g.add_output_stream_poller("sum").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..7 {
+            g.add_packet("a", pkt(t)).unwrap();
+        }
+        for t in 0..3 {
+            g.add_packet("b", pkt(t)).unwrap();
+        }
+        // b ends: the node closes with a's packets 3..7 still queued.
+        g.close_input_stream("b").unwrap();
+        g.close_all_input_streams().unwrap();
+        g.wait_until_done().unwrap();
+        let dropped: u64 = g.stats().iter().map(|s| s.dropped).sum();
+        (ints(&poller), dropped)
+    });
+    assert_eq!(got, vec![(0, 0), (1, 2), (2, 4)]);
+    assert_eq!(dropped, 4, "a's packets 3..7, never processed, are counted");
+}
+
+#[test]
+fn mux_handler_without_its_ports_is_refused_naming_the_node() {
+    let mut g = graph(
+        "input_stream: [a]\nnode:\n  - {calculator: TPass, name: notamux, input_stream: [a], output_stream: [b], input_stream_handler: {input_stream_handler: Mux}}\n",
+    );
+    let err = g.start_run(HashMap::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("notamux")
+            && err.contains("MuxInputStreamHandler needs a control input SELECT"),
+        "{err}"
+    );
+}
+
+#[test]
 fn statistics_count_calls_packets_and_times() {
     let stats = with_timeout(20, || {
         let mut g = graph(

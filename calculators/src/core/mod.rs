@@ -6,6 +6,7 @@
 //! | [`GateCalculator`] | passes data streams only while allowed by `ALLOW`/`DISALLOW` |
 //! | [`PreviousLoopbackCalculator`] | emits, at each `MAIN` timestamp, the `LOOP` packet of the previous one |
 //! | [`MergeCalculator`] | merges several streams into one, lowest index first |
+//! | [`mux::MuxCalculator`] | takes, at each `SELECT` timestamp, the packet of the selected `INPUT` |
 //! | [`SidePacketToStreamCalculator`] | emits side packets as stream packets at a chosen timestamp |
 //! | [`FlowLimiterCalculator`] | admits a bounded number of timestamps in flight; drops or queues the rest |
 //! | [`CountingSourceCalculator`] | test source: 0, 1, 2, ... with optional injected errors |
@@ -22,6 +23,7 @@ pub mod begin_end_loop;
 pub mod clip_vector_size;
 pub mod immediate_mux;
 pub mod make_pair;
+pub mod mux;
 pub mod packet_cloner;
 pub mod packet_resampler;
 pub mod packet_thinner;

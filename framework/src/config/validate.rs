@@ -13,43 +13,32 @@ use super::{combine, suggest, Source};
 use crate::calculator::{lookup, registered, CalculatorRegistration, SharedOptions};
 use crate::contract::{Contract, HandlerConfig, PortKind, TypeDecl};
 use crate::error::{Error, Location, Result};
+use crate::handler::{normalize_handler_name, HANDLER_NAMES};
 use crate::port::{parse_port, parse_tag_index, PortRef, PortSet};
 use crate::spec::{
     Consumer, ExecutorSpec, GraphSpec, NodeSpec, Producer, SidePacketSpec, SideProducer, StreamSpec,
 };
 use crate::types::PacketType;
 
-/// The input stream handlers the runtime knows (short names).
-const HANDLERS: [&str; 4] = ["Default", "Immediate", "SyncSet", "FixedSize"];
-
-/// The full name of a known handler (`Immediate` -> `ImmediateInputStreamHandler`).
-fn normalize_handler(name: &str) -> Option<String> {
-    let base = name.strip_suffix("InputStreamHandler").unwrap_or(name);
-    HANDLERS
-        .contains(&base)
-        .then(|| format!("{base}InputStreamHandler"))
-}
-
 fn unknown_handler_message(name: &str) -> String {
-    let known: Vec<String> = HANDLERS
+    let short = HANDLER_NAMES
         .iter()
-        .map(|h| format!("{h}InputStreamHandler"))
-        .collect();
+        .map(|h| h.strip_suffix("InputStreamHandler").unwrap_or(h));
     let base = name.strip_suffix("InputStreamHandler").unwrap_or(name);
-    let hint = suggest(base, HANDLERS.iter().copied())
+    let hint = suggest(base, short)
         .map(|s| format!("did you mean \"{s}InputStreamHandler\"? "))
         .unwrap_or_default();
     format!(
         "unknown input stream handler \"{name}\"; {hint}known handlers: {}",
-        known.join(", ")
+        HANDLER_NAMES.join(", ")
     )
 }
 
 /// Normalizes a handler's name, or explains why it is unknown.
 fn check_handler(spec: &HandlerConfig) -> std::result::Result<HandlerConfig, String> {
-    match normalize_handler(&spec.input_stream_handler) {
+    match normalize_handler_name(&spec.input_stream_handler) {
         Some(full) => Ok(HandlerConfig {
-            input_stream_handler: full,
+            input_stream_handler: full.to_string(),
             options: spec.options.clone(),
         }),
         None => Err(unknown_handler_message(&spec.input_stream_handler)),
