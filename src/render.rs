@@ -58,6 +58,8 @@ pub struct ViewNode {
     pub cluster: Vec<String>,
     /// Where it is written in the config (`file:line:column`), for calculator nodes.
     pub location: String,
+    /// The named executor it runs on (`None`: the default one, or a pseudo-node).
+    pub executor: Option<String>,
 }
 
 /// One arrow of the picture: a stream (or side packet) from a producer to a consumer.
@@ -122,6 +124,7 @@ impl GraphView {
                     kind: ViewNodeKind::Node,
                     cluster,
                     location: n.location.to_string(),
+                    executor: n.executor.clone(),
                 }
             })
             .collect();
@@ -133,6 +136,7 @@ impl GraphView {
                 kind,
                 cluster: Vec::new(),
                 location: String::new(),
+                executor: None,
             });
             nodes.len() - 1
         };
@@ -275,10 +279,17 @@ impl GraphView {
         for &i in tree.get(path).map(Vec::as_slice).unwrap_or(&[]) {
             let n = &self.nodes[i];
             let attrs = match n.kind {
-                ViewNodeKind::Node => format!(
-                    "shape=box, style=rounded, label={}",
-                    dot_quote(&format!("{}\n{}", n.label, n.calculator))
-                ),
+                ViewNodeKind::Node => {
+                    let on = n
+                        .executor
+                        .as_ref()
+                        .map(|e| format!("\non executor {e}"))
+                        .unwrap_or_default();
+                    format!(
+                        "shape=box, style=rounded, label={}",
+                        dot_quote(&format!("{}\n{}{on}", n.label, n.calculator))
+                    )
+                }
                 ViewNodeKind::GraphInput => {
                     format!("shape=invhouse, label={}", dot_quote(&n.label))
                 }
@@ -350,7 +361,7 @@ code {{ font-size: 0.95em; }}
 </div>
 "#
         );
-        out.push_str("<h2>Nodes</h2>\n<table>\n<tr><th>node</th><th>calculator</th><th>subgraph</th><th>inputs</th><th>outputs</th><th>defined at</th></tr>\n");
+        out.push_str("<h2>Nodes</h2>\n<table>\n<tr><th>node</th><th>calculator</th><th>subgraph</th><th>executor</th><th>inputs</th><th>outputs</th><th>defined at</th></tr>\n");
         for (i, n) in self.nodes.iter().enumerate() {
             if n.kind != ViewNodeKind::Node {
                 continue;
@@ -373,10 +384,11 @@ code {{ font-size: 0.95em; }}
             };
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 xml_escape(&n.id),
                 xml_escape(&n.calculator),
                 xml_escape(&n.cluster.join(" / ")),
+                xml_escape(n.executor.as_deref().unwrap_or("default")),
                 list(true),
                 list(false),
                 xml_escape(&n.location)
@@ -921,7 +933,16 @@ mod svg {
         for (n, &(cx, top, bw, bh)) in view.nodes.iter().zip(&layout.boxes) {
             let x = cx - bw / 2.0;
             let tooltip = match n.kind {
-                ViewNodeKind::Node => format!("{} ({}) at {}", n.id, n.calculator, n.location),
+                ViewNodeKind::Node => format!(
+                    "{} ({}) at {}{}",
+                    n.id,
+                    n.calculator,
+                    n.location,
+                    n.executor
+                        .as_ref()
+                        .map(|e| format!(", on executor {e}"))
+                        .unwrap_or_default()
+                ),
                 ViewNodeKind::GraphInput => format!("graph input stream {}", n.label),
                 ViewNodeKind::GraphOutput => format!("graph output stream {}", n.label),
                 ViewNodeKind::SidePacket => format!("side packet {}", n.label),
@@ -1018,5 +1039,24 @@ node:
         let svg = view.to_svg();
         assert!(svg.contains("id=\"node-a\"") && svg.contains("id=\"node-b\""));
         assert!(view.to_dot().contains("\"a\" -> \"b\" [label=\"mid: "));
+    }
+
+    #[test]
+    fn executors_are_shown() {
+        let spec = mediagraph_framework::config::load_str(
+            "input_stream: [in]\nexecutor: [{name: slow}]\nnode:\n  - {calculator: PassThroughCalculator, name: a, input_stream: [in], output_stream: [mid], executor: slow}\n  - {calculator: PassThroughCalculator, name: b, input_stream: [mid], output_stream: [out]}\n",
+            None,
+        )
+        .unwrap();
+        let view = GraphView::new(&spec);
+        assert!(view
+            .to_dot()
+            .contains("label=\"a\\nPassThroughCalculator\\non executor slow\""));
+        assert!(view
+            .to_dot()
+            .contains("label=\"b\\nPassThroughCalculator\""));
+        let html = view.to_html(None);
+        assert!(html.contains("<td>slow</td>") && html.contains("<td>default</td>"));
+        assert!(view.to_svg().contains("on executor slow"));
     }
 }
