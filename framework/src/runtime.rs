@@ -1146,6 +1146,7 @@ impl RunState {
             .map(|(i, st)| trace::NodeTraceInfo {
                 name: &self.nodes[i].info.name,
                 calculator: &self.nodes[i].info.calculator,
+                executor: self.spec.nodes[i].executor.as_deref(),
                 input_streams: self.spec.nodes[i]
                     .input_streams
                     .iter()

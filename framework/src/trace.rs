@@ -92,6 +92,8 @@ pub(crate) fn since(epoch: quanta::Instant) -> u64 {
 pub(crate) struct NodeTraceInfo<'a> {
     pub(crate) name: &'a str,
     pub(crate) calculator: &'a str,
+    /// Its named executor (`None`: the default one).
+    pub(crate) executor: Option<&'a str>,
     pub(crate) input_streams: Vec<&'a str>,
     pub(crate) trace: &'a NodeTrace,
 }
@@ -129,7 +131,10 @@ pub(crate) fn write_chrome_trace(path: &Path, nodes: &[NodeTraceInfo<'_>]) -> Re
         emit(
             &mut w,
             json!({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name",
-            "args": {"name": format!("{} ({})", node.name, node.calculator)}}),
+            "args": {"name": match node.executor {
+                Some(e) => format!("{} ({}) on {e}", node.name, node.calculator),
+                None => format!("{} ({})", node.name, node.calculator),
+            }}}),
         )
         .map_err(io)?;
         emit(

@@ -218,3 +218,28 @@ node:
     });
     assert!(counts.iter().all(|&c| c >= 100), "{counts:?}");
 }
+
+#[test]
+fn the_trace_names_each_nodes_executor() {
+    let path = std::env::temp_dir().join(format!(
+        "mediagraph-executor-trace-{}.json",
+        std::process::id()
+    ));
+    let trace = path.clone();
+    with_timeout(20, move || {
+        let mut g = executor_graph(
+            r#"
+executor: [{name: io}]
+node:
+  - {calculator: TSource, name: src, output_stream: [a], options: {count: 10}, executor: io}
+  - {calculator: TPass, name: pass, input_stream: [a], output_stream: [b]}
+"#,
+        );
+        g.enable_trace(&trace).unwrap();
+        g.run(HashMap::new()).unwrap();
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(text.contains("src (TSource) on io"), "{text}");
+    assert!(text.contains("\"pass (TPass)\""), "{text}");
+}
