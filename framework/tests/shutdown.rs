@@ -26,8 +26,9 @@ impl Lcg {
     }
 }
 
-const ENDLESS: &str = "num_threads: 2\nmax_queue_size: 4\nnode:\n  - {calculator: TSource, output_stream: [a], options: {count: 0, endless: true}}\n  - {calculator: TPass, input_stream: [a], output_stream: [b]}\n  - {calculator: TEvens, input_stream: [b], output_stream: [c]}\n";
-const FED: &str = "input_stream: [in]\nnum_threads: 2\nmax_queue_size: 3\nnode:\n  - {calculator: TPass, input_stream: [in], output_stream: [b]}\n  - {calculator: TFault, input_stream: [b], output_stream: [c], options: {at: -1, mode: sleep}}\n";
+// Some nodes run on named executors, so their threads are checked too.
+const ENDLESS: &str = "num_threads: 2\nmax_queue_size: 4\nexecutor: [{name: side, options: {num_threads: 1}}]\nnode:\n  - {calculator: TSource, output_stream: [a], options: {count: 0, endless: true}}\n  - {calculator: TPass, input_stream: [a], output_stream: [b], executor: side}\n  - {calculator: TEvens, input_stream: [b], output_stream: [c]}\n";
+const FED: &str = "input_stream: [in]\nnum_threads: 2\nmax_queue_size: 3\nexecutor: [{name: slow, options: {num_threads: 2}}]\nnode:\n  - {calculator: TPass, input_stream: [in], output_stream: [b]}\n  - {calculator: TFault, input_stream: [b], output_stream: [c], options: {at: -1, mode: sleep}, executor: slow}\n";
 
 #[test]
 fn no_thread_or_handle_outlives_a_graph() {
