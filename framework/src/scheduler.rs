@@ -5,10 +5,10 @@
 //! run's bookkeeping (running tasks, idleness, shutdown) is shared by all queues, under one
 //! lock.
 //!
-//! Within a queue, tasks are ordered as MediaPipe orders them: every `open` before any `process`, lower node
-//! id first; non-source `process` before source `process`, higher node id first (closer to the
-//! sinks, so queues drain before sources fill them); sources by layer, then by the smallest
-//! bound of their outputs, then by node id.
+//! Within a queue, tasks are ordered as MediaPipe orders them: every `open` before any
+//! `process`, lower node id first; non-source `process` before source `process`, higher node
+//! id first (closer to the sinks, so queues drain before sources fill them); sources by layer,
+//! then by the smallest bound of their outputs, then by node id.
 //!
 //! The scheduler counts running tasks; when nothing is queued or running the graph is idle,
 //! and one worker runs the graph's idle handler (which itself counts as a running task, so

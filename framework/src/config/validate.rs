@@ -184,9 +184,7 @@ fn check_executors(
                 ),
             )),
         }
-        let Some(options) = executor_options(&e.options, i, src, errors) else {
-            continue;
-        };
+        let options = executor_options(&e.options, i, src, errors);
         if e.name.is_empty() {
             // The default executor's settings.
             if default_declared {
@@ -234,13 +232,14 @@ fn check_executors(
 }
 
 /// The `options:` of executor entry `i` (`num_threads`, `stack_size`,
-/// `thread_name_prefix`), or `None` after reporting what is wrong with them.
+/// `thread_name_prefix`); what is wrong with them is reported (and left at its default, so
+/// that the executor's name still counts as declared).
 fn executor_options(
     options: &serde_json::Value,
     i: usize,
     src: &Source,
     errors: &mut Vec<Error>,
-) -> Option<ExecutorSpec> {
+) -> ExecutorSpec {
     let mut spec = ExecutorSpec {
         name: String::new(),
         num_threads: 0,
@@ -248,16 +247,15 @@ fn executor_options(
         thread_name_prefix: None,
     };
     if options.is_null() {
-        return Some(spec);
+        return spec;
     }
     let Some(map) = options.as_object() else {
         errors.push(Error::config(
             src.loc(&format!("executor[{i}].options")),
             "executor options must be a mapping",
         ));
-        return None;
+        return spec;
     };
-    let before = errors.len();
     for (key, value) in map {
         let at = src.loc(&format!("executor[{i}].options.{key}"));
         match key.as_str() {
@@ -298,7 +296,7 @@ fn executor_options(
             }
         }
     }
-    (errors.len() == before).then_some(spec)
+    spec
 }
 
 fn check_graph_settings(config: &GraphConfig, src: &Source, errors: &mut Vec<Error>) -> GraphCtx {
