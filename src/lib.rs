@@ -120,6 +120,45 @@
 //! # Ok::<(), mediagraph::Error>(())
 //! ```
 //!
+//! ## Slow nodes: executors, and copies in parallel
+//!
+//! A node that names an executor (`executor:` at the graph root, `executor: NAME` on the
+//! node) runs on that executor's own threads, so it cannot hold up the others. Two copies of
+//! a slow node, each on its own executor, between `RoundRobinDemuxCalculator` and
+//! `MuxCalculator`, process alternate packets in parallel and give them back in order
+//! (`graphs/object_detection.yaml` does this with the detector):
+//!
+//! ```
+//! use mediagraph::{Graph, Packet, Timestamp};
+//!
+//! let mut graph = Graph::from_yaml_str(
+//!     r#"
+//! input_stream: in
+//! executor: [{name: left, options: {num_threads: 1}}, {name: right, options: {num_threads: 1}}]
+//! node:
+//!   - calculator: RoundRobinDemuxCalculator
+//!     input_stream: in
+//!     output_stream: ["OUTPUT:0:to_left", "OUTPUT:1:to_right", "SELECT:which"]
+//!   - {calculator: PassThroughCalculator, input_stream: to_left, output_stream: from_left, executor: left}
+//!   - {calculator: PassThroughCalculator, input_stream: to_right, output_stream: from_right, executor: right}
+//!   - calculator: MuxCalculator
+//!     input_stream: ["INPUT:0:from_left", "INPUT:1:from_right", "SELECT:which"]
+//!     output_stream: ["OUTPUT:out"]
+//! "#,
+//! )?;
+//! let poller = graph.add_output_stream_poller("out")?;
+//! graph.start_run(Default::default())?;
+//! for t in 0..100 {
+//!     graph.add_packet("in", Packet::new(t).at(Timestamp::new(t)))?;
+//! }
+//! graph.finish()?;
+//! let got: Vec<i64> = std::iter::from_fn(|| poller.next())
+//!     .map(|p| *p.get::<i64>().unwrap())
+//!     .collect();
+//! assert_eq!(got, (0..100).collect::<Vec<i64>>());
+//! # Ok::<(), mediagraph::Error>(())
+//! ```
+//!
 //! ## Statistics, traces, cancellation
 //!
 //! [`Graph::stats`] gives per-node counters at any time (during a run: so far; after: the last
