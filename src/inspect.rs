@@ -194,8 +194,8 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Per-node statistics as an aligned text table: calls, packets in/out, `process` time p50
-/// and p99 and total, the largest input queue seen (stream and length), explicit drops and
-/// queue growths (throttling deadlocks resolved by growing a queue).
+/// and p99 and total, explicit drops, queue growths (throttling deadlocks resolved by growing
+/// a queue) and, last, the largest input queue seen (length and stream).
 ///
 /// ```
 /// use mediagraph::{Graph, inspect};
@@ -217,9 +217,9 @@ pub fn stats_table(stats: &[NodeStats]) -> String {
         "p50",
         "p99",
         "total",
-        "queue max",
         "drops",
         "growths",
+        "queue max",
     ];
     let rows: Vec<Vec<String>> = stats
         .iter()
@@ -239,9 +239,9 @@ pub fn stats_table(stats: &[NodeStats]) -> String {
                 format_duration(s.process_p50),
                 format_duration(s.process_p99),
                 format_duration(s.process_time),
-                high,
                 s.dropped.to_string(),
                 s.queue_growths.to_string(),
+                high,
             ]
         })
         .collect();
@@ -260,7 +260,7 @@ pub fn stats_table(stats: &[NodeStats]) -> String {
                 text.push_str("  ");
             }
             // Text columns left-aligned, numbers right-aligned.
-            if i < 2 || i == 8 {
+            if i < 2 || i == 10 {
                 text.push_str(cell);
                 text.extend(std::iter::repeat_n(' ', pad));
             } else {

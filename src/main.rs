@@ -88,7 +88,7 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// At the end (also after a failure or Ctrl-C), print a table per node: calls, packets
-    /// in/out, process time p50/p99/total, largest input queue, drops, queue growths.
+    /// in/out, process time p50/p99/total, drops, queue growths, largest input queue.
     #[arg(long)]
     stats: bool,
     /// Also write the per-node statistics as JSON to FILE.

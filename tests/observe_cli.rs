@@ -112,9 +112,9 @@ fn run_stats_prints_a_table_with_every_node() {
             "out",
             "p50",
             "p99",
-            "queue max",
             "drops",
             "growths",
+            "queue max",
         ],
     );
     for node in ["source", "relay__hop1", "relay__hop2", "direct", "merge"] {
