@@ -10,6 +10,8 @@
 //! | [`SidePacketToStreamCalculator`] | emits side packets as stream packets at a chosen timestamp |
 //! | [`FlowLimiterCalculator`] | admits a bounded number of timestamps in flight; drops or queues the rest |
 //! | [`CountingSourceCalculator`] | test source: 0, 1, 2, ... with optional injected errors |
+//! | [`constant_side_packet::ConstantSidePacketCalculator`] | side packets written in the config |
+//! | [`concatenate_vector::ConcatenateVectorCalculator`] | one vector from several, in input order |
 
 mod counting_source;
 mod flow_limiter;
@@ -21,6 +23,8 @@ mod side_packet_to_stream;
 
 pub mod begin_end_loop;
 pub mod clip_vector_size;
+pub mod concatenate_vector;
+pub mod constant_side_packet;
 pub mod immediate_mux;
 pub mod make_pair;
 pub mod mux;

@@ -179,6 +179,10 @@ impl Detection {
 
 mediagraph_framework::register_packet_type!(Detection, "Detection");
 mediagraph_framework::register_packet_type!(Vec<Detection>, "Vec<Detection>");
+mediagraph_framework::register_calculator!(
+    crate::core::concatenate_vector::ConcatenateVectorCalculator<Detection>,
+    "ConcatenateDetectionVectorCalculator"
+);
 
 #[cfg(test)]
 mod tests {
