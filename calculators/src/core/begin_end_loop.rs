@@ -20,8 +20,9 @@ use mediagraph_framework::PortKind;
 /// `process` runs on timestamp bound advances too.
 ///
 /// Registered as `BeginLoopIntCalculator` (`Vec<i64>`), `BeginLoopFloatCalculator`
-/// (`Vec<f32>`), `BeginLoopStringCalculator` (`Vec<String>`); other crates register theirs
-/// with `mediagraph_framework::register_calculator!(BeginLoopCalculator<Detection>, "BeginLoopDetectionCalculator");`
+/// (`Vec<f32>`), `BeginLoopStringCalculator` (`Vec<String>`), and `BeginLoopDetectionCalculator`
+/// in [`crate::detection`] (the `EndLoop` ones likewise); other crates register theirs with
+/// `mediagraph_framework::register_calculator!(BeginLoopCalculator<MyType>, "BeginLoopMyTypeCalculator");`
 ///
 /// ```yaml
 /// - calculator: BeginLoopIntCalculator

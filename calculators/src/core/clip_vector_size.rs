@@ -14,9 +14,10 @@ use serde::Deserialize;
 ///
 /// Generic over the element type; each element type is registered under its own name, as in
 /// MediaPipe: `ClipIntVectorSizeCalculator` (`Vec<i64>`), `ClipFloatVectorSizeCalculator`
-/// (`Vec<f32>`), `ClipStringVectorSizeCalculator` (`Vec<String>`). Other crates register
-/// their types the same way, e.g.
-/// `mediagraph_framework::register_calculator!(ClipVectorSizeCalculator<Detection>, "ClipDetectionVectorSizeCalculator");`
+/// (`Vec<f32>`), `ClipStringVectorSizeCalculator` (`Vec<String>`), and
+/// `ClipDetectionVectorSizeCalculator` in [`crate::detection`]. Other crates register their
+/// types the same way, e.g.
+/// `mediagraph_framework::register_calculator!(ClipVectorSizeCalculator<MyType>, "ClipMyTypeVectorSizeCalculator");`
 ///
 /// ```yaml
 /// - calculator: ClipIntVectorSizeCalculator

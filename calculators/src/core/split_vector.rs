@@ -20,8 +20,9 @@ use serde::Deserialize;
 /// `combine_outputs` they must not overlap. An input shorter than the largest `end` is an
 /// error. Registered as `SplitIntVectorCalculator` (`Vec<i64>`), `SplitFloatVectorCalculator`
 /// (`Vec<f32>`), `SplitUint64tVectorCalculator` (`Vec<u64>`), `SplitStringVectorCalculator`
-/// (`Vec<String>`); other crates register theirs with
-/// `mediagraph_framework::register_calculator!(SplitVectorCalculator<Detection>, "SplitDetectionVectorCalculator");`
+/// (`Vec<String>`), and `SplitDetectionVectorCalculator` in [`crate::detection`]; other crates
+/// register theirs with
+/// `mediagraph_framework::register_calculator!(SplitVectorCalculator<MyType>, "SplitMyTypeVectorCalculator");`
 ///
 /// ```yaml
 /// - calculator: SplitIntVectorCalculator

@@ -179,9 +179,26 @@ impl Detection {
 
 mediagraph_framework::register_packet_type!(Detection, "Detection");
 mediagraph_framework::register_packet_type!(Vec<Detection>, "Vec<Detection>");
+// The generic core calculators on detections, under MediaPipe's names.
 mediagraph_framework::register_calculator!(
     crate::core::concatenate_vector::ConcatenateVectorCalculator<Detection>,
     "ConcatenateDetectionVectorCalculator"
+);
+mediagraph_framework::register_calculator!(
+    crate::core::split_vector::SplitVectorCalculator<Detection>,
+    "SplitDetectionVectorCalculator"
+);
+mediagraph_framework::register_calculator!(
+    crate::core::clip_vector_size::ClipVectorSizeCalculator<Detection>,
+    "ClipDetectionVectorSizeCalculator"
+);
+mediagraph_framework::register_calculator!(
+    crate::core::begin_end_loop::BeginLoopCalculator<Detection>,
+    "BeginLoopDetectionCalculator"
+);
+mediagraph_framework::register_calculator!(
+    crate::core::begin_end_loop::EndLoopCalculator<Detection>,
+    "EndLoopDetectionCalculator"
 );
 
 #[cfg(test)]
@@ -234,5 +251,27 @@ mod tests {
         assert!(text.contains("\"scores\":[0.15741408]"), "{text}");
         let back: Detection = serde_json::from_str(&text).unwrap();
         assert_eq!(back, d);
+    }
+
+    #[test]
+    fn core_vector_calculators_work_on_detections() {
+        use crate::test_util::*;
+        let mut g = graph(
+            r#"
+input_stream: [found]
+node:
+  - {calculator: ClipDetectionVectorSizeCalculator, input_stream: [found], output_stream: [best], options: {max_vec_size: 2}}
+  - {calculator: SplitDetectionVectorCalculator, input_stream: [best], output_stream: [first, second], options: {ranges: [{begin: 0, end: 1}, {begin: 1, end: 2}]}}
+  - {calculator: ConcatenateDetectionVectorCalculator, input_stream: [second, first], output_stream: [swapped]}
+"#,
+        );
+        let out = record(&mut g, "swapped");
+        g.start_run(Default::default()).unwrap();
+        let d = |id: i32| Detection::new(id, 0.5, RelativeBox::from_corners(0.1, 0.1, 0.2, 0.2));
+        g.add_packet("found", at(vec![d(1), d(2), d(3)], 0))
+            .unwrap();
+        g.finish().unwrap();
+        let got = out.values::<Vec<Detection>>();
+        assert_eq!(got, vec![(ts(0), vec![d(2), d(1)])]);
     }
 }

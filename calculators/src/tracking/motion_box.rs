@@ -116,7 +116,7 @@ pub struct MotionVectorFrame {
     pub actively_discarded: Vec<i32>,
 }
 
-/// Frames are equal when their motion is (whether their [`FrameIndex`] is built yet or not).
+/// Frames are equal when their motion is (whether their lookup tables are built yet or not).
 impl PartialEq for MotionVectorFrame {
     fn eq(&self, other: &Self) -> bool {
         self.vectors == other.vectors
