@@ -7,7 +7,10 @@
 //!
 //! * [`core`]: the framework-level building blocks (`PassThroughCalculator`, `GateCalculator`,
 //!   `PreviousLoopbackCalculator`, `MergeCalculator`, `RoundRobinDemuxCalculator` and
-//!   `MuxCalculator`, `SidePacketToStreamCalculator`, `CountingSourceCalculator`, ...).
+//!   `MuxCalculator`, `PacketPresenceCalculator`, side packets from the config, a stream or a
+//!   default (`ConstantSidePacketCalculator`, `StreamToSidePacketCalculator`,
+//!   `DefaultSidePacketCalculator`, `SidePacketToStreamCalculator`), vector splitting and
+//!   concatenation, `CountingSourceCalculator`, ...).
 //! * [`image`]: the `ImageFrame` packet type, `ImageTransformationCalculator`,
 //!   `AnnotationOverlayCalculator` and the render-agnostic `Annotations` they draw (OpenCV).
 //! * [`detection`]: object detection on ONNX Runtime (`ImageToTensorCalculator`,

@@ -12,6 +12,8 @@
 //! | [`CountingSourceCalculator`] | test source: 0, 1, 2, ... with optional injected errors |
 //! | [`constant_side_packet::ConstantSidePacketCalculator`] | side packets written in the config |
 //! | [`concatenate_vector::ConcatenateVectorCalculator`] | one vector from several, in input order |
+//! | [`packet_presence::PacketPresenceCalculator`] | whether a stream has a packet at each timestamp |
+//! | [`stream_to_side_packet::StreamToSidePacketCalculator`], [`stream_to_side_packet::DefaultSidePacketCalculator`] | side packets from a stream's first packet, or from a default |
 
 mod counting_source;
 mod flow_limiter;
@@ -29,11 +31,13 @@ pub mod immediate_mux;
 pub mod make_pair;
 pub mod mux;
 pub mod packet_cloner;
+pub mod packet_presence;
 pub mod packet_resampler;
 pub mod packet_thinner;
 pub mod round_robin_demux;
 pub mod sequence_shift;
 pub mod split_vector;
+pub mod stream_to_side_packet;
 
 pub use counting_source::{CountingSourceCalculator, CountingSourceOptions};
 pub use flow_limiter::{FlowLimiterCalculator, FlowLimiterOptions};
