@@ -84,7 +84,8 @@ struct RunArgs {
     /// Write every packet of STREAM to a JSONL file.
     #[arg(long = "dump", value_name = "STREAM=FILE.jsonl")]
     dump: Vec<String>,
-    /// Worker threads (overrides the config's num_threads).
+    /// Worker threads of the default executor (overrides the config's num_threads; named
+    /// executors keep their own).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// At the end (also after a failure or Ctrl-C), print a table per node: calls, packets
