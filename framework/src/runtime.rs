@@ -415,7 +415,7 @@ impl RunState {
                 return Err(Error::config(
                     node.location.clone(),
                     format!(
-                        "node \"{}\": max_in_flight {} is not supported yet (each node runs one call at a time); remove it",
+                        "node \"{}\": max_in_flight {} is not supported yet (each node runs one call at a time); remove it, or run copies of the node on executors of their own between RoundRobinDemuxCalculator and MuxCalculator (see graphs/object_detection.yaml)",
                         node.name, node.max_in_flight
                     ),
                 ));
