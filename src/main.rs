@@ -253,12 +253,30 @@ fn headline(e: &anyhow::Error, full: &str) -> String {
 
 fn validate(path: &Path, set: &SetArgs) -> anyhow::Result<()> {
     let spec = load_file_with(path, &set.overrides)?;
+    let threads = spec.executor_threads();
+    let executors: String = spec
+        .executors
+        .iter()
+        .zip(&threads[1..])
+        .map(|(e, n)| format!(", executor {} ({n} thread{})", e.name, plural(*n)))
+        .collect();
+    let (nodes, streams) = (spec.nodes.len(), spec.streams.len());
     println!(
-        "ok: {} nodes, {} streams",
-        spec.nodes.len(),
-        spec.streams.len()
+        "ok: {nodes} node{}, {streams} stream{}, default executor {} thread{}{executors}",
+        plural(nodes),
+        plural(streams),
+        threads[0],
+        plural(threads[0])
     );
     Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn list_calculators(json: bool) -> anyhow::Result<()> {

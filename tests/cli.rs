@@ -360,9 +360,24 @@ fn run_rejects_bad_stream_arguments() {
 #[test]
 fn validate_accepts_the_bundled_graphs() {
     let r = mediagraph(&["validate", "graphs/pass_through.yaml"]);
-    assert_eq!(assert_ok(&r), "ok: 1 nodes, 2 streams\n");
+    assert_eq!(
+        assert_ok(&r),
+        "ok: 1 node, 2 streams, default executor 1 thread\n"
+    );
     let r = mediagraph(&["validate", "graphs/counting_demo.yaml"]);
-    assert_eq!(assert_ok(&r), "ok: 3 nodes, 3 streams\n");
+    // The default executor has one thread per node, at most one per core.
+    assert!(
+        assert_ok(&r).starts_with("ok: 3 nodes, 3 streams, default executor "),
+        "{}",
+        r.stdout
+    );
+    let r = mediagraph(&["validate", "graphs/object_detection.yaml"]);
+    assert!(
+        assert_ok(&r)
+            .ends_with(", executor detector_a (1 thread), executor detector_b (1 thread)\n"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
