@@ -199,4 +199,56 @@ node:
         let expected: Vec<_> = (0..200i64).map(|t| (ts(t), t * 3)).collect();
         assert_eq!(out.values::<i64>(), expected);
     }
+
+    #[test]
+    fn demux_then_mux_keeps_order_under_tight_queues_and_any_thread_layout() {
+        for max_queue_size in [1, 2, 3, -1] {
+            for copies in [2usize, 3] {
+                for on_executors in [false, true] {
+                    let executors: String = if on_executors {
+                        let list: Vec<String> = (0..copies)
+                            .map(|k| format!("{{name: e{k}, options: {{num_threads: 1}}}}"))
+                            .collect();
+                        format!("executor: [{}]\n", list.join(", "))
+                    } else {
+                        String::new()
+                    };
+                    let outs: Vec<String> = (0..copies)
+                        .map(|k| format!("\"OUTPUT:{k}:d{k}\""))
+                        .collect();
+                    let ins: Vec<String> =
+                        (0..copies).map(|k| format!("\"INPUT:{k}:p{k}\"")).collect();
+                    let mut yaml = format!(
+                        "input_stream: [in]\nnum_threads: 2\nmax_queue_size: {max_queue_size}\n{executors}node:\n  - {{calculator: RoundRobinDemuxCalculator, input_stream: [in], output_stream: [{}, \"SELECT:which\"]}}\n",
+                        outs.join(", ")
+                    );
+                    for k in 0..copies {
+                        let on = if on_executors {
+                            format!(", executor: e{k}")
+                        } else {
+                            String::new()
+                        };
+                        yaml += &format!("  - {{calculator: PassThroughCalculator, input_stream: [d{k}], output_stream: [p{k}]{on}}}\n");
+                    }
+                    yaml += &format!(
+                        "  - {{calculator: MuxCalculator, input_stream: [{}, \"SELECT:which\"], output_stream: [\"OUTPUT:out\"]}}\n",
+                        ins.join(", ")
+                    );
+                    let mut g = graph(&yaml);
+                    let out = record(&mut g, "out");
+                    g.start_run(Default::default()).unwrap();
+                    for t in 0..300i64 {
+                        g.add_packet("in", at(t, t)).unwrap();
+                    }
+                    g.finish().unwrap();
+                    let expected: Vec<_> = (0..300i64).map(|t| (ts(t), t)).collect();
+                    assert_eq!(
+                        out.values::<i64>(),
+                        expected,
+                        "max_queue_size {max_queue_size}, {copies} copies, executors {on_executors}"
+                    );
+                }
+            }
+        }
+    }
 }
