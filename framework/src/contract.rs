@@ -64,8 +64,9 @@ pub struct AnyPacket;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandlerConfig {
-    /// `DefaultInputStreamHandler`, `ImmediateInputStreamHandler`, `SyncSetInputStreamHandler`
-    /// or `FixedSizeInputStreamHandler`.
+    /// One of [`crate::HANDLER_NAMES`] (`DefaultInputStreamHandler`,
+    /// `ImmediateInputStreamHandler`, `SyncSetInputStreamHandler`, `FixedSizeInputStreamHandler`,
+    /// `MuxInputStreamHandler`, `EarlyCloseInputStreamHandler`), or its short name.
     pub input_stream_handler: String,
     /// The handler's options.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]

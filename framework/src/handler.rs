@@ -53,11 +53,17 @@ enum SetState {
     NotReady,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DefaultOptions {
     #[serde(default = "one")]
     batch_size: usize,
+}
+
+impl Default for DefaultOptions {
+    fn default() -> Self {
+        DefaultOptions { batch_size: 1 }
+    }
 }
 
 fn one() -> usize {
@@ -148,6 +154,11 @@ pub(crate) struct InputHandler {
     mux: Option<MuxPorts>,
     /// `EarlyCloseInputStreamHandler`: close as soon as any input is done.
     early_close: bool,
+    /// `DefaultInputStreamHandler`'s `batch_size`: the node waits until this many input
+    /// timestamps are ready (or its inputs are done), then makes that many calls.
+    batch_size: usize,
+    /// Calls left in the batch under way.
+    batch_left: usize,
 }
 
 impl InputHandler {
@@ -167,6 +178,7 @@ impl InputHandler {
         let all: Vec<usize> = (0..inputs.len()).collect();
         let mut truncation = None;
         let mut mux = None;
+        let mut batch_size = 1;
         let sets = match name {
             "MuxInputStreamHandler" => {
                 parse_options::<NoHandlerOptions>(cfg)?;
@@ -179,11 +191,12 @@ impl InputHandler {
             }
             "DefaultInputStreamHandler" => {
                 let opts: DefaultOptions = parse_options(cfg)?;
-                if opts.batch_size > 1 {
+                if opts.batch_size == 0 {
                     return Err(Error::msg(
-                        "DefaultInputStreamHandler batch_size > 1 is not supported; remove the option",
+                        "DefaultInputStreamHandler batch_size must be at least 1",
                     ));
                 }
+                batch_size = opts.batch_size;
                 vec![all]
             }
             "ImmediateInputStreamHandler" => all.into_iter().map(|i| vec![i]).collect(),
@@ -248,7 +261,10 @@ impl InputHandler {
                 && !process_bounds
                 && truncation.is_none()
                 && mux.is_none()
+                && batch_size == 1
                 && name != "EarlyCloseInputStreamHandler",
+            batch_size,
+            batch_left: 0,
             mux,
             early_close: name == "EarlyCloseInputStreamHandler",
         })
@@ -362,9 +378,39 @@ impl InputHandler {
         }
         self.states_valid = true;
         match best {
+            Some(_) if !self.batch_ready(queues) => {
+                self.states_valid = false;
+                Readiness::NotReady
+            }
             Some(t) => Readiness::Process(t),
             None if all_done => Readiness::Close,
             None => Readiness::NotReady,
+        }
+    }
+
+    /// With `batch_size` > 1: true while a batch is under way, or once `batch_size` input
+    /// timestamps are ready (every input has its packet there or is known to have none), or
+    /// when no more input can come (the last, shorter batch).
+    fn batch_ready(&mut self, queues: &[InputQueue]) -> bool {
+        if self.batch_size <= 1 || self.batch_left > 0 {
+            return true;
+        }
+        let settled = queues
+            .iter()
+            .map(InputQueue::bound)
+            .min()
+            .unwrap_or(Timestamp::DONE);
+        let mut ready: Vec<Timestamp> = queues
+            .iter()
+            .flat_map(|q| q.timestamps_below(settled))
+            .collect();
+        ready.sort_unstable();
+        ready.dedup();
+        if ready.len() >= self.batch_size || settled >= Timestamp::ONE_OVER_POST_STREAM {
+            self.batch_left = self.batch_size;
+            true
+        } else {
+            false
         }
     }
 
@@ -417,6 +463,7 @@ impl InputHandler {
             }
         }
         self.states_valid = false;
+        self.batch_left = self.batch_left.saturating_sub(1);
         if !self.done_call_made.iter().all(|d| *d) && self.done_call_timestamp(queues) == Some(ts) {
             for s in 0..self.sets.len() {
                 if self.states[s] == SetState::Done {

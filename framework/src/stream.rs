@@ -142,6 +142,17 @@ impl InputQueue {
         dropped
     }
 
+    /// The timestamps of the queued packets below `limit`.
+    pub(crate) fn timestamps_below(
+        &self,
+        limit: Timestamp,
+    ) -> impl Iterator<Item = Timestamp> + '_ {
+        self.queue
+            .iter()
+            .map(|p| p.timestamp())
+            .take_while(move |&t| t < limit)
+    }
+
     /// The head packet, if any.
     pub(crate) fn head(&self) -> Option<&Packet> {
         self.queue.front()

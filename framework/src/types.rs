@@ -77,7 +77,7 @@ impl fmt::Display for PacketType {
     }
 }
 
-/// A payload type that converts to and from JSON, registered with [`register_packet_type!`].
+/// A payload type that converts to and from JSON, registered with [`register_packet_type!`](crate::register_packet_type).
 pub struct PacketTypeRegistration {
     /// The short name used in messages, listings and schemas.
     pub name: &'static str,

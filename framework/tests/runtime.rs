@@ -693,6 +693,66 @@ fn mux_handler_without_its_ports_is_refused_naming_the_node() {
 }
 
 #[test]
+fn default_handler_batch_size_waits_for_a_full_batch_and_flushes_the_rest_at_the_end() {
+    with_timeout(20, || {
+        let mut g = graph(
+            r#"
+input_stream: [in]
+node:
+  - calculator: TPass
+    input_stream: [in]
+    output_stream: [out]
+    input_stream_handler: {input_stream_handler: Default, options: {batch_size: 3}}
+"#,
+        );
+        let out = g.add_output_stream_poller("out").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        let mut outputs_after = Vec::new();
+        for t in 0..7 {
+            g.add_packet("in", pkt(t)).unwrap();
+            g.wait_until_idle().unwrap();
+            outputs_after.push(out.queue_len());
+        }
+        // Calls come three at a time: after the 3rd and the 6th packet.
+        assert_eq!(outputs_after, [0, 0, 3, 3, 3, 6, 6]);
+        g.close_all_input_streams().unwrap();
+        g.wait_until_done().unwrap();
+        // The last, shorter batch runs when no more input can come.
+        assert_eq!(ints(&out), (0..7).map(|t| (t, t)).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn a_batch_counts_only_timestamps_every_input_has_settled() {
+    with_timeout(20, || {
+        let mut g = graph(
+            r#"
+input_stream: [a, b]
+node:
+  - calculator: TAdd
+    input_stream: ["A:a", "B:b"]
+    output_stream: ["SUM:sum"]
+    input_stream_handler: {input_stream_handler: Default, options: {batch_size: 2}}
+"#,
+        );
+        let out = g.add_output_stream_poller("sum").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        g.add_packet("a", pkt(0)).unwrap();
+        g.add_packet("a", pkt(1)).unwrap();
+        g.add_packet("b", pkt(0)).unwrap();
+        g.wait_until_idle().unwrap();
+        // Timestamp 1 is not settled on b yet: one ready timestamp, no batch.
+        assert_eq!(out.queue_len(), 0);
+        g.add_packet("b", pkt(1)).unwrap();
+        g.wait_until_idle().unwrap();
+        assert_eq!(out.queue_len(), 2);
+        g.close_all_input_streams().unwrap();
+        g.wait_until_done().unwrap();
+        assert_eq!(ints(&out), [(0, 0), (1, 2)]);
+    });
+}
+
+#[test]
 fn statistics_count_calls_packets_and_times() {
     let stats = with_timeout(20, || {
         let mut g = graph(
