@@ -647,19 +647,18 @@ node:
     });
 }
 
+/// Graph inputs `a` and `b` summed by one TAdd node (output `sum`) with input stream handler
+/// `handler` (YAML).
+fn sum_graph(handler: &str) -> mediagraph_framework::Graph {
+    graph(&format!(
+        "input_stream: [a, b]\nnode:\n  - calculator: TAdd\n    input_stream: [\"A:a\", \"B:b\"]\n    output_stream: [\"SUM:sum\"]\n    input_stream_handler: {handler}\n"
+    ))
+}
+
 #[test]
 fn early_close_handler_closes_when_any_input_is_done_and_counts_the_rest() {
     let (got, dropped) = with_timeout(20, || {
-        let mut g = graph(
-            r#"
-input_stream: [a, b]
-node:
-  - calculator: TAdd
-    input_stream: ["A:a", "B:b"]
-    output_stream: ["SUM:sum"]
-    input_stream_handler: {input_stream_handler: EarlyClose}
-"#,
-        );
+        let mut g = sum_graph("{input_stream_handler: EarlyClose}");
         let poller = g.add_output_stream_poller("sum").unwrap();
         g.start_run(HashMap::new()).unwrap();
         for t in 0..7 {
@@ -725,16 +724,7 @@ node:
 #[test]
 fn a_batch_counts_only_timestamps_every_input_has_settled() {
     with_timeout(20, || {
-        let mut g = graph(
-            r#"
-input_stream: [a, b]
-node:
-  - calculator: TAdd
-    input_stream: ["A:a", "B:b"]
-    output_stream: ["SUM:sum"]
-    input_stream_handler: {input_stream_handler: Default, options: {batch_size: 2}}
-"#,
-        );
+        let mut g = sum_graph("{input_stream_handler: Default, options: {batch_size: 2}}");
         let out = g.add_output_stream_poller("sum").unwrap();
         g.start_run(HashMap::new()).unwrap();
         g.add_packet("a", pkt(0)).unwrap();
