@@ -15,16 +15,17 @@ use crate::error::{Error, Result};
 use crate::packet::Packet;
 use crate::port::{parse_tag_index, PortSet};
 use crate::stream::InputQueue;
-use crate::timestamp::Timestamp;
+use crate::timestamp::{Timestamp, TimestampDiff};
 
 /// The known handler names (full form).
-pub const HANDLER_NAMES: [&str; 6] = [
+pub const HANDLER_NAMES: [&str; 7] = [
     "DefaultInputStreamHandler",
     "ImmediateInputStreamHandler",
     "SyncSetInputStreamHandler",
     "FixedSizeInputStreamHandler",
     "MuxInputStreamHandler",
     "EarlyCloseInputStreamHandler",
+    "TimestampAlignInputStreamHandler",
 ];
 
 /// The full name of a handler given by its full or short name (`Immediate`), if known.
@@ -154,6 +155,8 @@ pub(crate) struct InputHandler {
     mux: Option<MuxPorts>,
     /// `EarlyCloseInputStreamHandler`: close as soon as any input is done.
     early_close: bool,
+    /// `TimestampAlignInputStreamHandler`: inputs shifted onto the base input's timestamps.
+    align: Option<Align>,
     /// `DefaultInputStreamHandler`'s `batch_size`: the node waits until this many input
     /// timestamps are ready (or its inputs are done), then makes that many calls.
     batch_size: usize,
@@ -178,6 +181,7 @@ impl InputHandler {
         let all: Vec<usize> = (0..inputs.len()).collect();
         let mut truncation = None;
         let mut mux = None;
+        let mut align = None;
         let mut batch_size = 1;
         let sets = match name {
             "MuxInputStreamHandler" => {
@@ -187,6 +191,10 @@ impl InputHandler {
             }
             "EarlyCloseInputStreamHandler" => {
                 parse_options::<NoHandlerOptions>(cfg)?;
+                vec![all]
+            }
+            "TimestampAlignInputStreamHandler" => {
+                align = Some(Align::new(cfg, inputs, process_bounds)?);
                 vec![all]
             }
             "DefaultInputStreamHandler" => {
@@ -261,11 +269,13 @@ impl InputHandler {
                 && !process_bounds
                 && truncation.is_none()
                 && mux.is_none()
+                && align.is_none()
                 && batch_size == 1
                 && name != "EarlyCloseInputStreamHandler",
             batch_size,
             batch_left: 0,
             mux,
+            align,
             early_close: name == "EarlyCloseInputStreamHandler",
         })
     }
@@ -346,6 +356,9 @@ impl InputHandler {
         }
         if let Some(mux) = &self.mux {
             return mux.readiness(queues);
+        }
+        if let Some(align) = &mut self.align {
+            return align.readiness(queues, dropped);
         }
         if self.early_close && queues.iter().any(InputQueue::is_done) {
             return Readiness::Close;
@@ -454,6 +467,9 @@ impl InputHandler {
         if let Some(mux) = &self.mux {
             return mux.fill(ts, queues, inputs);
         }
+        if let Some(align) = &mut self.align {
+            return align.fill(ts, queues, inputs);
+        }
         let mut dropped = 0;
         if !self.states_valid {
             self.states.clear();
@@ -490,11 +506,168 @@ impl InputHandler {
 
     /// The smallest timestamp any input may still deliver (for automatic bound propagation).
     pub(crate) fn input_bound(&self, queues: &[InputQueue]) -> Timestamp {
+        if let Some(align) = &self.align {
+            return align.input_bound(queues);
+        }
         queues
             .iter()
             .map(|q| q.min_timestamp_or_bound())
             .min()
             .unwrap_or(Timestamp::DONE)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TimestampAlignOptions {
+    /// The input whose timestamps the others are shifted onto (default: the first input).
+    #[serde(default)]
+    timestamp_base_tag_index: Option<String>,
+}
+
+/// `TimestampAlignInputStreamHandler`: inputs on different clocks, each shifted onto the base
+/// input's timestamps by the difference of their first packets.
+#[derive(Debug)]
+struct Align {
+    base: usize,
+    /// The first packet timestamp seen on each input.
+    first: Vec<Option<Timestamp>>,
+    /// What each input's timestamps are shifted by, once every input has had a packet.
+    offsets: Option<Vec<TimestampDiff>>,
+    /// The last input timestamp processed (base time).
+    last: Option<Timestamp>,
+}
+
+/// `t` shifted by `offset` (clamped to the range; special timestamps stay as they are).
+fn shifted(t: Timestamp, offset: TimestampDiff) -> Timestamp {
+    t.checked_add(offset).unwrap_or(t)
+}
+
+impl Align {
+    fn new(cfg: &HandlerConfig, inputs: &PortSet, process_bounds: bool) -> Result<Align> {
+        if process_bounds {
+            return Err(Error::msg(
+                "TimestampAlignInputStreamHandler does not support timestamp-bound calls (ProcessTimestampBounds)",
+            ));
+        }
+        let opts: TimestampAlignOptions = parse_options(cfg)?;
+        let base = match &opts.timestamp_base_tag_index {
+            None => 0,
+            Some(ti) => {
+                let (tag, index) = parse_tag_index(ti).map_err(Error::msg)?;
+                inputs.id(&tag, index).ok_or_else(|| {
+                    Error::msg(format!(
+                        "timestamp_base_tag_index names input \"{ti}\", which the node does not have"
+                    ))
+                })?
+            }
+        };
+        if inputs.is_empty() {
+            return Err(Error::msg(
+                "TimestampAlignInputStreamHandler needs at least one input stream",
+            ));
+        }
+        Ok(Align {
+            base,
+            first: vec![None; inputs.len()],
+            offsets: None,
+            last: None,
+        })
+    }
+
+    /// Until every input has had a packet, the base input's packets are processed alone;
+    /// then the default rule, on shifted timestamps. Packets that land at or before a
+    /// timestamp already processed once shifted are dropped (counted in `dropped`).
+    fn readiness(&mut self, queues: &mut [InputQueue], dropped: &mut u64) -> Readiness {
+        for (first, q) in self.first.iter_mut().zip(queues.iter()) {
+            if first.is_none() {
+                *first = q.head_timestamp();
+            }
+        }
+        if self.offsets.is_none() {
+            if let Some(first) = self.first.iter().copied().collect::<Option<Vec<_>>>() {
+                let base = first[self.base];
+                self.offsets = Some(
+                    first
+                        .iter()
+                        .map(|&f| base.checked_diff(f).unwrap_or(TimestampDiff::new(0)))
+                        .collect(),
+                );
+            }
+        }
+        let Some(offsets) = &self.offsets else {
+            return match queues[self.base].head_timestamp() {
+                Some(t) => Readiness::Process(t),
+                None if queues.iter().all(InputQueue::is_done) => Readiness::Close,
+                None => Readiness::NotReady,
+            };
+        };
+        if let Some(last) = self.last {
+            for (q, &off) in queues.iter_mut().zip(offsets) {
+                let own = shifted(last, TimestampDiff::new(-off.value()));
+                *dropped += q.drop_through(own) as u64;
+            }
+        }
+        let mut min_packet: Option<Timestamp> = None;
+        let mut min_bound = Timestamp::DONE;
+        for (q, &off) in queues.iter().zip(offsets) {
+            match q.head_timestamp() {
+                Some(t) => {
+                    let t = shifted(t, off);
+                    min_packet = Some(min_packet.map_or(t, |m| m.min(t)));
+                }
+                None => min_bound = min_bound.min(shifted(q.bound(), off)),
+            }
+        }
+        let lowest = min_packet.map_or(min_bound, |p| p.min(min_bound));
+        if lowest >= Timestamp::ONE_OVER_POST_STREAM {
+            return Readiness::Close;
+        }
+        match min_packet {
+            Some(p) if min_bound > p => Readiness::Process(p),
+            _ => Readiness::NotReady,
+        }
+    }
+
+    /// The packets at `ts` (base time), re-stamped to it; returns how many were dropped
+    /// (packets that fell below `ts` once shifted).
+    fn fill(&mut self, ts: Timestamp, queues: &mut [InputQueue], inputs: &mut [Packet]) -> u64 {
+        self.last = Some(ts);
+        let Some(offsets) = &self.offsets else {
+            let (packet, dropped) = queues[self.base].take_at(ts);
+            inputs[self.base] = packet;
+            for (i, q) in queues.iter().enumerate() {
+                if i != self.base {
+                    inputs[i] = q.settled_empty();
+                }
+            }
+            return dropped as u64;
+        };
+        let mut dropped = 0;
+        for (i, (q, &off)) in queues.iter_mut().zip(offsets).enumerate() {
+            let own = shifted(ts, TimestampDiff::new(-off.value()));
+            let (packet, d) = q.take_at(own);
+            dropped += d;
+            inputs[i] = if packet.is_empty() {
+                Packet::empty_at(shifted(packet.timestamp(), off))
+            } else {
+                packet.at(ts)
+            };
+        }
+        dropped as u64
+    }
+
+    /// The smallest base-time timestamp any input may still deliver.
+    fn input_bound(&self, queues: &[InputQueue]) -> Timestamp {
+        match &self.offsets {
+            None => queues[self.base].min_timestamp_or_bound(),
+            Some(offsets) => queues
+                .iter()
+                .zip(offsets)
+                .map(|(q, &off)| shifted(q.min_timestamp_or_bound(), off))
+                .min()
+                .unwrap_or(Timestamp::DONE),
+        }
     }
 }
 

@@ -743,6 +743,73 @@ fn a_batch_counts_only_timestamps_every_input_has_settled() {
 }
 
 #[test]
+fn timestamp_align_shifts_each_input_onto_the_base_clock() {
+    let got = with_timeout(20, || {
+        let mut g = sum_graph(
+            "{input_stream_handler: TimestampAlign, options: {timestamp_base_tag_index: \"A\"}}",
+        );
+        let out = g.add_output_stream_poller("sum").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        // b runs on a clock 995 µs behind a's.
+        for (t, v) in [(5, 10), (15, 20), (25, 30)] {
+            g.add_packet("b", Packet::new(v as i64).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        for (t, v) in [(1000, 1), (1010, 2), (1020, 3)] {
+            g.add_packet("a", Packet::new(v as i64).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        g.close_all_input_streams().unwrap();
+        g.wait_until_done().unwrap();
+        ints(&out)
+    });
+    assert_eq!(got, [(1000, 11), (1010, 22), (1020, 33)]);
+}
+
+#[test]
+fn timestamp_align_passes_the_base_alone_until_every_input_has_started() {
+    let (got, dropped) = with_timeout(20, || {
+        let mut g = sum_graph("TimestampAlignInputStreamHandler");
+        let out = g.add_output_stream_poller("sum").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        g.add_packet("a", Packet::new(1i64).at(Timestamp::new(1000)))
+            .unwrap();
+        g.wait_until_idle().unwrap();
+        // b starts late, on a clock 995 µs behind: its first packet lands on base time 1000,
+        // which was already processed (dropped, counted); the next ones line up with a's.
+        for (t, v) in [(5, 10), (15, 20), (25, 30)] {
+            g.add_packet("b", Packet::new(v as i64).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        for (t, v) in [(1010, 2), (1020, 3)] {
+            g.add_packet("a", Packet::new(v as i64).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        g.close_all_input_streams().unwrap();
+        g.wait_until_done().unwrap();
+        let dropped: u64 = g.stats().iter().map(|s| s.dropped).sum();
+        (ints(&out), dropped)
+    });
+    assert_eq!(got, [(1000, 1), (1010, 22), (1020, 33)]);
+    assert_eq!(
+        dropped, 1,
+        "b's first packet, at an already processed base time"
+    );
+}
+
+#[test]
+fn timestamp_align_with_an_unknown_base_is_refused_naming_it() {
+    let mut g = sum_graph(
+        "{input_stream_handler: TimestampAlign, options: {timestamp_base_tag_index: \"C\"}}",
+    );
+    let err = g.start_run(HashMap::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("timestamp_base_tag_index names input \"C\", which the node does not have"),
+        "{err}"
+    );
+}
+
+#[test]
 fn statistics_count_calls_packets_and_times() {
     let stats = with_timeout(20, || {
         let mut g = graph(
