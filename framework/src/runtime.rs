@@ -866,12 +866,29 @@ impl RunState {
                 // New work arrived meanwhile: the next idle point decides again.
                 return true;
             }
-            let mut effects = Effects::default();
-            self.close_node(n, st, &mut effects, true);
-            self.apply(&mut effects);
+            // Closed by a task on the node's own executor (this is the idle handler's thread).
+            let mut st = st;
+            st.busy = true;
+            drop(st);
+            self.sched.push(Task {
+                kind: TaskKind::CloseLoop,
+                node: n,
+            });
             return true;
         }
         false
+    }
+
+    /// The task `close_loop_node` scheduled: closes the node, its outputs delivered.
+    fn close_loop_task(&self, n: NodeId) {
+        let mut st = self.nodes[n].state.lock();
+        if st.status != Status::Open {
+            st.busy = false;
+            return;
+        }
+        let mut effects = Effects::default();
+        self.close_node(n, st, &mut effects, true);
+        self.apply(&mut effects);
     }
 
     /// Grows (or, under `report_deadlock`, reports) every full input queue, but only while the
@@ -1384,6 +1401,7 @@ impl RunState {
         match task.kind {
             TaskKind::Open => self.open_node(task.node),
             TaskKind::Process => self.process_node(task.node),
+            TaskKind::CloseLoop => self.close_loop_task(task.node),
             TaskKind::Source { .. } => self.run_source(task.node),
         }
     }

@@ -47,6 +47,9 @@ pub(crate) enum TaskKind {
     Open,
     /// Run the node's input handler and `process` / `close` as it says.
     Process,
+    /// Close a node of a loop at the end of the run (see `RunState::close_loop_node`), on
+    /// its own executor.
+    CloseLoop,
     /// Call a source's `process`.
     Source {
         /// The source's layer.
@@ -71,9 +74,6 @@ impl Ord for Task {
             (Open, Open) => other.node.cmp(&self.node),
             (Open, _) => Ordering::Greater,
             (_, Open) => Ordering::Less,
-            (Process, Process) => self.node.cmp(&other.node),
-            (Process, Source { .. }) => Ordering::Greater,
-            (Source { .. }, Process) => Ordering::Less,
             (
                 Source {
                     layer: la,
@@ -87,6 +87,13 @@ impl Ord for Task {
                 .cmp(&la)
                 .then(ob.cmp(&oa))
                 .then(other.node.cmp(&self.node)),
+            (Source { .. }, _) => Ordering::Less,
+            (_, Source { .. }) => Ordering::Greater,
+            // Process and CloseLoop: higher node id first; a node's Process before its close.
+            (a, b) => self
+                .node
+                .cmp(&other.node)
+                .then((a == Process).cmp(&(b == Process))),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, Once};
 
 use common::*;
 use mediagraph_framework::prelude::*;
-use mediagraph_framework::{calculator, Error, Graph, Phase};
+use mediagraph_framework::{calculator, Error, Graph, HandlerConfig, Phase};
 
 /// Outputs the name of the thread each call ran on.
 struct TThreadName;
@@ -60,11 +60,45 @@ impl Calculator for TGated {
     }
 }
 
+/// The threads `TLoopHead::close` ran on.
+static CLOSE_THREADS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Passes input 0 to its output (Immediate handler, so it can head a loop); records the
+/// thread its `close` runs on.
+struct TLoopHead;
+const HEAD_IN: Input<AnyPacket> = Input::any("").multiple();
+const HEAD_OUT: Output<AnyPacket> = Output::any("");
+
+impl Calculator for TLoopHead {
+    type Options = NoOptions;
+    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+        cc.declare(&[&HEAD_IN, &HEAD_OUT])?;
+        cc.set_input_stream_handler(HandlerConfig::named("ImmediateInputStreamHandler"));
+        Ok(())
+    }
+    fn create(_: &NoOptions) -> Result<Self> {
+        Ok(TLoopHead)
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let p = cx.input_packet(0).clone();
+        if !p.is_empty() {
+            cx.output_at(0).add(p)?;
+        }
+        Ok(Flow::Continue)
+    }
+    fn close(&mut self, _: &mut CalculatorContext) -> Result<()> {
+        let name = std::thread::current().name().unwrap_or("?").to_string();
+        CLOSE_THREADS.lock().expect("lock").push(name);
+        Ok(())
+    }
+}
+
 fn executor_graph(yaml: &str) -> Graph {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         calculator::register::<TThreadName>("TThreadName");
         calculator::register::<TGated>("TGated");
+        calculator::register::<TLoopHead>("TLoopHead");
     });
     graph(yaml)
 }
@@ -242,4 +276,38 @@ node:
     let _ = std::fs::remove_file(&path);
     assert!(text.contains("src (TSource) on io"), "{text}");
     assert!(text.contains("\"pass (TPass)\""), "{text}");
+}
+
+#[test]
+fn a_loop_node_closed_at_the_end_of_the_run_closes_on_its_own_executor() {
+    // The end-of-run close of a loop's node is decided by the idle handler, which runs on
+    // whichever thread saw the graph go idle; the close itself must run on the node's
+    // executor (a thread-affine calculator depends on it).
+    for _ in 0..10 {
+        with_timeout(20, || {
+            let mut g = executor_graph(
+                r#"
+input_stream: [in]
+executor: [{name: loopx, options: {num_threads: 1}}]
+node:
+  - calculator: TLoopHead
+    input_stream: [in, echo]
+    input_stream_info: [{tag_index: ":1", back_edge: true}]
+    output_stream: [out]
+    executor: loopx
+  - {calculator: TPass, input_stream: [out], output_stream: [echo]}
+  - {calculator: TFault, input_stream: [in], output_stream: [slow], options: {at: 2, mode: sleep}}
+"#,
+            );
+            g.start_run(HashMap::new()).unwrap();
+            for t in 0..3 {
+                g.add_packet("in", Packet::new(t).at(Timestamp::new(t)))
+                    .unwrap();
+            }
+            g.finish().unwrap();
+        });
+    }
+    let threads = CLOSE_THREADS.lock().unwrap().clone();
+    assert_eq!(threads.len(), 10);
+    assert!(threads.iter().all(|t| t == "loopx-0"), "{threads:?}");
 }
