@@ -349,10 +349,20 @@ impl Graph {
                 if let Some(size) = named.and_then(|e| e.stack_size) {
                     builder = builder.stack_size(size);
                 }
-                let handle = builder
-                    .spawn(move || r.worker(executor))
-                    .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
-                self.workers.push(handle);
+                match builder.spawn(move || r.worker(executor)) {
+                    Ok(handle) => self.workers.push(handle),
+                    Err(e) => {
+                        // The workers already started wait for tasks: end them before
+                        // reporting, so nothing outlives the failed start.
+                        run.abandon();
+                        for w in self.workers.drain(..) {
+                            let _ = w.join();
+                        }
+                        return Err(Error::msg(format!(
+                            "cannot start worker thread {prefix}-{i}: {e}"
+                        )));
+                    }
+                }
             }
         }
         run.attach_pollers();

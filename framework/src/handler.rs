@@ -342,6 +342,13 @@ impl InputHandler {
         }
     }
 
+    /// How many input timestamps a call waits for (`batch_size`; 1 without batching): the
+    /// node's input queues must hold at least that many packets, or a batch could never
+    /// fill (its source would be throttled first).
+    pub(crate) fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     /// True for one sync set with every input, no bound calls and no truncation: a readiness
     /// found once stays true until the node runs (new input cannot undo it).
     pub(crate) fn is_simple(&self) -> bool {

@@ -444,7 +444,9 @@ impl RunState {
                         }
                         Producer::Node { .. } => spec.max_queue_size,
                     };
-                    let limit = base.map_or(usize::MAX, |b| b.max(node.buffer_size_hint));
+                    let limit = base.map_or(usize::MAX, |b| {
+                        b.max(node.buffer_size_hint).max(handler.batch_size())
+                    });
                     let mut q = InputQueue::new(limit);
                     if let Some(i) = spec.input_streams.iter().position(|&x| x == s) {
                         if let Some(h) = &opts.input_headers[i] {
@@ -701,6 +703,11 @@ impl RunState {
 
     pub(crate) fn is_terminated(&self) -> bool {
         *self.terminated.lock()
+    }
+
+    /// Ends a run that could not start (its workers exit; nothing was opened).
+    pub(crate) fn abandon(&self) {
+        self.terminate();
     }
 
     fn terminate(&self) {

@@ -722,6 +722,31 @@ node:
 }
 
 #[test]
+fn a_batch_larger_than_the_queue_limit_still_fills() {
+    // The node's queues hold at least a batch, so its source is not throttled before the
+    // batch is complete (that would be a throttling deadlock).
+    let (result, got) = with_timeout(20, || {
+        let mut g = graph(
+            r#"
+max_queue_size: 2
+report_deadlock: true
+node:
+  - {calculator: TSource, output_stream: [a], options: {count: 20}}
+  - calculator: TPass
+    input_stream: [a]
+    output_stream: [b]
+    input_stream_handler: {input_stream_handler: Default, options: {batch_size: 5}}
+"#,
+        );
+        let out = g.add_output_stream_poller("b").unwrap();
+        let result = g.run(HashMap::new()).map_err(|e| e.to_string());
+        (result, ints(&out).len())
+    });
+    assert_eq!(result, Ok(()));
+    assert_eq!(got, 20);
+}
+
+#[test]
 fn a_batch_counts_only_timestamps_every_input_has_settled() {
     with_timeout(20, || {
         let mut g = sum_graph("{input_stream_handler: Default, options: {batch_size: 2}}");

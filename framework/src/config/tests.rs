@@ -547,7 +547,7 @@ fn executor_options_are_checked() {
     );
     assert_eq!(all[1], "g.yaml:3:27: unknown executor option \"num_thread\" (known: num_threads, stack_size, thread_name_prefix); did you mean \"num_threads\"?");
     assert!(
-        all[2].starts_with("g.yaml:3:54: stack_size must be a positive number of bytes"),
+        all[2].starts_with("g.yaml:3:54: stack_size must be a number of bytes from 1 to 1 GiB"),
         "{all:#?}"
     );
     assert!(
@@ -560,6 +560,17 @@ fn executor_options_are_checked() {
         all[4].starts_with(
             "g.yaml:5:5: the default executor (an entry without `name`) is configured twice"
         ),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn executor_names_and_thread_prefixes_must_be_printable() {
+    let all = errors("executor:\n  - {name: \"a\\u0000b\"}\n  - {name: io, options: {thread_name_prefix: \"x\\ty\"}}\nnode:\n  - {calculator: CfgTestSource, output_stream: 'OUT:x'}\n");
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all[0].contains("has a control character"), "{all:#?}");
+    assert!(
+        all[1].contains("thread_name_prefix must be a non-empty printable string"),
         "{all:#?}"
     );
 }

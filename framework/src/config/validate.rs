@@ -208,6 +208,14 @@ fn check_executors(
             }
             default_declared = true;
             default_threads = options.num_threads;
+        } else if e.name.chars().any(char::is_control) {
+            errors.push(Error::config(
+                at,
+                format!(
+                    "executor name {:?} has a control character; names its threads carry must be printable",
+                    e.name
+                ),
+            ));
         } else if e.name == "default" || e.name == "gpu" || e.name.starts_with("__") {
             errors.push(Error::config(
                 at,
@@ -230,6 +238,9 @@ fn check_executors(
     }
     (executors, default_threads)
 }
+
+/// The largest `stack_size` an executor may ask for (1 GiB).
+const MAX_STACK_SIZE: u64 = 1 << 30;
 
 /// The `options:` of executor entry `i` (`num_threads`, `stack_size`,
 /// `thread_name_prefix`); what is wrong with them is reported (and left at its default, so
@@ -267,18 +278,20 @@ fn executor_options(
                     format!("num_threads must be a whole number of threads (0 or -1: let the runtime choose), not {value}"),
                 )),
             },
-            "stack_size" => match value.as_u64().filter(|&n| n > 0) {
+            "stack_size" => match value.as_u64().filter(|&n| (1..=MAX_STACK_SIZE).contains(&n)) {
                 Some(n) => spec.stack_size = Some(usize::try_from(n).unwrap_or(usize::MAX)),
                 None => errors.push(Error::config(
                     at,
-                    format!("stack_size must be a positive number of bytes, not {value}"),
+                    format!("stack_size must be a number of bytes from 1 to 1 GiB ({MAX_STACK_SIZE}), not {value}"),
                 )),
             },
             "thread_name_prefix" => match value.as_str() {
-                Some(p) if !p.is_empty() => spec.thread_name_prefix = Some(p.to_string()),
+                Some(p) if !p.is_empty() && !p.chars().any(char::is_control) => {
+                    spec.thread_name_prefix = Some(p.to_string())
+                }
                 _ => errors.push(Error::config(
                     at,
-                    format!("thread_name_prefix must be a non-empty string, not {value}"),
+                    format!("thread_name_prefix must be a non-empty printable string, not {value}"),
                 )),
             },
             other => {
