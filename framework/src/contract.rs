@@ -67,7 +67,7 @@ pub struct HandlerConfig {
     /// One of [`crate::HANDLER_NAMES`] (`DefaultInputStreamHandler`,
     /// `ImmediateInputStreamHandler`, `SyncSetInputStreamHandler`, `FixedSizeInputStreamHandler`,
     /// `MuxInputStreamHandler`, `EarlyCloseInputStreamHandler`,
-    /// `TimestampAlignInputStreamHandler`), or its short name.
+    /// `TimestampAlignInputStreamHandler`, `BarrierInputStreamHandler`), or its short name.
     pub input_stream_handler: String,
     /// The handler's options.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]

@@ -18,7 +18,7 @@ use crate::stream::InputQueue;
 use crate::timestamp::{Timestamp, TimestampDiff};
 
 /// The known handler names (full form).
-pub const HANDLER_NAMES: [&str; 7] = [
+pub const HANDLER_NAMES: [&str; 8] = [
     "DefaultInputStreamHandler",
     "ImmediateInputStreamHandler",
     "SyncSetInputStreamHandler",
@@ -26,6 +26,7 @@ pub const HANDLER_NAMES: [&str; 7] = [
     "MuxInputStreamHandler",
     "EarlyCloseInputStreamHandler",
     "TimestampAlignInputStreamHandler",
+    "BarrierInputStreamHandler",
 ];
 
 /// The full name of a handler given by its full or short name (`Immediate`), if known.
@@ -157,6 +158,9 @@ pub(crate) struct InputHandler {
     early_close: bool,
     /// `TimestampAlignInputStreamHandler`: inputs shifted onto the base input's timestamps.
     align: Option<Align>,
+    /// `BarrierInputStreamHandler`: one packet from every input per call, whatever their
+    /// timestamps.
+    barrier: bool,
     /// `DefaultInputStreamHandler`'s `batch_size`: the node waits until this many input
     /// timestamps are ready (or its inputs are done), then makes that many calls.
     batch_size: usize,
@@ -195,6 +199,15 @@ impl InputHandler {
             }
             "TimestampAlignInputStreamHandler" => {
                 align = Some(Align::new(cfg, inputs, process_bounds)?);
+                vec![all]
+            }
+            "BarrierInputStreamHandler" => {
+                parse_options::<NoHandlerOptions>(cfg)?;
+                if process_bounds {
+                    return Err(Error::msg(
+                        "BarrierInputStreamHandler does not support timestamp-bound calls (ProcessTimestampBounds)",
+                    ));
+                }
                 vec![all]
             }
             "DefaultInputStreamHandler" => {
@@ -270,12 +283,14 @@ impl InputHandler {
                 && truncation.is_none()
                 && mux.is_none()
                 && align.is_none()
+                && name != "BarrierInputStreamHandler"
                 && batch_size == 1
                 && name != "EarlyCloseInputStreamHandler",
             batch_size,
             batch_left: 0,
             mux,
             align,
+            barrier: name == "BarrierInputStreamHandler",
             early_close: name == "EarlyCloseInputStreamHandler",
         })
     }
@@ -366,6 +381,9 @@ impl InputHandler {
         }
         if let Some(align) = &mut self.align {
             return align.readiness(queues, dropped);
+        }
+        if self.barrier {
+            return barrier_readiness(queues);
         }
         if self.early_close && queues.iter().any(InputQueue::is_done) {
             return Readiness::Close;
@@ -476,6 +494,12 @@ impl InputHandler {
         }
         if let Some(align) = &mut self.align {
             return align.fill(ts, queues, inputs);
+        }
+        if self.barrier {
+            for (input, q) in inputs.iter_mut().zip(queues.iter_mut()) {
+                *input = q.pop_front();
+            }
+            return 0;
         }
         let mut dropped = 0;
         if !self.states_valid {
@@ -675,6 +699,28 @@ impl Align {
                 .min()
                 .unwrap_or(Timestamp::DONE),
         }
+    }
+}
+
+/// `BarrierInputStreamHandler`: ready once every input has a packet (timestamps are not
+/// compared: the call's input timestamp is the smallest head); close as soon as any input is
+/// done.
+fn barrier_readiness(queues: &[InputQueue]) -> Readiness {
+    let mut smallest = Timestamp::DONE;
+    let mut all_have_one = true;
+    for q in queues {
+        match q.head_timestamp() {
+            Some(t) => smallest = smallest.min(t),
+            None if q.is_done() => return Readiness::Close,
+            None => all_have_one = false,
+        }
+    }
+    if all_have_one && !queues.is_empty() {
+        Readiness::Process(smallest)
+    } else if queues.is_empty() {
+        Readiness::Close
+    } else {
+        Readiness::NotReady
     }
 }
 

@@ -835,6 +835,30 @@ fn timestamp_align_with_an_unknown_base_is_refused_naming_it() {
 }
 
 #[test]
+fn barrier_handler_pairs_packets_whatever_their_timestamps() {
+    let got = with_timeout(20, || {
+        let mut g = sum_graph("BarrierInputStreamHandler");
+        let out = g.add_output_stream_poller("sum").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for (t, v) in [(1, 1), (2, 2), (3, 3)] {
+            g.add_packet("a", Packet::new(v as i64).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        for (t, v) in [(10, 10), (20, 20)] {
+            g.add_packet("b", Packet::new(v as i64).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        // b ends: the node closes; a's third packet has no partner.
+        g.close_input_stream("b").unwrap();
+        g.close_all_input_streams().unwrap();
+        g.wait_until_done().unwrap();
+        ints(&out)
+    });
+    // One packet of each input per call, at the smaller timestamp.
+    assert_eq!(got, [(1, 11), (2, 22)]);
+}
+
+#[test]
 fn statistics_count_calls_packets_and_times() {
     let stats = with_timeout(20, || {
         let mut g = graph(
