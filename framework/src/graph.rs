@@ -338,6 +338,18 @@ impl Graph {
                 trace: self.trace_path.is_some() || self.spec.trace_path.is_some(),
             },
         )?);
+        // A spec built in code skips validation: a thread name std refuses would panic below.
+        if let Some(e) = self.spec.executors.iter().find(|e| {
+            e.name.contains('\0')
+                || e.thread_name_prefix
+                    .as_ref()
+                    .is_some_and(|p| p.contains('\0'))
+        }) {
+            return Err(Error::msg(format!(
+                "executor {:?}: thread names cannot contain a NUL character",
+                e.name
+            )));
+        }
         for (executor, threads) in self.spec.executor_threads().into_iter().enumerate() {
             let named = executor.checked_sub(1).map(|i| &self.spec.executors[i]);
             let prefix = named.map_or("mediagraph", |e| {

@@ -569,9 +569,21 @@ struct Align {
     last: Option<Timestamp>,
 }
 
-/// `t` shifted by `offset` (clamped to the range; special timestamps stay as they are).
+/// `t` shifted by `offset` (clamped to the range; special timestamps stay as they are): for
+/// bounds.
 fn shifted(t: Timestamp, offset: TimestampDiff) -> Timestamp {
     t.checked_add(offset).unwrap_or(t)
+}
+
+/// A packet timestamp shifted by `offset`, or `None` when the result falls outside the range
+/// (the packet cannot be placed in base time). Special timestamps stay as they are.
+fn shifted_exactly(t: Timestamp, offset: TimestampDiff) -> Option<Timestamp> {
+    if !t.is_range() {
+        return Some(t);
+    }
+    let v = i128::from(t.value()) + i128::from(offset.value());
+    let in_range = i128::from(Timestamp::MIN.value())..=i128::from(Timestamp::MAX.value());
+    in_range.contains(&v).then(|| Timestamp::new(v as i64))
 }
 
 impl Align {
@@ -606,47 +618,73 @@ impl Align {
         })
     }
 
-    /// Until every input has had a packet, the base input's packets are processed alone;
-    /// then the default rule, on shifted timestamps. Packets that land at or before a
-    /// timestamp already processed once shifted are dropped (counted in `dropped`).
+    /// Fixes the offsets once every input has had a first packet or ended without one (an
+    /// input that never sent anything keeps offset 0; it has nothing to shift).
+    fn try_align(&mut self, queues: &[InputQueue]) {
+        let settled = self
+            .first
+            .iter()
+            .zip(queues)
+            .all(|(first, q)| first.is_some() || q.is_done());
+        if self.offsets.is_some() || !settled {
+            return;
+        }
+        let Some(base) = self.first[self.base].filter(|t| t.is_range()) else {
+            // The base never sent a range packet: nothing can be placed in its time.
+            self.offsets = Some(vec![TimestampDiff::new(0); queues.len()]);
+            return;
+        };
+        self.offsets = Some(
+            self.first
+                .iter()
+                .map(|f| {
+                    let d = f.filter(|t| t.is_range()).map_or(0, |f| {
+                        (i128::from(base.value()) - i128::from(f.value()))
+                            .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                            as i64
+                    });
+                    TimestampDiff::new(d)
+                })
+                .collect(),
+        );
+    }
+
+    /// Until every input has had a packet (or ended), the base input's packets are processed
+    /// alone; then the default rule, on shifted timestamps. Packets that land at or before a
+    /// timestamp already processed, or outside the timestamp range, once shifted are dropped
+    /// (counted in `dropped`); if the base never sent a packet, all the others' are.
     fn readiness(&mut self, queues: &mut [InputQueue], dropped: &mut u64) -> Readiness {
         for (first, q) in self.first.iter_mut().zip(queues.iter()) {
             if first.is_none() {
                 *first = q.head_timestamp();
             }
         }
-        if self.offsets.is_none() {
-            if let Some(first) = self.first.iter().copied().collect::<Option<Vec<_>>>() {
-                let base = first[self.base];
-                self.offsets = Some(
-                    first
-                        .iter()
-                        .map(|&f| base.checked_diff(f).unwrap_or(TimestampDiff::new(0)))
-                        .collect(),
-                );
-            }
-        }
+        self.try_align(queues);
         let Some(offsets) = &self.offsets else {
             return match queues[self.base].head_timestamp() {
                 Some(t) => Readiness::Process(t),
-                None if queues.iter().all(InputQueue::is_done) => Readiness::Close,
                 None => Readiness::NotReady,
             };
         };
-        if let Some(last) = self.last {
-            for (q, &off) in queues.iter_mut().zip(offsets) {
-                let own = shifted(last, TimestampDiff::new(-off.value()));
-                *dropped += q.drop_through(own) as u64;
+        let base_started = self.first[self.base].is_some();
+        for (q, &off) in queues.iter_mut().zip(offsets) {
+            while let Some(head) = q.head_timestamp() {
+                let stale = match shifted_exactly(head, off) {
+                    None => true,
+                    Some(t) => !base_started || self.last.is_some_and(|last| t <= last),
+                };
+                if !stale {
+                    break;
+                }
+                q.pop_front();
+                *dropped += 1;
             }
         }
         let mut min_packet: Option<Timestamp> = None;
         let mut min_bound = Timestamp::DONE;
         for (q, &off) in queues.iter().zip(offsets) {
-            match q.head_timestamp() {
-                Some(t) => {
-                    let t = shifted(t, off);
-                    min_packet = Some(min_packet.map_or(t, |m| m.min(t)));
-                }
+            match q.head_timestamp().and_then(|t| shifted_exactly(t, off)) {
+                Some(t) => min_packet = Some(min_packet.map_or(t, |m| m.min(t))),
                 None => min_bound = min_bound.min(shifted(q.bound(), off)),
             }
         }
@@ -667,20 +705,20 @@ impl Align {
         let Some(offsets) = &self.offsets else {
             let (packet, dropped) = queues[self.base].take_at(ts);
             inputs[self.base] = packet;
-            for (i, q) in queues.iter().enumerate() {
+            for (i, input) in inputs.iter_mut().enumerate() {
                 if i != self.base {
-                    inputs[i] = q.settled_empty();
+                    *input = Packet::empty_at(ts);
                 }
             }
             return dropped as u64;
         };
         let mut dropped = 0;
         for (i, (q, &off)) in queues.iter_mut().zip(offsets).enumerate() {
-            let own = shifted(ts, TimestampDiff::new(-off.value()));
+            let own = shifted(ts, TimestampDiff::new(off.value().saturating_neg()));
             let (packet, d) = q.take_at(own);
             dropped += d;
             inputs[i] = if packet.is_empty() {
-                Packet::empty_at(shifted(packet.timestamp(), off))
+                Packet::empty_at(ts)
             } else {
                 packet.at(ts)
             };
@@ -688,10 +726,16 @@ impl Align {
         dropped as u64
     }
 
-    /// The smallest base-time timestamp any input may still deliver.
+    /// The smallest base-time timestamp any input may still deliver. Before the offsets are
+    /// known, an input that has not started may still land anywhere after the last timestamp
+    /// processed.
     fn input_bound(&self, queues: &[InputQueue]) -> Timestamp {
         match &self.offsets {
-            None => queues[self.base].min_timestamp_or_bound(),
+            None => {
+                let base = queues[self.base].min_timestamp_or_bound();
+                self.last
+                    .map_or(base, |last| base.min(last.next_allowed_in_stream()))
+            }
             Some(offsets) => queues
                 .iter()
                 .zip(offsets)

@@ -889,7 +889,8 @@ impl RunState {
     /// The task `close_loop_node` scheduled: closes the node, its outputs delivered.
     fn close_loop_task(&self, n: NodeId) {
         let mut st = self.nodes[n].state.lock();
-        if st.status != Status::Open {
+        // After an error or a cancel the run's cleanup closes the node (outputs discarded).
+        if st.status != Status::Open || self.has_error() {
             st.busy = false;
             return;
         }

@@ -141,14 +141,22 @@ impl Timestamp {
         }
     }
 
-    /// The difference `self - other`; an error unless both are range values.
+    /// The difference `self - other`; an error unless both are range values and the
+    /// difference fits in an i64.
     pub fn checked_diff(self, other: Timestamp) -> Result<TimestampDiff> {
         if !self.is_range() || !other.is_range() {
             return Err(Error::InvalidTimestamp(format!(
                 "cannot subtract {other:?} from {self:?}: both must be range values"
             )));
         }
-        Ok(TimestampDiff(self.0 - other.0))
+        self.0
+            .checked_sub(other.0)
+            .map(TimestampDiff)
+            .ok_or_else(|| {
+                Error::InvalidTimestamp(format!(
+                    "{self:?} - {other:?} does not fit in a timestamp difference"
+                ))
+            })
     }
 
     /// `self + diff` clamped to `[MIN, MAX]`; an error unless `self` is a range value.

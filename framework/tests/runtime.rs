@@ -647,14 +647,6 @@ node:
     });
 }
 
-/// Graph inputs `a` and `b` summed by one TAdd node (output `sum`) with input stream handler
-/// `handler` (YAML).
-fn sum_graph(handler: &str) -> mediagraph_framework::Graph {
-    graph(&format!(
-        "input_stream: [a, b]\nnode:\n  - calculator: TAdd\n    input_stream: [\"A:a\", \"B:b\"]\n    output_stream: [\"SUM:sum\"]\n    input_stream_handler: {handler}\n"
-    ))
-}
-
 #[test]
 fn early_close_handler_closes_when_any_input_is_done_and_counts_the_rest() {
     let (got, dropped) = with_timeout(20, || {

@@ -13,7 +13,7 @@ fn threads() -> usize {
 }
 
 #[test]
-fn a_failed_start_leaves_no_worker_behind() {
+fn a_failed_start_leaves_no_worker_behind_and_bad_names_are_errors() {
     let spec = graph(
         "num_threads: 2\nexecutor: [{name: big, options: {num_threads: 1}}]\nnode:\n  - {calculator: TSource, output_stream: [a], options: {count: 3}, executor: big}\n  - {calculator: TPass, input_stream: [a], output_stream: [b]}\n",
     )
@@ -38,5 +38,23 @@ fn a_failed_start_leaves_no_worker_behind() {
     // The same graph with a possible stack size runs.
     let mut g = Graph::new(spec);
     g.run(HashMap::new()).unwrap();
+    assert_eq!(threads(), before);
+    // (One test: a second test running alongside would change the thread count.)
+    a_thread_name_std_refuses_is_an_error_not_a_panic();
+}
+
+/// A spec built in code with a thread name std refuses: an error, not a panic.
+fn a_thread_name_std_refuses_is_an_error_not_a_panic() {
+    let mut spec = graph(
+        "executor: [{name: io, options: {num_threads: 1}}]\nnode:\n  - {calculator: TSource, output_stream: [a], options: {count: 3}, executor: io}\n",
+    )
+    .spec()
+    .clone();
+    spec.executors[0].thread_name_prefix = Some("a\0b".into());
+    let before = threads();
+    let mut g = Graph::new(spec);
+    let err = g.start_run(HashMap::new()).unwrap_err().to_string();
+    assert!(err.contains("cannot contain a NUL character"), "{err}");
+    drop(g);
     assert_eq!(threads(), before);
 }

@@ -216,6 +216,11 @@ fn check_executors(
                     e.name
                 ),
             ));
+            // Still declared, so nodes naming it get no second error.
+            executors.push(ExecutorSpec {
+                name: e.name.clone(),
+                ..options
+            });
         } else if e.name == "default" || e.name == "gpu" || e.name.starts_with("__") {
             errors.push(Error::config(
                 at,

@@ -529,6 +529,14 @@ pub fn graph(yaml: &str) -> Graph {
     }
 }
 
+/// Graph inputs `a` and `b` summed by one TAdd node (output `sum`) with input stream handler
+/// `handler` (YAML).
+pub fn sum_graph(handler: &str) -> Graph {
+    graph(&format!(
+        "input_stream: [a, b]\nnode:\n  - calculator: TAdd\n    input_stream: [\"A:a\", \"B:b\"]\n    output_stream: [\"SUM:sum\"]\n    input_stream_handler: {handler}\n"
+    ))
+}
+
 /// Runs `f` on another thread and fails the test if it does not finish within `secs`.
 pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
