@@ -366,7 +366,7 @@ impl Graph {
                     Err(e) => {
                         // The workers already started wait for tasks: end them before
                         // reporting, so nothing outlives the failed start.
-                        run.abandon();
+                        run.terminate();
                         for w in self.workers.drain(..) {
                             let _ = w.join();
                         }

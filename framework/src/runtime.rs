@@ -705,12 +705,8 @@ impl RunState {
         *self.terminated.lock()
     }
 
-    /// Ends a run that could not start (its workers exit; nothing was opened).
-    pub(crate) fn abandon(&self) {
-        self.terminate();
-    }
-
-    fn terminate(&self) {
+    /// Ends the run: workers exit (also for a run that could not start).
+    pub(crate) fn terminate(&self) {
         self.sched.shutdown();
         self.mark_terminated();
     }
