@@ -176,6 +176,7 @@ pub struct ExecutorConfig {
     /// The executor's options: `num_threads` (0 or -1: the cores, at most one per node on
     /// it), `stack_size` (bytes), `thread_name_prefix` (default: the name).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schemars(schema_with = "executor_options_schema")]
     pub options: serde_json::Value,
 }
 
@@ -269,6 +270,28 @@ impl schemars::JsonSchema for HandlerSpec {
 }
 
 /// The schema of a [`one_or_many`] field: a string, a list of strings, or null.
+/// The schema of an executor's `options` (checked, with located errors, by the validator).
+fn executor_options_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["object", "null"],
+        "additionalProperties": false,
+        "properties": {
+            "num_threads": {
+                "type": "integer", "minimum": -1,
+                "description": "Worker threads (0 or -1: the cores, at most one per node on the executor)"
+            },
+            "stack_size": {
+                "type": "integer", "minimum": 1, "maximum": 1073741824,
+                "description": "Stack size of its threads, in bytes"
+            },
+            "thread_name_prefix": {
+                "type": "string", "minLength": 1,
+                "description": "Its threads are named <prefix>-<i> (default: the executor's name)"
+            }
+        }
+    })
+}
+
 fn one_or_many_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "anyOf": [
