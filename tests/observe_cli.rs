@@ -453,8 +453,12 @@ fn schema_accepts_every_bundled_graph_and_refuses_mistakes() {
             path.display()
         );
     }
-    let bad: [(&str, Value); 4] = [
+    let bad: [(&str, Value); 5] = [
         ("unknown top-level key", serde_json::json!({"nodez": []})),
+        (
+            "unknown executor option",
+            serde_json::json!({"executor": [{"name": "io", "options": {"num_thread": 2}}]}),
+        ),
         (
             "unknown node key",
             serde_json::json!({"node": [{"calculator": "PassThroughCalculator", "inputs": "x"}]}),
