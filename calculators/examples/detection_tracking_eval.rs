@@ -50,6 +50,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use mediagraph_calculators::detection::{Detection, RelativeBox};
+use mediagraph_framework::config::{self, OptionOverride};
 use mediagraph_framework::{Graph, Packet};
 use opencv::core::{self, Mat};
 use opencv::prelude::*;
@@ -155,69 +156,37 @@ fn parse_args(args: &[String]) -> Res<Settings> {
     Ok(s)
 }
 
-/// Replaces the value of `key: <value>` (first occurrence) in YAML text.
-fn set_option(yaml: &str, key: &str, value: &str) -> Res<String> {
-    let pat = format!("{key}: ");
-    let start = yaml.find(&pat).ok_or(format!("no option {key}"))? + pat.len();
-    let end = start
-        + yaml[start..]
-            .find(char::is_whitespace)
-            .unwrap_or(yaml.len() - start);
-    Ok(format!("{}{}{}", &yaml[..start], value, &yaml[end..]))
-}
-
-/// A copy of `graphs/` with the settings applied; returns its directory.
-fn graphs_dir(s: &Settings) -> Res<(PathBuf, Option<tempfile::TempDir>)> {
-    let src = workspace().join("graphs");
-    if s.smoothing.is_none()
-        && s.unconfirmed_ms.is_none()
-        && s.motion_alpha.is_none()
-        && s.motion_beta.is_none()
-        && s.rate.is_none()
-        && s.lookahead_ms.is_none()
-        && s.manager_options.is_empty()
-    {
-        return Ok((src, None));
-    }
-    let tmp = tempfile::tempdir()?;
-    std::fs::create_dir_all(tmp.path().join("subgraphs"))?;
-    for entry in std::fs::read_dir(src.join("subgraphs"))? {
-        let p = entry?.path();
-        if let Some(name) = p.file_name() {
-            std::fs::copy(&p, tmp.path().join("subgraphs").join(name))?;
-        }
-    }
-    let mut tracking = std::fs::read_to_string(src.join("subgraphs/object_tracking.yaml"))?;
+/// The settings as option overrides of the detection + tracking graph (as `mediagraph run
+/// --set` takes them): its `pipeline` node, and the tracked detection manager inside it.
+fn overrides(s: &Settings) -> Res<Vec<OptionOverride>> {
+    const MANAGER: &str = "pipeline.tracking.tracked_detection_manager";
+    let mut set: Vec<(String, String)> = Vec::new();
+    let mut manager = |key: &str, value: String| set.push((format!("{MANAGER}.{key}"), value));
     if let Some(v) = s.smoothing {
-        tracking = set_option(&tracking, "smoothing", &v.to_string())?;
+        manager("smoothing", v.to_string());
     }
     if let Some(v) = s.unconfirmed_ms {
-        tracking = set_option(&tracking, "max_unconfirmed_ms", &v.to_string())?;
+        manager("max_unconfirmed_ms", v.to_string());
     }
     if let Some(v) = s.motion_alpha {
-        tracking = set_option(&tracking, "motion_alpha", &v.to_string())?;
+        manager("motion_alpha", v.to_string());
     }
     if let Some(v) = s.motion_beta {
-        tracking = set_option(&tracking, "motion_beta", &v.to_string())?;
-    }
-    for (key, value) in &s.manager_options {
-        tracking = set_option(&tracking, key, value)?;
-    }
-    std::fs::write(tmp.path().join("subgraphs/object_tracking.yaml"), tracking)?;
-    let mut top = std::fs::read_to_string(src.join("object_detection_tracking.yaml"))?;
-    if let Some(v) = s.rate {
-        let period = (1e6 / v).round() as i64;
-        top = set_option(&top, "period", &period.to_string())?;
+        manager("motion_beta", v.to_string());
     }
     if let Some(v) = s.lookahead_ms {
-        top = set_option(&top, "lookahead_ms", &v.to_string())?;
+        manager("lookahead_ms", v.to_string());
     }
-    std::fs::write(tmp.path().join("object_detection_tracking.yaml"), top)?;
-    std::fs::copy(
-        src.join("object_detection.yaml"),
-        tmp.path().join("object_detection.yaml"),
-    )?;
-    Ok((tmp.path().to_path_buf(), Some(tmp)))
+    for (key, value) in &s.manager_options {
+        manager(key, value.clone());
+    }
+    if let Some(v) = s.rate {
+        let period = (1e6 / v).round() as i64;
+        set.push(("pipeline.detection_rate.period".into(), period.to_string()));
+    }
+    set.into_iter()
+        .map(|(path, value)| Ok(format!("{path}={value}").parse::<OptionOverride>()?))
+        .collect()
 }
 
 /// What one graph run gave.
@@ -254,15 +223,17 @@ fn take(seen: &Mutex<Timeline>) -> Res<Timeline> {
     Ok(std::mem::take(&mut *seen.lock().map_err(|_| "lock")?))
 }
 
-/// Runs `graph` on `video`, recording `stream` (and `raw_stream`, when given).
+/// Runs `graph` (with `changes` to its options) on `video`, recording `stream` (and
+/// `raw_stream`, when given).
 fn run_graph(
     graph: &Path,
+    changes: &[OptionOverride],
     video: &Path,
     output: &Path,
     stream: &str,
     raw_stream: Option<&str>,
 ) -> Res<Run> {
-    let mut g = Graph::from_yaml_file(graph)?;
+    let mut g = Graph::new(config::load_file_with(graph, changes)?);
     let seen = observe(&mut g, stream)?;
     let raw = raw_stream.map(|s| observe(&mut g, s)).transpose()?;
     let mut side = HashMap::new();
@@ -494,7 +465,8 @@ fn main() -> Res<()> {
         return extract(&args[2], &args[3]);
     }
     let settings = parse_args(&args)?;
-    let (graphs, _tmp) = graphs_dir(&settings)?;
+    let graphs = workspace().join("graphs");
+    let changes = overrides(&settings)?;
     let out = workspace().join("out");
     std::fs::create_dir_all(&out)?;
     println!(
@@ -509,6 +481,7 @@ fn main() -> Res<()> {
             .map_or("video".into(), |s| s.to_string_lossy().into_owned());
         let tracked = run_graph(
             &graphs.join("object_detection_tracking.yaml"),
+            &changes,
             video,
             &out.join(format!("eval_{name}_tracked.mp4")),
             "tracked_detections",
@@ -517,6 +490,7 @@ fn main() -> Res<()> {
         let load_after_tracking = load_average();
         let detected = run_graph(
             &graphs.join("object_detection.yaml"),
+            &[],
             video,
             &out.join(format!("eval_{name}_detected.mp4")),
             "detections",
