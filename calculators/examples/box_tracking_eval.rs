@@ -11,7 +11,9 @@
 //! `-- --close-up`: instead of the two sequences, one object approaching the camera until it
 //! fills the frame (see `render_close_up`; combines with `--ours-only`).
 //! `-- --ids`: identity persistence of detection + tracking on the two sequences, with
-//! detections made from the truth (see `identity_eval`).
+//! detections made from the truth (see `identity_eval`). `-- --tracker-thread` (with the
+//! graph runs): the box tracker node on an executor (thread) of its own, the rest of the
+//! subgraph on the graph's one thread.
 //!
 //! Sequences (640x480, 30 fps) are rendered here from real photos: the background is a frame
 //! of `vtest.avi`, the objects are patches of `bikes.mp4` frames (data dir:
@@ -32,6 +34,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -44,6 +47,7 @@ use mediagraph_calculators::tracking::{
     FlowPackager, FlowPackagerOptions, GrayImage, MotionAnalysis, MotionAnalysisOptions,
     TrackingData,
 };
+use mediagraph_framework::spec::ExecutorSpec;
 use mediagraph_framework::{Graph, Packet, Timestamp};
 use opencv::core::{self, Mat, Rect, Scalar, Size, Vec3b};
 use opencv::prelude::*;
@@ -452,6 +456,9 @@ fn start_boxes(seq: &Sequence, n: usize) -> Vec<[f64; 4]> {
     v
 }
 
+/// `--tracker-thread`: graph runs put the box tracker node on an executor of its own.
+static TRACKER_THREAD: AtomicBool = AtomicBool::new(false);
+
 /// Per-frame cost of one box-tracking subgraph run (ms).
 #[derive(Clone, Copy, Default)]
 struct GraphTiming {
@@ -476,7 +483,23 @@ fn run_graph(
         "num_threads: 1\ninput_stream: [video]\ninput_side_packet: [initial]\nsubgraphs: [\"{}\"]\nnode:\n  - calculator: BoxTrackingSubgraph\n    input_stream: [\"VIDEO:video\"]\n    input_side_packet: [\"INITIAL_POS:initial\"]\n    output_stream: [\"BOXES:boxes\"]\n",
         sub.display()
     );
-    let mut g = Graph::from_yaml_str(&yaml)?;
+    let mut spec = Graph::from_yaml_str(&yaml)?.spec().clone();
+    if TRACKER_THREAD.load(Ordering::Relaxed) {
+        // `--tracker-thread`: the box tracker node on an executor (thread) of its own.
+        spec.executors.push(ExecutorSpec {
+            name: "tracker".into(),
+            num_threads: 1,
+            stack_size: None,
+            thread_name_prefix: None,
+        });
+        let tracker = spec
+            .nodes
+            .iter()
+            .position(|n| n.name.ends_with("__box_tracker"))
+            .ok_or("no box_tracker node in the subgraph")?;
+        spec.nodes[tracker].executor = Some("tracker".into());
+    }
+    let mut g = Graph::new(spec);
     let out: Arc<Mutex<Vec<(i64, TimedBoxList)>>> = Arc::default();
     let sink = out.clone();
     g.observe_output_stream("boxes", move |p: &Packet| {
@@ -956,6 +979,10 @@ fn main() -> Res<()> {
         return extract(&args[2], &args[3]);
     }
     core::set_num_threads(1)?;
+    TRACKER_THREAD.store(
+        args.iter().any(|a| a == "--tracker-thread"),
+        Ordering::Relaxed,
+    );
     let ours_only = args.iter().any(|a| a == "--ours-only");
     let timing_only = args.iter().any(|a| a == "--timing-only");
     if args.iter().any(|a| a == "--tracker-only") {
