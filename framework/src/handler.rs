@@ -125,6 +125,23 @@ fn parse_options<T: serde::de::DeserializeOwned + Default>(cfg: &HandlerConfig) 
         .map_err(|e| Error::msg(format!("options of {}: {e}", cfg.input_stream_handler)))
 }
 
+/// The handlers that do not (only) follow the sync-set rule.
+#[derive(Debug)]
+enum Special {
+    /// Default, Immediate, SyncSet, FixedSize: the sync-set rule.
+    None,
+    /// `MuxInputStreamHandler`: readiness follows the control stream.
+    Mux(MuxPorts),
+    /// `EarlyCloseInputStreamHandler`: the default rule, but close as soon as any input is
+    /// done.
+    EarlyClose,
+    /// `TimestampAlignInputStreamHandler`: inputs shifted onto the base input's timestamps.
+    Align(Align),
+    /// `BarrierInputStreamHandler`: one packet from every input per call, whatever their
+    /// timestamps.
+    Barrier,
+}
+
 /// The ports of a node under `MuxInputStreamHandler`.
 #[derive(Debug)]
 struct MuxPorts {
@@ -152,15 +169,8 @@ pub(crate) struct InputHandler {
     /// One sync set with every input, no bound calls, no truncation: the common case, with
     /// a shorter path.
     simple: bool,
-    /// `MuxInputStreamHandler`: readiness follows the control stream.
-    mux: Option<MuxPorts>,
-    /// `EarlyCloseInputStreamHandler`: close as soon as any input is done.
-    early_close: bool,
-    /// `TimestampAlignInputStreamHandler`: inputs shifted onto the base input's timestamps.
-    align: Option<Align>,
-    /// `BarrierInputStreamHandler`: one packet from every input per call, whatever their
-    /// timestamps.
-    barrier: bool,
+    /// The handlers whose readiness is not the sync-set rule's alone.
+    special: Special,
     /// `DefaultInputStreamHandler`'s `batch_size`: the node waits until this many input
     /// timestamps are ready (or its inputs are done), then makes that many calls.
     batch_size: usize,
@@ -184,21 +194,21 @@ impl InputHandler {
         })?;
         let all: Vec<usize> = (0..inputs.len()).collect();
         let mut truncation = None;
-        let mut mux = None;
-        let mut align = None;
+        let mut special = Special::None;
         let mut batch_size = 1;
         let sets = match name {
             "MuxInputStreamHandler" => {
                 parse_options::<NoHandlerOptions>(cfg)?;
-                mux = Some(mux_ports(inputs, process_bounds)?);
+                special = Special::Mux(mux_ports(inputs, process_bounds)?);
                 vec![all]
             }
             "EarlyCloseInputStreamHandler" => {
                 parse_options::<NoHandlerOptions>(cfg)?;
+                special = Special::EarlyClose;
                 vec![all]
             }
             "TimestampAlignInputStreamHandler" => {
-                align = Some(Align::new(cfg, inputs, process_bounds)?);
+                special = Special::Align(Align::new(cfg, inputs, process_bounds)?);
                 vec![all]
             }
             "BarrierInputStreamHandler" => {
@@ -208,6 +218,7 @@ impl InputHandler {
                         "BarrierInputStreamHandler does not support timestamp-bound calls (ProcessTimestampBounds)",
                     ));
                 }
+                special = Special::Barrier;
                 vec![all]
             }
             "DefaultInputStreamHandler" => {
@@ -281,17 +292,11 @@ impl InputHandler {
             simple: n == 1
                 && !process_bounds
                 && truncation.is_none()
-                && mux.is_none()
-                && align.is_none()
-                && name != "BarrierInputStreamHandler"
-                && batch_size == 1
-                && name != "EarlyCloseInputStreamHandler",
+                && matches!(special, Special::None)
+                && batch_size == 1,
             batch_size,
             batch_left: 0,
-            mux,
-            align,
-            barrier: name == "BarrierInputStreamHandler",
-            early_close: name == "EarlyCloseInputStreamHandler",
+            special,
         })
     }
 
@@ -376,17 +381,14 @@ impl InputHandler {
         if self.simple {
             return simple_readiness(queues);
         }
-        if let Some(mux) = &self.mux {
-            return mux.readiness(queues);
-        }
-        if let Some(align) = &mut self.align {
-            return align.readiness(queues, dropped);
-        }
-        if self.barrier {
-            return barrier_readiness(queues);
-        }
-        if self.early_close && queues.iter().any(InputQueue::is_done) {
-            return Readiness::Close;
+        match &mut self.special {
+            Special::Mux(mux) => return mux.readiness(queues),
+            Special::Align(align) => return align.readiness(queues, dropped),
+            Special::Barrier => return barrier_readiness(queues),
+            Special::EarlyClose if queues.iter().any(InputQueue::is_done) => {
+                return Readiness::Close
+            }
+            Special::EarlyClose | Special::None => {}
         }
         if self.truncation.is_some() {
             *dropped += self.truncate(queues);
@@ -489,17 +491,16 @@ impl InputHandler {
         }
         inputs.clear();
         inputs.resize(queues.len(), Packet::empty());
-        if let Some(mux) = &self.mux {
-            return mux.fill(ts, queues, inputs);
-        }
-        if let Some(align) = &mut self.align {
-            return align.fill(ts, queues, inputs);
-        }
-        if self.barrier {
-            for (input, q) in inputs.iter_mut().zip(queues.iter_mut()) {
-                *input = q.pop_front();
+        match &mut self.special {
+            Special::Mux(mux) => return mux.fill(ts, queues, inputs),
+            Special::Align(align) => return align.fill(ts, queues, inputs),
+            Special::Barrier => {
+                for (input, q) in inputs.iter_mut().zip(queues.iter_mut()) {
+                    *input = q.pop_front();
+                }
+                return 0;
             }
-            return 0;
+            Special::EarlyClose | Special::None => {}
         }
         let mut dropped = 0;
         if !self.states_valid {
@@ -537,7 +538,7 @@ impl InputHandler {
 
     /// The smallest timestamp any input may still deliver (for automatic bound propagation).
     pub(crate) fn input_bound(&self, queues: &[InputQueue]) -> Timestamp {
-        if let Some(align) = &self.align {
+        if let Special::Align(align) = &self.special {
             return align.input_bound(queues);
         }
         queues
