@@ -139,7 +139,8 @@ pub struct GraphSpec {
     pub input_streams: Vec<StreamId>,
     /// Graph output streams (ids into `streams`), as declared.
     pub output_streams: Vec<StreamId>,
-    /// Worker threads of the default executor (0 = choose: `min(cores, max(nodes, 1))`).
+    /// Worker threads of the default executor (0 = choose: the cores, at most one per node on
+    /// it, at least 1).
     pub num_threads: usize,
     /// The graph's named executors, in declaration order: thread pools of their own for the
     /// nodes that name them (the others run on the default executor).
@@ -195,7 +196,6 @@ impl GraphSpec {
             .chain(self.executors.iter().map(|e| e.num_threads))
             .enumerate()
             .map(|(e, configured)| match configured {
-                0 if e == 0 => cores.min(self.nodes.len().max(1)),
                 0 => cores.min(nodes_on(e)).max(1),
                 n => n,
             })
