@@ -123,7 +123,8 @@
 //! ## Slow nodes: executors, and copies in parallel
 //!
 //! A node that names an executor (`executor:` at the graph root, `executor: NAME` on the
-//! node) runs on that executor's own threads, so it cannot hold up the others. Two copies of
+//! node) runs on that executor's own threads, so it does not take the threads the other
+//! nodes run on (the nodes after it still wait for its output). Two copies of
 //! a slow node, each on its own executor, between `RoundRobinDemuxCalculator` and
 //! `MuxCalculator`, process alternate packets in parallel and give them back in order
 //! (`graphs/object_detection.yaml` does this with the detector):

@@ -39,8 +39,8 @@
 //! the manager node in `object_tracking.yaml`, e.g. `cross_label_min_iou=0`), `--lookahead
 //! MS` (the manager's `lookahead_ms` in the top-level graph; 0: live behaviour), `--rate
 //! FPS` (the detection rate), `--json FILE` (the results as JSON), `--dump DIR` (every frame's tracked
-//! and per-frame detections and the detector's output, as JSON, for offline analysis). Graph
-//! variants are written to a temporary copy of `graphs/`.
+//! and per-frame detections and the detector's output, as JSON, for offline analysis). The
+//! settings reach the graph as option overrides (as `mediagraph run --set` gives them).
 //!
 //! `--extract VIDEO N,N,..` writes those frames of VIDEO as PNGs (`<VIDEO>_frame<N>.png`).
 

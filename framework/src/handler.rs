@@ -1,12 +1,19 @@
 //! Input stream handlers: decide when a node is ready to `process` (and at which input
-//! timestamp) or to `close`, and fill the input set. One implementation serves all four
-//! handlers: each is a partition of the inputs into sync sets plus a few flags.
+//! timestamp) or to `close`, and fill the input set. Four handlers are partitions of the
+//! inputs into sync sets plus a few flags:
 //!
-//! * `DefaultInputStreamHandler`: one sync set with every input.
+//! * `DefaultInputStreamHandler`: one sync set with every input (optionally in batches of
+//!   `batch_size` ready timestamps).
 //! * `ImmediateInputStreamHandler`: every input is its own set.
 //! * `SyncSetInputStreamHandler`: the sets listed in its options, plus one set with the rest.
 //! * `FixedSizeInputStreamHandler`: the default set, with queues truncated to the newest
 //!   packets (every drop is counted).
+//!
+//! The others have rules of their own ([`Special`]): `MuxInputStreamHandler` (readiness
+//! follows a control input), `EarlyCloseInputStreamHandler` (the default rule, closing as
+//! soon as any input is done), `TimestampAlignInputStreamHandler` (inputs on other clocks
+//! shifted onto a base input's) and `BarrierInputStreamHandler` (one packet of every input
+//! per call, timestamps not compared).
 
 use serde::Deserialize;
 

@@ -394,6 +394,13 @@ fn offset_bound(ts: Timestamp, offset: TimestampDiff) -> Option<Timestamp> {
     }
 }
 
+/// Why a node's `max_in_flight` above 1 is refused, and what to do instead.
+pub(crate) fn max_in_flight_unsupported(max_in_flight: usize) -> String {
+    format!(
+        "max_in_flight {max_in_flight} is not supported yet (each node runs one call at a time); remove it, or run copies of the node on executors of their own between RoundRobinDemuxCalculator and MuxCalculator (see graphs/object_detection.yaml)"
+    )
+}
+
 /// Options of one run, set by the graph API before `start_run`.
 pub(crate) struct RunOptions {
     pub(crate) side_packets: Vec<Option<Packet>>,
@@ -415,8 +422,9 @@ impl RunState {
                 return Err(Error::config(
                     node.location.clone(),
                     format!(
-                        "node \"{}\": max_in_flight {} is not supported yet (each node runs one call at a time); remove it, or run copies of the node on executors of their own between RoundRobinDemuxCalculator and MuxCalculator (see graphs/object_detection.yaml)",
-                        node.name, node.max_in_flight
+                        "node \"{}\": {}",
+                        node.name,
+                        max_in_flight_unsupported(node.max_in_flight)
                     ),
                 ));
             }

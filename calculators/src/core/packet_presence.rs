@@ -2,9 +2,10 @@
 
 use mediagraph_framework::prelude::*;
 
-/// Outputs, at every timestamp the `PACKET` stream settles, `true` if it has a packet there
-/// and `false` if it has none (MediaPipe's `PacketPresenceCalculator`): e.g. to drive a
-/// `GateCalculator` from whether a detector found anything.
+/// Outputs `true` at each packet of the `PACKET` stream, and `false` when its timestamp bound
+/// moves on without a packet, at the last timestamp that move settled (one `false` per bound
+/// change, not one per timestamp skipped; MediaPipe's `PacketPresenceCalculator`): e.g. to
+/// drive a `GateCalculator` from whether a detector found anything.
 ///
 /// * Input stream: `PACKET` (any type).
 /// * Output stream: `PRESENCE` (bool).

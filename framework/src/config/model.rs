@@ -269,7 +269,6 @@ impl schemars::JsonSchema for HandlerSpec {
     }
 }
 
-/// The schema of a [`one_or_many`] field: a string, a list of strings, or null.
 /// The schema of an executor's `options` (checked, with located errors, by the validator).
 fn executor_options_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
@@ -292,6 +291,7 @@ fn executor_options_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schem
     })
 }
 
+/// The schema of a [`one_or_many`] field: a string, a list of strings, or null.
 fn one_or_many_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "anyOf": [

@@ -206,7 +206,7 @@ fn loads_a_simple_graph() {
 #[test]
 fn graph_settings() {
     let g = load(
-        "max_queue_size: -1\nnum_threads: 3\nreport_deadlock: true\nprofiler_config: {trace_path: t.json}\nexecutor: [{name: io, options: {num_threads: 2}}]\ninput_stream_handler: Immediate\nnode:\n  - calculator: CfgTestSource\n    output_stream: OUT:x\n    executor: io\n    source_layer: 2\n    buffer_size_hint: 7\n    max_in_flight: 3\n",
+        "max_queue_size: -1\nnum_threads: 3\nreport_deadlock: true\nprofiler_config: {trace_path: t.json}\nexecutor: [{name: io, options: {num_threads: 2}}]\ninput_stream_handler: Immediate\nnode:\n  - calculator: CfgTestSource\n    output_stream: OUT:x\n    executor: io\n    source_layer: 2\n    buffer_size_hint: 7\n    max_in_flight: 1\n",
     )
     .unwrap();
     assert_eq!(g.max_queue_size, None);
@@ -217,7 +217,7 @@ fn graph_settings() {
     assert_eq!(n.executor.as_deref(), Some("io"));
     assert_eq!(
         (n.source_layer, n.buffer_size_hint, n.max_in_flight),
-        (2, 7, 3)
+        (2, 7, 1)
     );
     assert_eq!(
         n.handler.input_stream_handler,

@@ -595,6 +595,15 @@ fn check_node(flat: FlatNode, name: String, ctx: &GraphCtx, errors: &mut Vec<Err
         }
     }
 
+    // Parallel calls of one node (MediaPipe's `max_in_flight`): not supported; said at load.
+    if w.flat.cfg.max_in_flight > 1 {
+        errors.push(w.err(
+            w.flat.loc("max_in_flight"),
+            crate::runtime::max_in_flight_unsupported(w.flat.cfg.max_in_flight),
+        ));
+        ok = false;
+    }
+
     w.contract = Some(contract);
     w.ok = ok;
     w
