@@ -103,15 +103,7 @@ impl InputQueue {
     /// settled empty packet); the bound is raised past `ts`. Returns the number of packets
     /// removed below `ts` as well (dropped).
     pub(crate) fn take_at(&mut self, ts: Timestamp) -> (Packet, usize) {
-        let mut dropped = 0;
-        while let Some(head) = self.queue.front() {
-            if head.timestamp() < ts {
-                self.queue.pop_front();
-                dropped += 1;
-            } else {
-                break;
-            }
-        }
+        let dropped = self.drop_below(ts);
         let packet = match self.queue.front() {
             Some(head) if head.timestamp() == ts => self.queue.pop_front().expect("non-empty"),
             _ => self.settled_empty(),
@@ -124,18 +116,18 @@ impl InputQueue {
 
     /// Drops every packet below `ts` (same timestamps on all streams of a fixed-size set).
     pub(crate) fn drop_below(&mut self, ts: Timestamp) -> usize {
-        let mut dropped = 0;
-        while self.queue.front().is_some_and(|p| p.timestamp() < ts) {
-            self.queue.pop_front();
-            dropped += 1;
-        }
-        dropped
+        self.drop_front_while(|t| t < ts)
     }
 
     /// Drops every packet at or below `ts` (returns how many).
     pub(crate) fn drop_through(&mut self, ts: Timestamp) -> usize {
+        self.drop_front_while(|t| t <= ts)
+    }
+
+    /// Drops packets from the front while `drop` says so of their timestamps; returns how many.
+    fn drop_front_while(&mut self, drop: impl Fn(Timestamp) -> bool) -> usize {
         let mut dropped = 0;
-        while self.queue.front().is_some_and(|p| p.timestamp() <= ts) {
+        while self.queue.front().is_some_and(|p| drop(p.timestamp())) {
             self.queue.pop_front();
             dropped += 1;
         }
