@@ -33,6 +33,8 @@ pub struct CalculatorInfo {
     pub timestamp_offset: Option<i64>,
     /// The input stream handler it asks for, if any.
     pub input_stream_handler: Option<String>,
+    /// Its `process` calls depend only on their own inputs: a node may set `max_in_flight`.
+    pub independent_calls: bool,
     /// Set when the calculator's contract panicked while being described (with default
     /// options and no ports connected): its ports are then unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +117,7 @@ pub fn calculators() -> Vec<CalculatorInfo> {
                 input_stream_handler: contract
                     .input_stream_handler()
                     .map(|h| h.input_stream_handler.clone()),
+                independent_calls: contract.independent_calls(),
                 describe_error,
             }
         })
@@ -168,6 +171,9 @@ pub fn calculators_text(all: &[CalculatorInfo]) -> String {
         }
         if let Some(h) = &c.input_stream_handler {
             let _ = writeln!(out, "    input stream handler {h}");
+        }
+        if c.independent_calls {
+            let _ = writeln!(out, "    independent calls (max_in_flight may be above 1)");
         }
         if let Some(e) = &c.describe_error {
             let _ = writeln!(out, "    ports unknown: {e}");

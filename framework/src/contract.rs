@@ -101,6 +101,7 @@ pub struct Contract {
     pub(crate) timestamp_offset: Option<TimestampDiff>,
     pub(crate) handler: Option<HandlerConfig>,
     pub(crate) process_timestamp_bounds: bool,
+    pub(crate) independent_calls: bool,
     /// In describe mode (listing calculators), the typed ports declared so far.
     pub(crate) described: Option<Vec<PortDescription>>,
 }
@@ -144,6 +145,7 @@ impl Contract {
             timestamp_offset: None,
             handler: None,
             process_timestamp_bounds: false,
+            independent_calls: false,
             described: None,
         }
     }
@@ -265,6 +267,19 @@ impl Contract {
     /// Whether `process` is called on bound advances.
     pub fn process_timestamp_bounds(&self) -> bool {
         self.process_timestamp_bounds
+    }
+
+    /// Declares that each `process` call depends only on its own inputs, side packets and
+    /// options, never on earlier calls: a node may then set `max_in_flight` above 1, and the
+    /// framework runs that many copies of the calculator (each opened and closed on its own)
+    /// on parallel calls, delivering their outputs in timestamp order.
+    pub fn set_independent_calls(&mut self, on: bool) {
+        self.independent_calls = on;
+    }
+
+    /// Whether `process` calls are independent (see [`Contract::set_independent_calls`]).
+    pub fn independent_calls(&self) -> bool {
+        self.independent_calls
     }
 
     /// An error about this node's contract.

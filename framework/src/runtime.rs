@@ -19,6 +19,7 @@ use crate::calculator::{
     CalculatorContext, DynCalculator, Flow, NodeInfo, OutputShard, RepeatedWarning,
 };
 use crate::clock::Clock;
+use crate::contract::Contract;
 use crate::error::{Error, Phase, Result};
 use crate::handler::{InputHandler, Readiness};
 use crate::packet::Packet;
@@ -230,6 +231,64 @@ struct NodeState {
     trace: Option<NodeTrace>,
     /// Input queues grown to resolve a throttling deadlock (the warning is thinned out).
     deadlock_growths: RepeatedWarning,
+    /// The copies and calls in flight of a node with `max_in_flight` above 1 (`calculator`
+    /// is then unused).
+    parallel: Option<ParallelCalls>,
+}
+
+/// A calculator call's result and what it reported, before it is counted.
+struct CallOutcome {
+    result: Result<Flow>,
+    dropped: u64,
+    progress: Option<(u64, Option<u64>)>,
+    started: quanta::Instant,
+    elapsed: Duration,
+}
+
+/// The calls of a node with `max_in_flight` above 1: each runs on its own opened copy of the
+/// calculator, with its own buffers; their outputs are delivered in the order the calls
+/// took their inputs (timestamp order), whichever finishes first.
+struct ParallelCalls {
+    /// `max_in_flight`.
+    copies: usize,
+    /// Opened copies not in a call.
+    idle: Vec<Box<dyn DynCalculator>>,
+    /// Calls running.
+    running: usize,
+    /// Sequence number of the next call.
+    next_call: u64,
+    /// Sequence number of the next call whose outputs are delivered.
+    next_delivery: u64,
+    /// Finished calls waiting for an earlier one, by sequence number.
+    finished: std::collections::BTreeMap<u64, FinishedCall>,
+    /// Buffers of finished calls, for the next ones.
+    spare: Vec<CallBuffers>,
+    /// Deliveries of the calls delivered in order, not yet applied.
+    outbox: Vec<Delivery>,
+    /// A thread is applying the outbox (the others leave theirs to it).
+    delivering: bool,
+}
+
+impl ParallelCalls {
+    /// No call is running or waiting to be delivered, and every output has been applied:
+    /// the node's bounds may move without a call, and it may close.
+    fn settled(&self) -> bool {
+        self.running == 0 && self.finished.is_empty() && !self.delivering && self.outbox.is_empty()
+    }
+}
+
+/// One call's inputs and outputs.
+struct CallBuffers {
+    inputs: Vec<Packet>,
+    shards: Vec<OutputShard>,
+    side_out: Vec<Option<Packet>>,
+}
+
+/// A parallel call that returned, its outputs not delivered yet.
+struct FinishedCall {
+    ts: Timestamp,
+    buffers: CallBuffers,
+    result: Result<Flow>,
 }
 
 pub(crate) struct NodeRuntime {
@@ -394,11 +453,30 @@ fn offset_bound(ts: Timestamp, offset: TimestampDiff) -> Option<Timestamp> {
     }
 }
 
-/// Why a node's `max_in_flight` above 1 is refused, and what to do instead.
-pub(crate) fn max_in_flight_unsupported(max_in_flight: usize) -> String {
-    format!(
-        "max_in_flight {max_in_flight} is not supported yet (each node runs one call at a time); remove it, or run copies of the node on executors of their own between RoundRobinDemuxCalculator and MuxCalculator (see graphs/object_detection.yaml)"
-    )
+/// Why a node cannot make `max_in_flight` calls at once, if it cannot (`None` for 1).
+pub(crate) fn parallel_calls_refusal(
+    max_in_flight: usize,
+    contract: &Contract,
+    calculator: &str,
+    reads_back_edge: bool,
+) -> Option<String> {
+    let why = if max_in_flight <= 1 {
+        return None;
+    } else if contract.inputs().is_empty() {
+        "a source node (no input streams) makes one call at a time".to_string()
+    } else if !contract.independent_calls() {
+        format!(
+            "{calculator} does not declare independent calls (`Contract::set_independent_calls`): its calls may depend on earlier ones, and each parallel copy would see only some of the packets; `mediagraph calculators` marks those that do, or run copies between RoundRobinDemuxCalculator and MuxCalculator"
+        )
+    } else if reads_back_edge {
+        "a node that reads a back edge makes one call at a time".to_string()
+    } else if !contract.side_outputs().is_empty() {
+        "a node with output side packets makes one call at a time (each copy would set them)"
+            .to_string()
+    } else {
+        return None;
+    };
+    Some(format!("max_in_flight {max_in_flight} refused: {why}"))
 }
 
 /// Options of one run, set by the graph API before `start_run`.
@@ -418,14 +496,15 @@ impl RunState {
         let mut nodes = Vec::with_capacity(n);
         for node in &spec.nodes {
             let contract = &node.contract;
-            if node.max_in_flight > 1 {
+            if let Some(why) = parallel_calls_refusal(
+                node.max_in_flight,
+                contract,
+                &node.calculator,
+                node.back_edges.contains(&true),
+            ) {
                 return Err(Error::config(
                     node.location.clone(),
-                    format!(
-                        "node \"{}\": {}",
-                        node.name,
-                        max_in_flight_unsupported(node.max_in_flight)
-                    ),
+                    format!("node \"{}\": {why}", node.name),
                 ));
             }
             let handler = InputHandler::new(
@@ -531,6 +610,17 @@ impl RunState {
                     process_times: LatencyHistogram::default(),
                     trace: opts.trace.then(|| NodeTrace::new(DEFAULT_EVENTS_PER_NODE)),
                     deadlock_growths: RepeatedWarning::default(),
+                    parallel: (node.max_in_flight > 1).then(|| ParallelCalls {
+                        copies: node.max_in_flight,
+                        idle: Vec::new(),
+                        running: 0,
+                        next_call: 0,
+                        next_delivery: 0,
+                        finished: Default::default(),
+                        spare: Vec::new(),
+                        outbox: Vec::new(),
+                        delivering: false,
+                    }),
                 }),
                 headers: std::sync::OnceLock::new(),
                 side_inputs: std::sync::OnceLock::new(),
@@ -1335,6 +1425,10 @@ impl RunState {
         if st.status != Status::Open || st.busy || self.nodes[n].is_source {
             return;
         }
+        // Parallel calls: all copies busy; the next to finish checks again.
+        if st.parallel.as_ref().is_some_and(|p| p.idle.is_empty()) {
+            return;
+        }
         let mut dropped = 0;
         let r = st.handler.readiness(&mut st.queues, &mut dropped);
         if dropped > 0 {
@@ -1346,15 +1440,25 @@ impl RunState {
             _ => {
                 st.ready = Some(r);
                 st.busy = true;
-                self.sched.push(Task {
+                let task = Task {
                     kind: TaskKind::Process,
                     node: n,
-                });
+                };
+                if st.parallel.is_some() {
+                    // Beside the calls running, on another thread.
+                    self.sched.push_shared(task);
+                } else {
+                    self.sched.push(task);
+                }
             }
         }
     }
 
     fn propagate_offset_bounds(&self, n: NodeId, st: &mut NodeState, effects: &mut Effects) {
+        // Not past parallel calls whose outputs are not delivered yet.
+        if st.parallel.as_ref().is_some_and(|p| !p.settled()) {
+            return;
+        }
         let input_bound = st.handler.input_bound(&st.queues);
         if !input_bound.is_range() {
             return;
@@ -1419,7 +1523,12 @@ impl RunState {
     }
 
     fn prepare_shards(st: &mut NodeState, in_open: bool) {
-        for (shard, o) in st.shards.iter_mut().zip(&st.outputs) {
+        Self::reset_shards(&mut st.shards, &st.outputs, in_open);
+    }
+
+    /// Readies an invocation's shards: empty, starting from the outputs' current bounds.
+    fn reset_shards(shards: &mut [OutputShard], outputs: &[OutputState], in_open: bool) {
+        for (shard, o) in shards.iter_mut().zip(outputs) {
             shard.packets.clear();
             shard.bound_request = None;
             shard.close_request = false;
@@ -1507,35 +1616,17 @@ impl RunState {
         }
         let mut shards = std::mem::take(&mut st.shards);
         let mut side_out = std::mem::take(&mut st.side_out);
-        let headers = node.headers.get().map_or(&[][..], Vec::as_slice);
-        let side_inputs = node.side_inputs.get().map_or(&[][..], Vec::as_slice);
         drop(st);
 
-        let started = quanta::Instant::now();
-        let result = {
-            let mut cx = CalculatorContext {
-                info: &node.info,
-                phase,
-                input_timestamp: ts,
-                inputs: &inputs,
-                input_headers: headers,
-                outputs: &mut shards,
-                side_inputs,
-                side_outputs: &mut side_out,
-                clock: &*self.clock,
-                dropped: 0,
-                progress: None,
-            };
-            let call = catch_unwind(AssertUnwindSafe(|| match phase {
-                Phase::Open => calculator.open(&mut cx).map(|_| Flow::Continue),
-                Phase::Process => calculator.process(&mut cx),
-                Phase::Close => calculator.close(&mut cx).map(|_| Flow::Continue),
-            }));
-            let result = call.unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))));
-            (result, cx.dropped, cx.progress)
-        };
-        let (result, dropped, progress) = result;
-        let elapsed = quanta::Instant::now().duration_since(started);
+        let call = self.call(
+            n,
+            &mut *calculator,
+            phase,
+            ts,
+            &inputs,
+            &mut shards,
+            &mut side_out,
+        );
 
         let mut st = node.state.lock();
         inputs.clear();
@@ -1543,27 +1634,92 @@ impl RunState {
         st.shards = shards;
         st.side_out = side_out;
         st.calculator = Some(calculator);
-        st.stats.dropped += dropped;
-        if progress.is_some() {
-            st.stats.progress = progress;
+        let result = self.record_call(&mut st, phase, ts, call);
+        (st, result)
+    }
+
+    /// One calculator call (no lock held), panics caught.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        n: NodeId,
+        calculator: &mut dyn DynCalculator,
+        phase: Phase,
+        ts: Timestamp,
+        inputs: &[Packet],
+        shards: &mut [OutputShard],
+        side_out: &mut [Option<Packet>],
+    ) -> CallOutcome {
+        let node = &self.nodes[n];
+        let headers = node.headers.get().map_or(&[][..], Vec::as_slice);
+        let side_inputs = node.side_inputs.get().map_or(&[][..], Vec::as_slice);
+        let started = quanta::Instant::now();
+        let mut cx = CalculatorContext {
+            info: &node.info,
+            phase,
+            input_timestamp: ts,
+            inputs,
+            input_headers: headers,
+            outputs: shards,
+            side_inputs,
+            side_outputs: side_out,
+            clock: &*self.clock,
+            dropped: 0,
+            progress: None,
+        };
+        let call = catch_unwind(AssertUnwindSafe(|| match phase {
+            Phase::Open => calculator.open(&mut cx).map(|_| Flow::Continue),
+            Phase::Process => calculator.process(&mut cx),
+            Phase::Close => calculator.close(&mut cx).map(|_| Flow::Continue),
+        }));
+        let result = call.unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))));
+        CallOutcome {
+            result,
+            dropped: cx.dropped,
+            progress: cx.progress,
+            started,
+            elapsed: quanta::Instant::now().duration_since(started),
+        }
+    }
+
+    /// Counts a finished call in the node's stats and trace; returns its result.
+    fn record_call(
+        &self,
+        st: &mut NodeState,
+        phase: Phase,
+        ts: Timestamp,
+        call: CallOutcome,
+    ) -> Result<Flow> {
+        st.stats.dropped += call.dropped;
+        if call.progress.is_some() {
+            st.stats.progress = call.progress;
         }
         if let Some(t) = st.trace.as_mut() {
             t.push(TraceEvent::Call {
                 phase,
                 input_ts: ts,
-                start_ns: started.duration_since(self.epoch).as_nanos() as u64,
-                dur_ns: elapsed.as_nanos() as u64,
+                start_ns: call.started.duration_since(self.epoch).as_nanos() as u64,
+                dur_ns: call.elapsed.as_nanos() as u64,
                 thread: trace::thread_number(),
             });
         }
         if phase == Phase::Process {
             st.stats.invocations += 1;
-            st.stats.process_time += elapsed;
-            st.process_times.record(elapsed);
+            st.stats.process_time += call.elapsed;
+            st.process_times.record(call.elapsed);
         } else {
-            st.stats.open_close_time += elapsed;
+            st.stats.open_close_time += call.elapsed;
         }
-        (st, result)
+        call.result
+    }
+
+    /// Creates the node's calculator (panics caught).
+    fn create_calculator(&self, n: NodeId) -> Result<Box<dyn DynCalculator>> {
+        let spec = &self.spec.nodes[n];
+        catch_unwind(AssertUnwindSafe(|| {
+            (spec.registration.create)(&spec.options)
+        }))
+        .unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))))
     }
 
     fn open_node(&self, n: NodeId) {
@@ -1574,20 +1730,6 @@ impl RunState {
             return;
         }
         st.status = Status::Opening;
-        let created = catch_unwind(AssertUnwindSafe(|| {
-            (spec.registration.create)(&spec.options)
-        }))
-        .unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))));
-        let calculator = match created {
-            Ok(c) => c,
-            Err(e) => {
-                st.status = Status::OpenFailed;
-                drop(st);
-                self.record_error(self.node_error(n, Phase::Open, Timestamp::UNSTARTED, e));
-                return;
-            }
-        };
-        st.calculator = Some(calculator);
         let _ = node
             .headers
             .set(st.queues.iter().map(|q| q.header.clone()).collect());
@@ -1600,19 +1742,40 @@ impl RunState {
                     .collect(),
             );
         }
-        Self::prepare_shards(&mut st, true);
-        let (mut st, result) = self.invoke(n, st, Phase::Open, Timestamp::UNSTARTED);
+        // A node with `max_in_flight` above 1 opens that many copies, one after the other,
+        // each one's `open` outputs delivered in turn. If one fails, those opened before it
+        // are dropped without `close` (as a calculator whose `open` failed is).
+        let copies = st.parallel.as_ref().map_or(1, |p| p.copies);
         let mut effects = Effects::default();
-        if let Err(e) = result {
-            st.status = Status::OpenFailed;
-            st.calculator = None;
-            drop(st);
-            self.record_error(self.node_error(n, Phase::Open, Timestamp::UNSTARTED, e));
-            return;
+        for _ in 0..copies {
+            let result = match self.create_calculator(n) {
+                Ok(calculator) => {
+                    st.calculator = Some(calculator);
+                    Self::prepare_shards(&mut st, true);
+                    let (again, result) = self.invoke(n, st, Phase::Open, Timestamp::UNSTARTED);
+                    st = again;
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                st.status = Status::OpenFailed;
+                st.calculator = None;
+                if let Some(p) = st.parallel.as_mut() {
+                    p.idle.clear();
+                }
+                drop(st);
+                self.record_error(self.node_error(n, Phase::Open, Timestamp::UNSTARTED, e));
+                return;
+            }
+            self.collect_outputs(n, &mut st, Timestamp::UNSTARTED, &mut effects);
+            let s = &mut *st;
+            if let Some(p) = s.parallel.as_mut() {
+                p.idle.extend(s.calculator.take());
+            }
         }
         st.status = Status::Open;
         st.busy = true;
-        self.collect_outputs(n, &mut st, Timestamp::UNSTARTED, &mut effects);
         node.opened.store(true, Ordering::SeqCst);
         effects.opened = Some(n);
         drop(st);
@@ -1650,6 +1813,10 @@ impl RunState {
             st.busy = false;
             return;
         }
+        if st.parallel.is_some() {
+            self.process_parallel(n, st);
+            return;
+        }
         let mut effects = Effects::default();
         let mut calls = 0u32;
         let batch_start = st.stats.process_time;
@@ -1685,26 +1852,8 @@ impl RunState {
                 }
             };
             let mut inputs = std::mem::take(&mut st.inputs_buf);
-            let NodeState {
-                handler, queues, ..
-            } = &mut *st;
-            let skipped = handler.fill(ts, queues, &mut inputs);
-            st.stats.dropped += skipped;
-            if let Some(t) = st.trace.as_mut() {
-                let at_ns = trace::since(self.epoch);
-                for (port, p) in inputs.iter().enumerate() {
-                    if !p.is_empty() {
-                        let stream = self.spec.nodes[n].input_streams[port];
-                        t.push(TraceEvent::FlowIn {
-                            id: trace::flow_id(stream, p.timestamp()),
-                            at_ns,
-                        });
-                    }
-                }
-            }
-            st.stats.packets_in += inputs.iter().filter(|p| !p.is_empty()).count() as u64;
+            self.take_input_set(n, &mut st, ts, &mut inputs, &mut effects);
             st.inputs_buf = inputs;
-            self.release_drained(n, &mut st, &mut effects);
             Self::prepare_shards(&mut st, false);
             let (again, result) = self.invoke(n, st, Phase::Process, ts);
             st = again;
@@ -1734,6 +1883,221 @@ impl RunState {
             self.stop_sources();
         }
         self.finish_invocation(n, effects);
+    }
+
+    /// Takes the input set at `ts` off the node's queues into `inputs` (counted, traced; the
+    /// queues' room released).
+    fn take_input_set(
+        &self,
+        n: NodeId,
+        st: &mut NodeState,
+        ts: Timestamp,
+        inputs: &mut Vec<Packet>,
+        effects: &mut Effects,
+    ) {
+        let NodeState {
+            handler, queues, ..
+        } = &mut *st;
+        let skipped = handler.fill(ts, queues, inputs);
+        st.stats.dropped += skipped;
+        if let Some(t) = st.trace.as_mut() {
+            let at_ns = trace::since(self.epoch);
+            for (port, p) in inputs.iter().enumerate() {
+                if !p.is_empty() {
+                    let stream = self.spec.nodes[n].input_streams[port];
+                    t.push(TraceEvent::FlowIn {
+                        id: trace::flow_id(stream, p.timestamp()),
+                        at_ns,
+                    });
+                }
+            }
+        }
+        st.stats.packets_in += inputs.iter().filter(|p| !p.is_empty()).count() as u64;
+        self.release_drained(n, st, effects);
+    }
+
+    /// One call of a node with `max_in_flight` above 1, on an idle copy of its calculator.
+    /// The node may be scheduled again as soon as the call has taken its inputs (another copy
+    /// takes the next set); the call's outputs wait until every earlier call's are delivered.
+    /// The node closes once no call is running.
+    fn process_parallel(&self, n: NodeId, mut st: MutexGuard<'_, NodeState>) {
+        let mut effects = Effects::default();
+        st.ready = None;
+        let mut dropped = 0;
+        let s = &mut *st;
+        let readiness = s.handler.readiness(&mut s.queues, &mut dropped);
+        st.stats.dropped += dropped;
+        let settled = st.parallel.as_ref().is_none_or(ParallelCalls::settled);
+        let copy = match readiness {
+            Readiness::Process(_) => st.parallel.as_mut().and_then(|p| p.idle.pop()),
+            _ => None,
+        };
+        let (ts, mut copy) = match (readiness, copy) {
+            (Readiness::Process(ts), Some(copy)) => (ts, copy),
+            (Readiness::Close, _) if settled => {
+                self.close_node(n, st, &mut effects, true);
+                self.apply(&mut effects);
+                return;
+            }
+            // Not ready; or closing or no idle copy while calls run: the last call to finish
+            // checks again.
+            _ => {
+                st.busy = false;
+                self.release_drained(n, &mut st, &mut effects);
+                self.propagate_offset_bounds(n, &mut st, &mut effects);
+                drop(st);
+                self.apply(&mut effects);
+                return;
+            }
+        };
+        let spare = st.parallel.as_mut().and_then(|p| p.spare.pop());
+        let mut buffers = spare.unwrap_or_else(|| CallBuffers {
+            inputs: Vec::new(),
+            shards: st
+                .shards
+                .iter()
+                .map(|o| OutputShard::new(o.stream.clone(), o.packet_type.clone()))
+                .collect(),
+            side_out: vec![None; st.side_out.len()],
+        });
+        self.take_input_set(n, &mut st, ts, &mut buffers.inputs, &mut effects);
+        Self::reset_shards(&mut buffers.shards, &st.outputs, false);
+        let seq = st.parallel.as_mut().map_or(0, |p| {
+            p.running += 1;
+            p.next_call += 1;
+            p.next_call - 1
+        });
+        // Another copy may take the next input set meanwhile.
+        st.busy = false;
+        self.after_input_change(n, &mut st, &mut effects);
+        drop(st);
+        self.apply(&mut effects);
+
+        let call = self.call(
+            n,
+            &mut *copy,
+            Phase::Process,
+            ts,
+            &buffers.inputs,
+            &mut buffers.shards,
+            &mut buffers.side_out,
+        );
+
+        let mut st = self.nodes[n].state.lock();
+        let result = self.record_call(&mut st, Phase::Process, ts, call);
+        if let Some(p) = st.parallel.as_mut() {
+            p.idle.push(copy);
+            p.running -= 1;
+            p.finished.insert(
+                seq,
+                FinishedCall {
+                    ts,
+                    buffers,
+                    result,
+                },
+            );
+        }
+        // The finished calls that are next in order: their outputs join the node's outbox.
+        let mut ordered = Effects::default();
+        let (mut stop, mut error) = (false, None);
+        while let Some(p) = st.parallel.as_mut() {
+            let Some(mut done) = p.finished.remove(&p.next_delivery) else {
+                break;
+            };
+            // On an error `next_delivery` stays: no later call's outputs are delivered.
+            if let Err(e) = done.result {
+                error = Some(self.node_error(n, Phase::Process, done.ts, e));
+                break;
+            }
+            stop |= matches!(done.result, Ok(Flow::Stop));
+            if let Some(e) = self.out_of_order(n, &st, &done) {
+                error = Some(e);
+                break;
+            }
+            if let Some(p) = st.parallel.as_mut() {
+                p.next_delivery += 1;
+            }
+            std::mem::swap(&mut st.shards, &mut done.buffers.shards);
+            std::mem::swap(&mut st.side_out, &mut done.buffers.side_out);
+            self.collect_outputs(n, &mut st, done.ts, &mut ordered);
+            std::mem::swap(&mut st.shards, &mut done.buffers.shards);
+            std::mem::swap(&mut st.side_out, &mut done.buffers.side_out);
+            done.buffers.inputs.clear();
+            if let Some(p) = st.parallel.as_mut() {
+                p.spare.push(done.buffers);
+            }
+        }
+        let draining = match st.parallel.as_mut() {
+            Some(p) => {
+                p.outbox.append(&mut ordered.deliveries);
+                !std::mem::replace(&mut p.delivering, true)
+            }
+            None => false,
+        };
+        if draining {
+            st = self.drain_outbox(n, st);
+        }
+        if error.is_none() {
+            self.after_input_change(n, &mut st, &mut effects);
+        }
+        drop(st);
+        self.apply(&mut ordered);
+        self.apply(&mut effects);
+        if let Some(e) = error {
+            self.record_error(e);
+        }
+        if stop {
+            self.stop_sources();
+        }
+    }
+
+    /// Applies a parallel node's outbox until it is empty, then ends `delivering`: one thread
+    /// at a time delivers the node's outputs, so they reach the consumers in order.
+    fn drain_outbox<'a>(
+        &'a self,
+        n: NodeId,
+        mut st: MutexGuard<'a, NodeState>,
+    ) -> MutexGuard<'a, NodeState> {
+        loop {
+            let Some(p) = st.parallel.as_mut() else {
+                return st;
+            };
+            if p.outbox.is_empty() {
+                p.delivering = false;
+                return st;
+            }
+            let mut effects = Effects::default();
+            effects.deliveries = std::mem::take(&mut p.outbox);
+            drop(st);
+            self.apply(&mut effects);
+            st = self.nodes[n].state.lock();
+        }
+    }
+
+    /// A parallel call's packet below the bound an earlier call left on its stream (each call
+    /// could only check its packets against the bound when it started).
+    fn out_of_order(&self, n: NodeId, st: &NodeState, done: &FinishedCall) -> Option<Error> {
+        done.buffers
+            .shards
+            .iter()
+            .zip(&st.outputs)
+            .find_map(|(shard, o)| {
+                let first = shard.packets.first()?.timestamp();
+                (first < o.bound).then(|| {
+                    self.node_error(
+                        n,
+                        Phase::Process,
+                        done.ts,
+                        Error::Stream {
+                            stream: shard.stream.to_string(),
+                            message: format!(
+                                "packet timestamp mismatch: the minimum expected timestamp is {} but received {first}; an earlier parallel call (max_in_flight) left the bound there",
+                                o.bound
+                            ),
+                        },
+                    )
+                })
+            })
     }
 
     /// Delivers an invocation's outputs while the node is still busy (so the next invocation
@@ -1800,21 +2164,37 @@ impl RunState {
 
     /// Calls `close`, then closes every output. `deliver` is false during cleanup after the
     /// run ended (outputs are discarded).
-    fn close_node(
-        &self,
+    fn close_node<'a>(
+        &'a self,
         n: NodeId,
-        mut st: MutexGuard<'_, NodeState>,
+        mut st: MutexGuard<'a, NodeState>,
         effects: &mut Effects,
         deliver: bool,
     ) {
         st.status = Status::Closing;
-        Self::prepare_shards(&mut st, false);
-        let (mut st, result) = self.invoke(n, st, Phase::Close, Timestamp::DONE);
+        // A node with `max_in_flight` above 1 closes each copy in turn (no call is running).
+        let parallel_copies = st.parallel.as_mut().map(|p| std::mem::take(&mut p.idle));
+        let rounds = parallel_copies.as_ref().map_or(1, Vec::len);
+        let mut copies = parallel_copies.unwrap_or_default().into_iter();
+        let mut result = Ok(Flow::Continue);
+        for _ in 0..rounds {
+            if let Some(copy) = copies.next() {
+                st.calculator = Some(copy);
+            }
+            Self::prepare_shards(&mut st, false);
+            let (again, closed) = self.invoke(n, st, Phase::Close, Timestamp::DONE);
+            st = again;
+            st.calculator = None;
+            if deliver {
+                self.collect_outputs(n, &mut st, Timestamp::DONE, effects);
+            }
+            if result.is_ok() {
+                result = closed;
+            }
+        }
         st.status = Status::Closed;
-        st.calculator = None;
         st.busy = false;
         if deliver {
-            self.collect_outputs(n, &mut st, Timestamp::DONE, effects);
             for i in 0..st.outputs.len() {
                 if !st.outputs[i].closed {
                     st.outputs[i].closed = true;

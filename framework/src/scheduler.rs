@@ -191,8 +191,18 @@ impl Scheduler {
     /// highest-priority new task stays in the thread's local slot; the rest go to the
     /// executor's shared queue.
     pub(crate) fn push(&self, task: Task) {
+        self.push_where(task, true);
+    }
+
+    /// Queues a task on its executor's shared queue, where any of its threads takes it (a
+    /// call that should run beside the current one: a node's parallel calls).
+    pub(crate) fn push_shared(&self, task: Task) {
+        self.push_where(task, false);
+    }
+
+    fn push_where(&self, task: Task, local_slot: bool) {
         let executor = self.executor_of.get(task.node).copied().unwrap_or(0);
-        let task = if WORKER_OF.get() == (self.id(), executor) {
+        let task = if local_slot && WORKER_OF.get() == (self.id(), executor) {
             match LOCAL.take() {
                 None => {
                     LOCAL.set(Some(task));

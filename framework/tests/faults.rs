@@ -1,6 +1,6 @@
 //! Fault injection: a faulty node at a random place in a random graph errors, panics, sleeps or
 //! emits a timestamp out of order at a random packet, with nodes spread over the default and
-//! two named executors. Every run ends, a failed run names the node (and the timestamp or
+//! two named executors, and with parallel calls (`max_in_flight` 1 to 3). Every run ends, a failed run names the node (and the timestamp or
 //! stream at fault), and a run that succeeds delivered everything.
 
 mod common;
@@ -17,6 +17,8 @@ struct Case {
     inputs: Vec<usize>,
     /// Node i runs on the default executor (0) or on `e1` (1 thread) / `e2` (2 threads).
     executors: Vec<usize>,
+    /// Node i's `max_in_flight`.
+    in_flight: Vec<usize>,
     faulty: usize,
     mode: &'static str,
     fault_at: usize,
@@ -36,6 +38,7 @@ fn case() -> impl Strategy<Value = Case> {
             (
                 (0..n).map(|i| 0..=i).collect::<Vec<_>>(),
                 prop::collection::vec(0usize..3, n),
+                prop::collection::vec(1usize..4, n),
                 0..n,
                 prop::sample::select(vec!["error", "panic", "sleep", "backwards"]),
                 0..count,
@@ -45,9 +48,20 @@ fn case() -> impl Strategy<Value = Case> {
             )
         })
         .prop_map(
-            |(inputs, executors, faulty, mode, fault_at, threads, max_queue_size, count)| Case {
+            |(
                 inputs,
                 executors,
+                in_flight,
+                faulty,
+                mode,
+                fault_at,
+                threads,
+                max_queue_size,
+                count,
+            )| Case {
+                inputs,
+                executors,
+                in_flight,
                 faulty,
                 mode,
                 fault_at,
@@ -72,7 +86,7 @@ fn yaml(c: &Case) -> String {
         let executor = match c.executors[i] {
             0 => String::new(),
             e => format!(", executor: e{e}"),
-        };
+        } + &format!(", max_in_flight: {}", c.in_flight[i]);
         if i == c.faulty {
             // Timestamps are 3 apart, so "backwards" (5 earlier) is below the previous packet.
             y += &format!(

@@ -1,4 +1,5 @@
-//! Property test: random DAGs, thread counts, queue limits and executors. Every packet reaches
+//! Property test: random DAGs, thread counts, queue limits, executors and parallel calls
+//! (`max_in_flight`). Every packet reaches
 //! every sink exactly once and in timestamp order, and no run hangs.
 
 mod common;
@@ -10,11 +11,13 @@ use mediagraph_framework::{Packet, Timestamp};
 use proptest::prelude::*;
 
 /// A node reads one or two earlier streams: one -> TPass (copy), two -> TAdd (sum); it runs
-/// on the default executor (0) or on named executor `e1` (1 thread) or `e2` (2 threads).
+/// on the default executor (0) or on named executor `e1` (1 thread) or `e2` (2 threads), with
+/// `max_in_flight` 1 to 3.
 #[derive(Clone, Debug)]
 struct Shape {
     inputs: Vec<Vec<usize>>,
     executors: Vec<usize>,
+    in_flight: Vec<usize>,
     threads: usize,
     max_queue_size: i64,
     timestamps: Vec<i64>,
@@ -31,16 +34,27 @@ fn shape() -> impl Strategy<Value = Shape> {
                 .map(|i| prop::collection::vec(0..=i, 1..=2))
                 .collect();
             let executors = prop::collection::vec(0usize..3, n);
+            let in_flight = prop::collection::vec(1usize..4, n);
             let ts = prop::collection::btree_set(0i64..10_000, 1..200);
-            (nodes, executors, Just(threads), Just(max_queue_size), ts)
+            (
+                nodes,
+                executors,
+                in_flight,
+                Just(threads),
+                Just(max_queue_size),
+                ts,
+            )
         })
-        .prop_map(|(inputs, executors, threads, max_queue_size, ts)| Shape {
-            inputs,
-            executors,
-            threads,
-            max_queue_size,
-            timestamps: ts.into_iter().collect(),
-        })
+        .prop_map(
+            |(inputs, executors, in_flight, threads, max_queue_size, ts)| Shape {
+                inputs,
+                executors,
+                in_flight,
+                threads,
+                max_queue_size,
+                timestamps: ts.into_iter().collect(),
+            },
+        )
 }
 
 fn yaml(shape: &Shape) -> (String, Vec<(String, i64)>) {
@@ -56,7 +70,7 @@ fn yaml(shape: &Shape) -> (String, Vec<(String, i64)>) {
         let executor = match shape.executors[i] {
             0 => String::new(),
             e => format!(", executor: e{e}"),
-        };
+        } + &format!(", max_in_flight: {}", shape.in_flight[i]);
         if ins.len() == 1 || ins[0] == ins[1] {
             y += &format!(
                 "  - {{calculator: TPass, input_stream: [s{}], output_stream: [s{out}]{executor}}}\n",

@@ -910,33 +910,6 @@ fn calculators_can_use_an_injected_simulated_clock() {
 }
 
 #[test]
-fn max_in_flight_above_one_is_refused_clearly() {
-    setup();
-    let yaml = "input_stream: [in]\nnode:\n  - {calculator: TPass, name: p, input_stream: [in], output_stream: [o], max_in_flight: 2}\n";
-    // At load, pointing at the option.
-    let err = match mediagraph_framework::Graph::from_yaml_str(yaml) {
-        Ok(_) => panic!("max_in_flight 2 was accepted"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        err.contains("node \"p\": max_in_flight 2 is not supported"),
-        "{err}"
-    );
-    assert!(err.contains(":3:89"), "points at the option: {err}");
-    // A spec built in code skips validation: the run refuses it when it starts.
-    let mut spec = graph(&yaml.replace(", max_in_flight: 2", ""))
-        .spec()
-        .clone();
-    spec.nodes[0].max_in_flight = 2;
-    let mut g = mediagraph_framework::Graph::new(spec);
-    let err = g.start_run(HashMap::new()).unwrap_err().to_string();
-    assert!(
-        err.contains("node \"p\": max_in_flight 2 is not supported"),
-        "{err}"
-    );
-}
-
-#[test]
 fn trace_has_a_span_per_call_queue_counters_and_flows() {
     let dir = std::env::temp_dir().join(format!("mg-trace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

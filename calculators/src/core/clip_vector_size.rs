@@ -64,6 +64,7 @@ impl<T: Clone + Send + Sync + 'static> Calculator for ClipVectorSizeCalculator<T
             return Err(cc.error(too_small(o.max_vec_size.into())));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

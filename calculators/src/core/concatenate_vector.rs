@@ -54,6 +54,7 @@ impl<T: Clone + Send + Sync + 'static> Calculator for ConcatenateVectorCalculato
             }));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

@@ -35,6 +35,7 @@ impl Calculator for MakePairCalculator {
             }));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

@@ -79,6 +79,7 @@ impl Calculator for PassThroughCalculator {
             }
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

@@ -121,6 +121,7 @@ impl<T: Clone + Send + Sync + 'static> Calculator for SplitVectorCalculator<T> {
             cc.set_type(PortKind::Output, id, TypeDecl::Type(ty.clone()));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

@@ -102,6 +102,7 @@ impl Calculator for DetectionsToAnnotationsCalculator {
         }
         cc.declare(&[&DETECTIONS, &ANNOTATIONS])?;
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

@@ -205,6 +205,7 @@ impl Calculator for ImageToTensorCalculator {
             }));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

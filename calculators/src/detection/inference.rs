@@ -365,6 +365,7 @@ impl Calculator for InferenceCalculator {
         }
         cc.declare(&[&TENSORS_IN, &TENSORS_OUT, &MODEL_PATH])?;
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

@@ -169,6 +169,7 @@ impl Calculator for DetectionLabelIdToTextCalculator {
             return Err(cc.error(e));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

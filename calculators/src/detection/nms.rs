@@ -232,6 +232,7 @@ impl Calculator for NonMaxSuppressionCalculator {
             }));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

@@ -509,6 +509,7 @@ impl Calculator for TensorsToDetectionsCalculator {
             }));
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

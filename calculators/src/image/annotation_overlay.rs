@@ -94,6 +94,7 @@ impl Calculator for AnnotationOverlayCalculator {
         }
         cc.declare(&[&IMAGE_IN, &ANNOTATIONS_IN, &IMAGE_OUT])?;
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

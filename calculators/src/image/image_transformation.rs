@@ -169,6 +169,7 @@ impl Calculator for ImageTransformationCalculator {
         }
         cc.declare(&[&IMAGE_IN, &ROTATION_DEGREES, &IMAGE_OUT, &LETTERBOX_PADDING])?;
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
 

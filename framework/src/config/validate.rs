@@ -595,12 +595,14 @@ fn check_node(flat: FlatNode, name: String, ctx: &GraphCtx, errors: &mut Vec<Err
         }
     }
 
-    // Parallel calls of one node (MediaPipe's `max_in_flight`): not supported; said at load.
-    if w.flat.cfg.max_in_flight > 1 {
-        errors.push(w.err(
-            w.flat.loc("max_in_flight"),
-            crate::runtime::max_in_flight_unsupported(w.flat.cfg.max_in_flight),
-        ));
+    // Parallel calls of one node (MediaPipe's `max_in_flight`).
+    if let Some(why) = crate::runtime::parallel_calls_refusal(
+        w.flat.cfg.max_in_flight,
+        &contract,
+        &w.flat.cfg.calculator,
+        w.back_edges.contains(&true),
+    ) {
+        errors.push(w.err(w.flat.loc("max_in_flight"), why));
         ok = false;
     }
 

@@ -61,7 +61,7 @@ impl Calculator for TSource {
     }
 }
 
-/// Copies every input to the output of the same index (offset 0).
+/// Copies every input to the output of the same index (offset 0; independent calls).
 pub struct TPass;
 const ANY_IN: Input<AnyPacket> = Input::any("").multiple();
 const ANY_OUT: Output<AnyPacket> = Output::any("").multiple();
@@ -81,6 +81,7 @@ impl Calculator for TPass {
             );
         }
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
     fn create(_: &NoOptions) -> Result<Self> {
@@ -97,7 +98,7 @@ impl Calculator for TPass {
     }
 }
 
-/// Sums inputs A and B (missing counts as 0) and records which were present.
+/// Sums inputs A and B (missing counts as 0; independent calls).
 pub struct TAdd;
 const ADD_A: Input<i64> = Input::new("A");
 const ADD_B: Input<i64> = Input::new("B");
@@ -108,6 +109,7 @@ impl Calculator for TAdd {
     fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
         cc.declare(&[&ADD_A, &ADD_B, &ADD_SUM])?;
         cc.set_timestamp_offset(0);
+        cc.set_independent_calls(true);
         Ok(())
     }
     fn create(_: &NoOptions) -> Result<Self> {
@@ -122,7 +124,8 @@ impl Calculator for TAdd {
     }
 }
 
-/// Passes packets through but misbehaves at `at`: error, panic, stop, or emits out of order.
+/// Passes packets through but misbehaves at `at`: error, panic, stop, or emits out of order
+/// (independent calls).
 pub struct TFault {
     opts: FaultOptions,
 }
@@ -140,7 +143,9 @@ const F_OUT: Output<i64> = Output::new("").optional();
 impl Calculator for TFault {
     type Options = FaultOptions;
     fn contract(cc: &mut Contract, _: &FaultOptions) -> Result<()> {
-        cc.declare(&[&F_IN, &F_OUT])
+        cc.declare(&[&F_IN, &F_OUT])?;
+        cc.set_independent_calls(true);
+        Ok(())
     }
     fn create(o: &FaultOptions) -> Result<Self> {
         if o.mode == "create_error" {

@@ -1,0 +1,351 @@
+//! `max_in_flight` above 1: parallel calls of one node on copies of its calculator, outputs
+//! in timestamp order, bounds, errors, close, and the refusals.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Once, OnceLock};
+use std::time::Duration;
+
+use common::*;
+use mediagraph_framework::prelude::*;
+use mediagraph_framework::{calculator, Graph};
+use serde::Deserialize;
+
+/// Squares its input after a sleep that varies with the value (so later calls often finish
+/// first); declares independent calls. Counts copies opened and closed and calls running at
+/// once, per `key`.
+struct TSquare {
+    opts: SquareOptions,
+    gauge: &'static Mutex<Gauge>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct SquareOptions {
+    key: String,
+    /// Each call sleeps `sleep_us * ((v * 7) % 5)` µs.
+    #[serde(default)]
+    sleep_us: u64,
+    /// The call at this value fails.
+    #[serde(default)]
+    fail_at: Option<i64>,
+    /// The call at this value panics.
+    #[serde(default)]
+    panic_at: Option<i64>,
+    /// Odd values give no packet (the offset settles their timestamps).
+    #[serde(default)]
+    evens_only: bool,
+    /// Emits at the input timestamp minus one (no offset declared).
+    #[serde(default)]
+    emit_earlier: bool,
+}
+
+#[derive(Default)]
+struct Gauge {
+    opened: usize,
+    closed: usize,
+    running: usize,
+    most_running: usize,
+}
+
+static GAUGES: OnceLock<Mutex<HashMap<String, &'static Mutex<Gauge>>>> = OnceLock::new();
+
+fn gauge(key: &str) -> &'static Mutex<Gauge> {
+    let mut all = GAUGES.get_or_init(Default::default).lock().unwrap();
+    all.entry(key.to_string())
+        .or_insert_with(|| Box::leak(Box::default()))
+}
+
+fn read_gauge(key: &str) -> (usize, usize, usize) {
+    let g = gauge(key).lock().unwrap();
+    (g.opened, g.closed, g.most_running)
+}
+
+const SQ_IN: Input<i64> = Input::new("");
+const SQ_OUT: Output<i64> = Output::new("");
+const SQ_SIDE: SideOutput<i64> = SideOutput::new("SIDE").optional();
+
+impl Calculator for TSquare {
+    type Options = SquareOptions;
+    fn contract(cc: &mut Contract, o: &SquareOptions) -> Result<()> {
+        cc.declare(&[&SQ_IN, &SQ_OUT, &SQ_SIDE])?;
+        if !o.emit_earlier {
+            cc.set_timestamp_offset(0);
+        }
+        cc.set_independent_calls(true);
+        Ok(())
+    }
+    fn create(o: &SquareOptions) -> Result<Self> {
+        Ok(TSquare {
+            opts: o.clone(),
+            gauge: gauge(&o.key),
+        })
+    }
+    fn open(&mut self, _: &mut CalculatorContext) -> Result<()> {
+        self.gauge.lock().unwrap().opened += 1;
+        Ok(())
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let v = *cx.input(&SQ_IN).value()?;
+        {
+            let mut g = self.gauge.lock().unwrap();
+            g.running += 1;
+            g.most_running = g.most_running.max(g.running);
+        }
+        std::thread::sleep(Duration::from_micros(
+            self.opts.sleep_us * (v * 7).rem_euclid(5) as u64,
+        ));
+        self.gauge.lock().unwrap().running -= 1;
+        if self.opts.fail_at == Some(v) {
+            return Err(Error::msg(format!("refusing {v}")));
+        }
+        if self.opts.panic_at == Some(v) {
+            panic!("panicking at {v}");
+        }
+        let ts = cx.input_timestamp();
+        if self.opts.emit_earlier && v > 0 {
+            cx.output(&SQ_OUT)
+                .send(v * v, Timestamp::new(ts.value() - 1))?;
+        } else if !self.opts.evens_only || v % 2 == 0 {
+            cx.output(&SQ_OUT).send(v * v, ts)?;
+        }
+        Ok(Flow::Continue)
+    }
+    fn close(&mut self, _: &mut CalculatorContext) -> Result<()> {
+        self.gauge.lock().unwrap().closed += 1;
+        Ok(())
+    }
+}
+
+fn setup_square() {
+    static ONCE: Once = Once::new();
+    setup();
+    ONCE.call_once(|| calculator::register::<TSquare>("TSquare"));
+}
+
+fn square_graph(options: &str, max_in_flight: usize, threads: usize) -> Graph {
+    setup_square();
+    let yaml = format!(
+        "input_stream: [in]\noutput_stream: [out]\nnum_threads: {threads}\nnode:\n  - {{calculator: TSquare, name: sq, input_stream: [in], output_stream: [out], max_in_flight: {max_in_flight}, options: {{{options}}}}}\n"
+    );
+    match Graph::from_yaml_str(&yaml) {
+        Ok(g) => g,
+        Err(e) => panic!("config error: {e}"),
+    }
+}
+
+/// Feeds `0..count` at timestamps `0..count`, closes, returns the outputs and the result.
+fn feed(mut g: Graph, count: i64) -> (Vec<(i64, i64)>, std::result::Result<(), String>) {
+    let poller = g.add_output_stream_poller("out").unwrap();
+    g.start_run(HashMap::new()).unwrap();
+    for v in 0..count {
+        if g.add_packet("in", Packet::new(v).at(Timestamp::new(v)))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let result = g.finish().map_err(|e| e.to_string());
+    (ints(&poller), result)
+}
+
+#[test]
+fn parallel_calls_overlap_and_outputs_keep_timestamp_order() {
+    let (out, result) = with_timeout(60, || {
+        feed(square_graph("key: order, sleep_us: 300", 3, 3), 300)
+    });
+    result.unwrap();
+    let want: Vec<(i64, i64)> = (0..300).map(|v| (v, v * v)).collect();
+    assert_eq!(out, want);
+    let (opened, closed, most_running) = read_gauge("order");
+    assert_eq!((opened, closed), (3, 3), "one open and one close per copy");
+    assert!(
+        (2..=3).contains(&most_running),
+        "calls running at once: {most_running} (max_in_flight 3)"
+    );
+}
+
+#[test]
+fn one_call_at_a_time_without_max_in_flight() {
+    let (out, result) = with_timeout(60, || {
+        feed(square_graph("key: serial, sleep_us: 100", 1, 3), 100)
+    });
+    result.unwrap();
+    assert_eq!(out.len(), 100);
+    assert_eq!(read_gauge("serial"), (1, 1, 1));
+}
+
+#[test]
+fn stats_count_every_parallel_call() {
+    let stats = with_timeout(60, || {
+        let mut g = square_graph("key: stats, sleep_us: 50", 2, 2);
+        g.start_run(HashMap::new()).unwrap();
+        for v in 0..50 {
+            g.add_packet("in", Packet::new(v).at(Timestamp::new(v)))
+                .unwrap();
+        }
+        g.finish().unwrap();
+        g.stats()
+    });
+    let sq = stats.iter().find(|s| s.name == "sq").unwrap();
+    assert_eq!(
+        (sq.invocations, sq.packets_in, sq.packets_out),
+        (50, 50, 50)
+    );
+}
+
+#[test]
+fn offset_bounds_settle_a_join_behind_parallel_calls() {
+    // Odd values give no packet from the parallel node; its offset settles those timestamps
+    // for the join, but never ahead of a call still running.
+    setup_square();
+    let got = with_timeout(60, || {
+        let mut g = graph(
+            r#"
+input_stream: [in]
+output_stream: [sum]
+num_threads: 3
+node:
+  - {calculator: TSquare, name: sq, input_stream: [in], output_stream: [sq], max_in_flight: 3, options: {key: join, sleep_us: 200, evens_only: true}}
+  - {calculator: TAdd, input_stream: ["A:in", "B:sq"], output_stream: ["SUM:sum"]}
+"#,
+        );
+        let poller = g.add_output_stream_poller("sum").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for v in 0..100 {
+            g.add_packet("in", Packet::new(v).at(Timestamp::new(v)))
+                .unwrap();
+        }
+        // Every sum arrives while the input is still open: bounds alone settle the odd ones.
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let p = poller
+                .next_timeout(Duration::from_secs(10))
+                .unwrap()
+                .expect("a sum");
+            got.push((p.timestamp().value(), *p.get::<i64>().unwrap()));
+        }
+        g.finish().unwrap();
+        got
+    });
+    let want: Vec<(i64, i64)> = (0..100)
+        .map(|v| (v, v + if v % 2 == 0 { v * v } else { 0 }))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_failing_call_fails_the_run_after_the_calls_before_it() {
+    let (out, result) = with_timeout(60, || {
+        feed(
+            square_graph("key: fail, sleep_us: 200, fail_at: 13", 3, 3),
+            40,
+        )
+    });
+    let err = result.unwrap_err();
+    assert!(
+        err.contains("\"sq\"") && err.contains("refusing 13") && err.contains("13"),
+        "{err}"
+    );
+    // The calls before it are delivered, in order; none after it.
+    let want: Vec<(i64, i64)> = (0..13).map(|v| (v, v * v)).collect();
+    assert_eq!(out, want);
+    let (opened, closed, _) = read_gauge("fail");
+    assert_eq!(
+        (opened, closed),
+        (3, 3),
+        "every copy is closed after the failure"
+    );
+}
+
+#[test]
+fn a_panicking_call_fails_the_run_naming_the_node() {
+    let (_, result) = with_timeout(60, || {
+        feed(
+            square_graph("key: panic, sleep_us: 100, panic_at: 7", 2, 2),
+            20,
+        )
+    });
+    let err = result.unwrap_err();
+    assert!(
+        err.contains("\"sq\"") && err.contains("panicking at 7"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_packet_below_an_earlier_calls_bound_is_an_error() {
+    // Each call emits at its input timestamp minus one: the second packet at a timestamp is
+    // refused, whether its call started before the earlier call's outputs were delivered
+    // (checked at delivery) or after (checked when sent).
+    let (_, result) = with_timeout(60, || {
+        feed(
+            square_graph("key: early, sleep_us: 100, emit_earlier: true", 2, 2),
+            20,
+        )
+    });
+    let err = result.unwrap_err();
+    assert!(err.contains("\"sq\""), "{err}");
+}
+
+#[test]
+fn cancel_ends_a_run_with_parallel_calls() {
+    let err = with_timeout(60, || {
+        let mut g = square_graph("key: cancel, sleep_us: 2000", 2, 2);
+        g.start_run(HashMap::new()).unwrap();
+        for v in 0..20 {
+            g.add_packet("in", Packet::new(v).at(Timestamp::new(v)))
+                .unwrap();
+        }
+        g.cancel();
+        g.wait_until_done().unwrap_err().to_string()
+    });
+    assert!(err.to_lowercase().contains("cancel"), "{err}");
+    let (opened, closed, _) = read_gauge("cancel");
+    assert_eq!(opened, closed, "every opened copy is closed");
+}
+
+#[test]
+fn max_in_flight_is_refused_where_calls_cannot_be_parallel() {
+    setup_square();
+    let refused = |yaml: &str| match Graph::from_yaml_str(yaml) {
+        Ok(_) => panic!("accepted: {yaml}"),
+        Err(e) => e.to_string(),
+    };
+    // A calculator that does not declare independent calls, pointing at the option.
+    let err = refused("input_stream: [in]\nnode:\n  - {calculator: TEvens, name: p, input_stream: [in], output_stream: [o], max_in_flight: 2}\n");
+    assert!(
+        err.contains("max_in_flight 2 refused: TEvens does not declare independent calls"),
+        "{err}"
+    );
+    assert!(err.contains(":3:90"), "points at the option: {err}");
+    // A source.
+    let err = refused("node:\n  - {calculator: TSource, name: s, output_stream: [o], max_in_flight: 2, options: {count: 1}}\n");
+    assert!(err.contains("a source node"), "{err}");
+    // A node with an output side packet.
+    let err = refused("input_stream: [in]\nnode:\n  - {calculator: TSquare, name: q, input_stream: [in], output_stream: [o], output_side_packet: [\"SIDE:s\"], max_in_flight: 2, options: {key: x}}\n");
+    assert!(err.contains("output side packets"), "{err}");
+    // A node reading a back edge.
+    let err = refused(
+        r#"
+input_stream: [in]
+node:
+  - {calculator: TAdd, name: add, input_stream: ["A:in", "B:loop"], output_stream: ["SUM:sum"]}
+  - {calculator: TSquare, name: q, input_stream: [back], output_stream: [loop], max_in_flight: 2, input_stream_info: [{tag_index: ":0", back_edge: true}], options: {key: y}}
+  - {calculator: TPass, name: p, input_stream: [sum], output_stream: [back]}
+"#,
+    );
+    assert!(err.contains("reads a back edge"), "{err}");
+    // A spec built in code skips validation: the run refuses it when it starts.
+    let mut spec = graph("input_stream: [in]\nnode:\n  - {calculator: TEvens, name: p, input_stream: [in], output_stream: [o]}\n")
+        .spec()
+        .clone();
+    spec.nodes[0].max_in_flight = 2;
+    let mut g = Graph::new(spec);
+    let err = g.start_run(HashMap::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("node \"p\": max_in_flight 2 refused: TEvens does not declare"),
+        "{err}"
+    );
+}
