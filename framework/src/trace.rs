@@ -102,6 +102,41 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
+/// First track id of the extra lanes of nodes with overlapping calls (above any node's own).
+const EXTRA_LANE_TIDS: u64 = 1 << 32;
+
+/// A lane per call event (in event order): 0 unless calls overlap (a node with
+/// `max_in_flight` above 1), then the first lane free at the call's start, so that no two
+/// spans of one track overlap.
+fn call_lanes(events: &[TraceEvent]) -> Vec<usize> {
+    let calls: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Call {
+                start_ns, dur_ns, ..
+            } => Some((*start_ns, start_ns + dur_ns)),
+            _ => None,
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..calls.len()).collect();
+    order.sort_by_key(|&i| calls[i].0);
+    let mut lane_free_at: Vec<u64> = Vec::new();
+    let mut lanes = vec![0; calls.len()];
+    for i in order {
+        let (start, end) = calls[i];
+        let lane = match lane_free_at.iter().position(|&free| free <= start) {
+            Some(lane) => lane,
+            None => {
+                lane_free_at.push(0);
+                lane_free_at.len() - 1
+            }
+        };
+        lane_free_at[lane] = end;
+        lanes[i] = lane;
+    }
+    lanes
+}
+
 /// Writes the Chrome trace-event JSON of a run, one event at a time (a long run's trace can
 /// be large; it is never held in memory as one document).
 pub(crate) fn write_chrome_trace(path: &Path, nodes: &[NodeTraceInfo<'_>]) -> Result<()> {
@@ -128,21 +163,36 @@ pub(crate) fn write_chrome_trace(path: &Path, nodes: &[NodeTraceInfo<'_>]) -> Re
     for (id, node) in nodes.iter().enumerate() {
         let tid = id as u64 + 1;
         dropped += node.trace.dropped;
-        emit(
-            &mut w,
-            json!({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name",
-            "args": {"name": match node.executor {
+        let lanes = call_lanes(&node.trace.events);
+        let lane_count = lanes.iter().copied().max().map_or(1, |m| m + 1);
+        // Lane 0 is the node's own track; overlapping calls (`max_in_flight`) get more.
+        let lane_tid = |lane: usize| match lane {
+            0 => tid,
+            k => EXTRA_LANE_TIDS + tid * 256 + k as u64,
+        };
+        for lane in 0..lane_count {
+            let name = match node.executor {
                 Some(e) => format!("{} ({}) on {e}", node.name, node.calculator),
                 None => format!("{} ({})", node.name, node.calculator),
-            }}}),
-        )
-        .map_err(io)?;
-        emit(
-            &mut w,
-            json!({"ph": "M", "pid": 1, "tid": tid, "name": "thread_sort_index",
-            "args": {"sort_index": id}}),
-        )
-        .map_err(io)?;
+            };
+            let name = match lane {
+                0 => name,
+                k => format!("{name}, parallel call {}", k + 1),
+            };
+            emit(
+                &mut w,
+                json!({"ph": "M", "pid": 1, "tid": lane_tid(lane), "name": "thread_name",
+                "args": {"name": name}}),
+            )
+            .map_err(io)?;
+            emit(
+                &mut w,
+                json!({"ph": "M", "pid": 1, "tid": lane_tid(lane), "name": "thread_sort_index",
+                "args": {"sort_index": id * 256 + lane}}),
+            )
+            .map_err(io)?;
+        }
+        let mut lanes = lanes.into_iter();
         for e in &node.trace.events {
             let event = match e {
                 TraceEvent::Call {
@@ -152,7 +202,7 @@ pub(crate) fn write_chrome_trace(path: &Path, nodes: &[NodeTraceInfo<'_>]) -> Re
                     dur_ns,
                     thread,
                 } => json!({
-                    "ph": "X", "pid": 1, "tid": tid, "cat": "calculator",
+                    "ph": "X", "pid": 1, "tid": lane_tid(lanes.next().unwrap_or(0)), "cat": "calculator",
                     "name": phase.to_string(), "ts": us(*start_ns), "dur": us(*dur_ns),
                     "args": {"input_timestamp": input_ts.to_string(), "node": node.name, "worker": thread},
                 }),

@@ -349,3 +349,53 @@ node:
         "{err}"
     );
 }
+
+#[test]
+fn trace_puts_overlapping_calls_on_lanes_of_their_node() {
+    let dir = std::env::temp_dir().join(format!("mg-par-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trace.json");
+    let most_running = with_timeout(60, {
+        let path = path.clone();
+        move || {
+            let mut g = square_graph("key: trace, sleep_us: 300", 3, 3);
+            g.enable_trace(&path).unwrap();
+            let (out, result) = feed(g, 60);
+            result.unwrap();
+            assert_eq!(out.len(), 60);
+            read_gauge("trace").2
+        }
+    });
+    assert!(most_running >= 2, "calls overlapped: {most_running}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let mut spans: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["node"] == "sq")
+    {
+        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+        spans
+            .entry(e["tid"].as_u64().unwrap())
+            .or_default()
+            .push((ts, ts + dur));
+    }
+    let calls: usize = spans.values().map(Vec::len).sum();
+    assert_eq!(calls, 60 + 3 + 3, "a span per process, open and close call");
+    assert!(spans.len() >= 2, "overlapping calls on more than one lane");
+    for lane in spans.values_mut() {
+        lane.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(
+            lane.windows(2).all(|w| w[0].1 <= w[1].0),
+            "spans of one lane overlap: {lane:?}"
+        );
+    }
+    let lane_names = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .filter(|n| n.starts_with("sq (TSquare)"))
+        .count();
+    assert_eq!(lane_names, spans.len(), "each lane is named after the node");
+    let _ = std::fs::remove_dir_all(&dir);
+}
