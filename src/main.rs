@@ -268,6 +268,9 @@ fn validate(path: &Path, set: &SetArgs) -> anyhow::Result<()> {
         threads[0],
         plural(threads[0])
     );
+    for note in spec.parallel_call_notes() {
+        println!("note: {note}");
+    }
     Ok(())
 }
 

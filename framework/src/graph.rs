@@ -377,6 +377,9 @@ impl Graph {
                 }
             }
         }
+        for note in self.spec.parallel_call_notes() {
+            tracing::warn!("{note}");
+        }
         run.attach_pollers();
         run.start();
         *self.shared_run.lock() = Some(run.clone());

@@ -187,17 +187,49 @@ impl GraphSpec {
 
     /// Worker threads each executor starts with (index as in
     /// [`GraphSpec::executor_indices`]): the configured counts, or for 0, the cores (at
-    /// most one per node on the executor, at least 1).
+    /// most one per call that can run on the executor at once: a node's `max_in_flight`; at
+    /// least 1).
     pub fn executor_threads(&self) -> Vec<usize> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let indices = self.executor_indices();
-        let nodes_on = |e: usize| indices.iter().filter(|&&i| i == e).count();
+        let nodes_on = |e: usize| {
+            indices
+                .iter()
+                .zip(&self.nodes)
+                .filter(|&(&i, _)| i == e)
+                .map(|(_, node)| node.max_in_flight.max(1))
+                .sum::<usize>()
+        };
         std::iter::once(self.num_threads)
             .chain(self.executors.iter().map(|e| e.num_threads))
             .enumerate()
             .map(|(e, configured)| match configured {
                 0 => cores.min(nodes_on(e)).max(1),
                 n => n,
+            })
+            .collect()
+    }
+
+    /// Nodes whose `max_in_flight` is above their executor's thread count (their calls
+    /// cannot all overlap), as messages.
+    pub fn parallel_call_notes(&self) -> Vec<String> {
+        let threads = self.executor_threads();
+        self.executor_indices()
+            .into_iter()
+            .zip(&self.nodes)
+            .filter(|&(e, node)| node.max_in_flight > threads[e])
+            .map(|(e, node)| {
+                format!(
+                    "node \"{}\": max_in_flight {} but {} has {} thread{}: at most {} of its calls run at once",
+                    node.name,
+                    node.max_in_flight,
+                    node.executor
+                        .as_ref()
+                        .map_or("the default executor".to_string(), |x| format!("executor \"{x}\"")),
+                    threads[e],
+                    if threads[e] == 1 { "" } else { "s" },
+                    threads[e]
+                )
             })
             .collect()
     }

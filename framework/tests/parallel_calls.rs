@@ -399,3 +399,26 @@ fn trace_puts_overlapping_calls_on_lanes_of_their_node() {
     assert_eq!(lane_names, spans.len(), "each lane is named after the node");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn automatic_thread_counts_make_room_for_parallel_calls() {
+    let g = graph(
+        r#"
+input_stream: [in]
+executor: [{name: one, options: {num_threads: 1}}, {name: auto}]
+node:
+  - {calculator: TPass, name: a, input_stream: [in], output_stream: [a], max_in_flight: 3, executor: one}
+  - {calculator: TPass, name: b, input_stream: [a], output_stream: [b], max_in_flight: 2, executor: auto}
+  - {calculator: TPass, name: c, input_stream: [b], output_stream: [c]}
+"#,
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Default executor: one node, one call at a time; `auto`: one node with 2 calls at once.
+    assert_eq!(g.spec().executor_threads(), vec![1, 1, cores.min(2)]);
+    let notes = g.spec().parallel_call_notes();
+    assert_eq!(notes.len(), if cores >= 2 { 1 } else { 2 }, "{notes:?}");
+    assert!(
+        notes[0].contains("node \"a\": max_in_flight 3 but executor \"one\" has 1 thread"),
+        "{notes:?}"
+    );
+}

@@ -140,7 +140,8 @@ pub struct NodeConfig {
     /// The executor that runs this node (declared in the graph's `executor:` list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
-    /// Concurrent `process` calls allowed (0 means 1).
+    /// Concurrent `process` calls allowed (0 means 1); above 1, on that many copies of a
+    /// calculator that declares independent calls.
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub max_in_flight: usize,
     /// Source layer: sources of lower layers run first.
