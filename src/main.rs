@@ -261,12 +261,19 @@ fn validate(path: &Path, set: &SetArgs) -> anyhow::Result<()> {
         .map(|(e, n)| format!(", executor {} ({n} thread{})", e.name, plural(*n)))
         .collect();
     let (nodes, streams) = (spec.nodes.len(), spec.streams.len());
+    let default = if spec.application_thread {
+        "default executor on the application thread".to_string()
+    } else {
+        format!(
+            "default executor {} thread{}",
+            threads[0],
+            plural(threads[0])
+        )
+    };
     println!(
-        "ok: {nodes} node{}, {streams} stream{}, default executor {} thread{}{executors}",
+        "ok: {nodes} node{}, {streams} stream{}, {default}{executors}",
         plural(nodes),
         plural(streams),
-        threads[0],
-        plural(threads[0])
     );
     for note in spec.parallel_call_notes() {
         println!("note: {note}");

@@ -197,6 +197,17 @@ node:
     output_stream: [relayed]
 ";
 
+/// Whether process `pid` has a handler for SIGINT (its `SigCgt` mask in /proc).
+fn catches_sigint(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+}
+
 #[test]
 fn ctrl_c_cancels_cleanly_and_still_writes_stats_and_trace() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,8 +223,14 @@ fn ctrl_c_cancels_cleanly_and_still_writes_stats_and_trace() {
     ];
     let child = spawn_in(dir.path(), &args);
     let pid = child.id() as libc::pid_t;
-    // Let it start and run a little (a short run keeps the trace small).
-    std::thread::sleep(Duration::from_millis(600));
+    // Wait until it catches SIGINT (its handler is installed: on a busy machine that can
+    // take longer than a fixed pause, and an early SIGINT kills it), then let it run a
+    // little (a short run keeps the trace small).
+    let started = Instant::now();
+    while !catches_sigint(pid) && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: sending a signal to our own child process by its pid.
     let sent = unsafe { libc::kill(pid, libc::SIGINT) };
     assert_eq!(sent, 0, "kill(SIGINT) failed");

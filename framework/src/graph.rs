@@ -77,6 +77,7 @@ pub struct OutputStreamPoller {
 impl OutputStreamPoller {
     /// The next packet, or `None` when the stream is done or the run ended.
     pub fn next(&self) -> Option<Packet> {
+        self.shared.drive(None);
         let mut s = self.shared.state.lock();
         loop {
             if let Some(p) = self.shared.pop(&mut s) {
@@ -94,6 +95,7 @@ impl OutputStreamPoller {
     #[allow(clippy::result_unit_err)]
     pub fn next_timeout(&self, timeout: Duration) -> std::result::Result<Option<Packet>, ()> {
         let deadline = std::time::Instant::now() + timeout;
+        self.shared.drive(Some(deadline));
         let mut s = self.shared.state.lock();
         loop {
             if let Some(p) = self.shared.pop(&mut s) {
@@ -435,6 +437,7 @@ impl Graph {
     /// Blocks until no task is queued or running; returns the run's errors so far.
     pub fn wait_until_idle(&self) -> Result<()> {
         let run = self.current_run()?;
+        run.drive(|| run.sched.is_settled());
         run.sched.wait_until_idle(|| run.is_terminated());
         if run.has_error() {
             return Err(Error::FailedPrecondition(format!(
@@ -455,6 +458,7 @@ impl Graph {
                 "wait_until_done: graph input streams are still open, so the run ends only when another thread closes them (use finish() to close them and wait)"
             );
         }
+        run.drive(|| run.is_terminated());
         run.wait_terminated();
         for w in self.workers.drain(..) {
             let _ = w.join();

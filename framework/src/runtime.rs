@@ -150,6 +150,20 @@ impl PollerShared {
         self.state.lock().done = true;
         self.ready.notify_all();
     }
+
+    /// With a run whose default executor is the application thread: runs its tasks on this
+    /// thread until a packet is queued here, the stream is done, or `deadline` passes.
+    pub(crate) fn drive(&self, deadline: Option<std::time::Instant>) {
+        let Some(run) = self.state.lock().run.upgrade() else {
+            return;
+        };
+        run.drive(|| {
+            let s = self.state.lock();
+            !s.packets.is_empty()
+                || s.done
+                || deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        });
+    }
 }
 
 /// Observers and pollers of one stream.
@@ -790,6 +804,36 @@ impl RunState {
         }
     }
 
+    /// With an ApplicationThreadExecutor (see [`GraphSpec::application_thread`]): runs the
+    /// default executor's tasks on the calling thread until `done()` (checked between tasks,
+    /// and every few milliseconds while there is nothing to do) or the run ends. Does nothing
+    /// otherwise, or on a thread that already runs tasks of this run.
+    pub(crate) fn drive(&self, done: impl Fn() -> bool) {
+        if !self.spec.application_thread || self.sched.is_worker_thread() {
+            return;
+        }
+        self.sched.enter_worker(0);
+        let mut finished = None;
+        while !done() {
+            match self
+                .sched
+                .next_within(finished.take(), Duration::from_millis(2))
+            {
+                None => {}
+                Some(Next::Exit) => break,
+                Some(Next::Run(task)) => {
+                    self.run_task(task);
+                    finished = Some(Finished::Task);
+                }
+                Some(Next::Idle(generation)) => {
+                    self.on_idle(generation);
+                    finished = Some(Finished::Idle(generation));
+                }
+            }
+        }
+        self.sched.leave_worker(finished);
+    }
+
     /// Connects every poller of the run to its sources' throttling.
     pub(crate) fn attach_pollers(self: &Arc<Self>) {
         for (stream, sinks) in self.sinks.iter().enumerate() {
@@ -822,6 +866,13 @@ impl RunState {
         *t = true;
         drop(t);
         self.done_cv.notify_all();
+        // No packet comes any more: a poller waiting for one returns (also after an error
+        // or a cancel, before the application waits for the run).
+        for sinks in &self.sinks {
+            for p in &sinks.pollers {
+                p.finish();
+            }
+        }
         let _g = self.inputs.lock();
         self.inputs_cv.notify_all();
     }
@@ -1156,6 +1207,15 @@ impl RunState {
             }
             if !wait {
                 return Err(Error::Throttled(stream.name.clone()));
+            }
+            if self.spec.application_thread && !self.sched.is_worker_thread() {
+                // The nodes that would drain the queue run on this thread.
+                MutexGuard::unlocked(&mut inputs, || {
+                    self.drive(|| {
+                        !self.is_throttled(slot) || self.has_error() || self.is_terminated()
+                    })
+                });
+                continue;
             }
             self.inputs_cv
                 .wait_for(&mut inputs, Duration::from_millis(100));

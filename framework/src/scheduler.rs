@@ -24,6 +24,7 @@
 use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -230,14 +231,60 @@ impl Scheduler {
     /// Reports what this worker finished (if anything) and waits for the next thing to do
     /// (a task of its executor, or the idle handler).
     pub(crate) fn next(&self, finished: Option<Finished>) -> Next {
+        // Without a deadline it waits until there is something to do.
+        self.next_until(finished, None).unwrap_or(Next::Exit)
+    }
+
+    /// Like [`Scheduler::next`] for a thread that drives an executor for a while (the
+    /// application thread): waits at most `timeout` for something to do, `None` if nothing
+    /// came (what it finished is reported either way).
+    pub(crate) fn next_within(
+        &self,
+        finished: Option<Finished>,
+        timeout: Duration,
+    ) -> Option<Next> {
+        self.next_until(finished, Some(Instant::now() + timeout))
+    }
+
+    fn next_until(&self, finished: Option<Finished>, deadline: Option<Instant>) -> Option<Next> {
         let executor = WORKER_OF.get().1;
         if finished.is_some() {
             if let Some(task) = LOCAL.take() {
                 // The finished task's place among the running ones passes to this one.
-                return Next::Run(task);
+                return Some(Next::Run(task));
             }
         }
         let mut q = self.queue.lock();
+        Self::account(&mut q, finished);
+        loop {
+            if q.shutdown {
+                return Some(Next::Exit);
+            }
+            if let Some(task) = q.heaps[executor].pop() {
+                q.running += 1;
+                return Some(Next::Run(task));
+            }
+            if q.is_idle() && q.idle_check {
+                q.idle_check = false;
+                q.running += 1;
+                return Some(Next::Idle(q.generation));
+            }
+            if q.is_idle() {
+                self.idle.notify_all();
+            }
+            match deadline {
+                None => self.work[executor].wait(&mut q),
+                Some(d) => {
+                    if self.work[executor].wait_until(&mut q, d).timed_out() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts what a worker finished as no longer running.
+    fn account(q: &mut Queue, finished: Option<Finished>) {
         match finished {
             Some(Finished::Task) => {
                 q.running -= 1;
@@ -253,24 +300,38 @@ impl Scheduler {
             }
             None => {}
         }
-        loop {
-            if q.shutdown {
-                return Next::Exit;
-            }
-            if let Some(task) = q.heaps[executor].pop() {
-                q.running += 1;
-                return Next::Run(task);
-            }
-            if q.is_idle() && q.idle_check {
-                q.idle_check = false;
-                q.running += 1;
-                return Next::Idle(q.generation);
-            }
-            if q.is_idle() {
-                self.idle.notify_all();
-            }
-            self.work[executor].wait(&mut q);
+    }
+
+    /// Ends a thread's stint as a worker (the application thread driving its executor): the
+    /// task in its local slot goes to the shared queue, then what it finished is reported.
+    pub(crate) fn leave_worker(&self, finished: Option<Finished>) {
+        let executor = WORKER_OF.get().1;
+        let local = LOCAL.take();
+        let mut q = self.queue.lock();
+        if let Some(task) = local {
+            q.heaps[executor].push(task);
+            q.generation += 1;
         }
+        Self::account(&mut q, finished);
+        let idle = q.is_idle();
+        drop(q);
+        WORKER_OF.set((0, 0));
+        self.work[executor].notify_one();
+        if idle {
+            self.idle.notify_all();
+        }
+    }
+
+    /// True on a thread that is a worker of this scheduler (or driving one of its executors).
+    pub(crate) fn is_worker_thread(&self) -> bool {
+        WORKER_OF.get().0 == self.id()
+    }
+
+    /// What [`Scheduler::wait_until_idle`] waits for: nothing queued or running and the idle
+    /// handling done, or the run shut down.
+    pub(crate) fn is_settled(&self) -> bool {
+        let q = self.queue.lock();
+        q.shutdown || (q.is_idle() && !q.idle_check)
     }
 
     /// Marks the start of work done outside a task (e.g. an application thread delivering a

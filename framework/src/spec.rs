@@ -142,6 +142,10 @@ pub struct GraphSpec {
     /// Worker threads of the default executor (0 = choose: the cores, at most one per node on
     /// it, at least 1).
     pub num_threads: usize,
+    /// The default executor is an ApplicationThreadExecutor: it has no threads, and its
+    /// tasks run on the application thread inside the Graph calls that wait (waiting for the
+    /// run or for idle, a throttled `add_packet`, a poller's `next`).
+    pub application_thread: bool,
     /// The graph's named executors, in declaration order: thread pools of their own for the
     /// nodes that name them (the others run on the default executor).
     pub executors: Vec<ExecutorSpec>,
@@ -204,6 +208,7 @@ impl GraphSpec {
             .chain(self.executors.iter().map(|e| e.num_threads))
             .enumerate()
             .map(|(e, configured)| match configured {
+                _ if e == 0 && self.application_thread => 0,
                 0 => cores.min(nodes_on(e)).max(1),
                 n => n,
             })
@@ -217,8 +222,14 @@ impl GraphSpec {
         self.executor_indices()
             .into_iter()
             .zip(&self.nodes)
-            .filter(|&(e, node)| node.max_in_flight > threads[e])
+            .filter(|&(e, node)| node.max_in_flight > threads[e].max(1))
             .map(|(e, node)| {
+                if e == 0 && self.application_thread {
+                    return format!(
+                        "node \"{}\": max_in_flight {} but the default executor runs on the application thread: one call at a time",
+                        node.name, node.max_in_flight
+                    );
+                }
                 format!(
                     "node \"{}\": max_in_flight {} but {} has {} thread{}: at most {} of its calls run at once",
                     node.name,

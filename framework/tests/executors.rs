@@ -10,27 +10,6 @@ use common::*;
 use mediagraph_framework::prelude::*;
 use mediagraph_framework::{calculator, Error, Graph, HandlerConfig, Phase};
 
-/// Outputs the name of the thread each call ran on.
-struct TThreadName;
-const NAME_IN: Input<AnyPacket> = Input::any("");
-const NAME_OUT: Output<String> = Output::new("");
-
-impl Calculator for TThreadName {
-    type Options = NoOptions;
-    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
-        cc.declare(&[&NAME_IN, &NAME_OUT])
-    }
-    fn create(_: &NoOptions) -> Result<Self> {
-        Ok(TThreadName)
-    }
-    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
-        let name = std::thread::current().name().unwrap_or("").to_string();
-        let ts = cx.input_timestamp();
-        cx.output(&NAME_OUT).send(name, ts)?;
-        Ok(Flow::Continue)
-    }
-}
-
 /// A gate the test opens: `TGated` calls wait for it.
 static GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
 
@@ -96,7 +75,6 @@ impl Calculator for TLoopHead {
 fn executor_graph(yaml: &str) -> Graph {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        calculator::register::<TThreadName>("TThreadName");
         calculator::register::<TGated>("TGated");
         calculator::register::<TLoopHead>("TLoopHead");
     });

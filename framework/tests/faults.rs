@@ -1,6 +1,7 @@
 //! Fault injection: a faulty node at a random place in a random graph errors, panics, sleeps or
 //! emits a timestamp out of order at a random packet, with nodes spread over the default and
-//! two named executors, and with parallel calls (`max_in_flight` 1 to 3). Every run ends, a failed run names the node (and the timestamp or
+//! two named executors (the default one on the application thread in some cases), and with
+//! parallel calls (`max_in_flight` 1 to 3). Every run ends, a failed run names the node (and the timestamp or
 //! stream at fault), and a run that succeeds delivered everything.
 
 mod common;
@@ -30,7 +31,7 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     (
         2usize..8,
-        1usize..4,
+        0usize..4,
         prop::sample::select(vec![2i64, 5, -1]),
         5usize..60,
     )
@@ -78,9 +79,14 @@ fn fault_ts(c: &Case) -> i64 {
 }
 
 fn yaml(c: &Case) -> String {
+    // 0 threads: the default executor runs on the application thread.
+    let (threads, application_thread) = match c.threads {
+        0 => (String::new(), "{type: ApplicationThreadExecutor}, "),
+        n => (format!("num_threads: {n}\n"), ""),
+    };
     let mut y = format!(
-        "input_stream: [s0]\nnum_threads: {}\nmax_queue_size: {}\nexecutor: [{{name: e1, options: {{num_threads: 1}}}}, {{name: e2, options: {{num_threads: 2}}}}]\nnode:\n",
-        c.threads, c.max_queue_size
+        "input_stream: [s0]\n{threads}max_queue_size: {}\nexecutor: [{application_thread}{{name: e1, options: {{num_threads: 1}}}}, {{name: e2, options: {{num_threads: 2}}}}]\nnode:\n",
+        c.max_queue_size
     );
     for (i, &input) in c.inputs.iter().enumerate() {
         let executor = match c.executors[i] {

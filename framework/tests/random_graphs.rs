@@ -1,5 +1,5 @@
-//! Property test: random DAGs, thread counts, queue limits, executors and parallel calls
-//! (`max_in_flight`). Every packet reaches
+//! Property test: random DAGs, thread counts (or the default executor on the application
+//! thread), queue limits, executors and parallel calls (`max_in_flight`). Every packet reaches
 //! every sink exactly once and in timestamp order, and no run hangs.
 
 mod common;
@@ -26,7 +26,7 @@ struct Shape {
 fn shape() -> impl Strategy<Value = Shape> {
     (
         1usize..12,
-        1usize..4,
+        0usize..4,
         prop::sample::select(vec![1i64, 2, 3, 10, -1]),
     )
         .prop_flat_map(|(n, threads, max_queue_size)| {
@@ -61,9 +61,14 @@ fn yaml(shape: &Shape) -> (String, Vec<(String, i64)>) {
     // Stream 0 is the graph input; node i writes stream i + 1.
     let mut coef = vec![1i64];
     let mut consumed = vec![false; shape.inputs.len() + 1];
+    // 0 threads: the default executor runs on the application thread.
+    let (threads, application_thread) = match shape.threads {
+        0 => (String::new(), "{type: ApplicationThreadExecutor}, "),
+        n => (format!("num_threads: {n}\n"), ""),
+    };
     let mut y = format!(
-        "input_stream: [s0]\nnum_threads: {}\nmax_queue_size: {}\nexecutor: [{{name: e1, options: {{num_threads: 1}}}}, {{name: e2, options: {{num_threads: 2}}}}]\nnode:\n",
-        shape.threads, shape.max_queue_size
+        "input_stream: [s0]\n{threads}max_queue_size: {}\nexecutor: [{application_thread}{{name: e1, options: {{num_threads: 1}}}}, {{name: e2, options: {{num_threads: 2}}}}]\nnode:\n",
+        shape.max_queue_size
     );
     for (i, ins) in shape.inputs.iter().enumerate() {
         let out = i + 1;

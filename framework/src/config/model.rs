@@ -171,7 +171,9 @@ pub struct ExecutorConfig {
     /// The name nodes use in `executor:`; empty: this entry configures the default executor.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-    /// The executor type (`ThreadPoolExecutor`, the default).
+    /// The executor type: `ThreadPoolExecutor` (the default), or `ApplicationThreadExecutor`
+    /// for the default executor (an entry without a name): its nodes run on the application
+    /// thread while it waits in Graph calls.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub executor_type: Option<String>,
     /// The executor's options: `num_threads` (0 or -1: the cores, at most one per node on

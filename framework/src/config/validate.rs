@@ -89,6 +89,8 @@ struct GraphCtx {
     executors: Vec<ExecutorSpec>,
     /// Threads of the default executor (graph `num_threads`, or an unnamed executor's).
     default_threads: usize,
+    /// The default executor runs on the application's thread.
+    application_thread: bool,
     /// Subgraph types visible to the graph (for suggestions).
     subgraph_types: Vec<String>,
     default_handler: Option<HandlerConfig>,
@@ -162,25 +164,37 @@ fn finish_errors(errors: Vec<Error>, main: &Source) -> Error {
     combine(unique)
 }
 
-/// Checks the graph's `executor:` list: returns the named executors and the threads of the
-/// default executor (an entry without a name configures it, as in MediaPipe).
+/// Checks the graph's `executor:` list: returns the named executors, the threads of the
+/// default executor (an entry without a name configures it, as in MediaPipe) and whether it
+/// is an ApplicationThreadExecutor.
 fn check_executors(
     config: &GraphConfig,
     src: &Source,
     errors: &mut Vec<Error>,
-) -> (Vec<ExecutorSpec>, usize) {
+) -> (Vec<ExecutorSpec>, usize, bool) {
     let mut executors: Vec<ExecutorSpec> = Vec::new();
     let mut default_threads = config.num_threads;
     let mut default_declared = false;
+    let mut application_thread = false;
     for (i, e) in config.executor.iter().enumerate() {
         let at = src.loc(&format!("executor[{i}].name"));
         let entry = src.loc(&format!("executor[{i}]"));
+        let type_at = || src.loc(&format!("executor[{i}].type"));
         match e.executor_type.as_deref() {
             None | Some("") | Some("ThreadPoolExecutor") => {}
+            Some("ApplicationThreadExecutor") if !e.name.is_empty() => errors.push(Error::config(
+                type_at(),
+                "only the default executor (an entry without `name`) can be an ApplicationThreadExecutor; named executors are thread pools",
+            )),
+            Some("ApplicationThreadExecutor") if !e.options.is_null() => errors.push(Error::config(
+                src.loc(&format!("executor[{i}].options")),
+                "an ApplicationThreadExecutor takes no options (it runs on the thread that waits for the run)",
+            )),
+            Some("ApplicationThreadExecutor") => application_thread = true,
             Some(other) => errors.push(Error::config(
-                src.loc(&format!("executor[{i}].type")),
+                type_at(),
                 format!(
-                    "unknown executor type \"{other}\"; the only executor type is ThreadPoolExecutor"
+                    "unknown executor type \"{other}\"; the executor types are ThreadPoolExecutor and ApplicationThreadExecutor"
                 ),
             )),
         }
@@ -241,7 +255,7 @@ fn check_executors(
             });
         }
     }
-    (executors, default_threads)
+    (executors, default_threads, application_thread)
 }
 
 /// The largest `stack_size` an executor may ask for (1 GiB).
@@ -327,7 +341,7 @@ fn check_graph_settings(config: &GraphConfig, src: &Source, errors: &mut Vec<Err
             ),
         ));
     }
-    let (executors, default_threads) = check_executors(config, src, errors);
+    let (executors, default_threads, application_thread) = check_executors(config, src, errors);
     let default_handler = config.input_stream_handler.as_ref().and_then(|h| {
         check_handler(&h.to_config())
             .map_err(|m| {
@@ -349,6 +363,7 @@ fn check_graph_settings(config: &GraphConfig, src: &Source, errors: &mut Vec<Err
     GraphCtx {
         executors,
         default_threads,
+        application_thread,
         subgraph_types: Vec::new(),
         default_handler,
     }
@@ -1307,6 +1322,7 @@ fn assemble(
         input_streams,
         output_streams,
         num_threads: ctx.default_threads,
+        application_thread: ctx.application_thread,
         executors: ctx.executors,
         max_queue_size: match config.max_queue_size {
             0 => Some(100),

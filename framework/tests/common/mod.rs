@@ -497,6 +497,27 @@ impl Calculator for THold {
 }
 
 /// Registers the test calculators once per test binary.
+/// Outputs the name of the thread each call ran on.
+pub struct TThreadName;
+const NAME_IN: Input<AnyPacket> = Input::any("");
+const NAME_OUT: Output<String> = Output::new("");
+
+impl Calculator for TThreadName {
+    type Options = NoOptions;
+    fn contract(cc: &mut Contract, _: &NoOptions) -> Result<()> {
+        cc.declare(&[&NAME_IN, &NAME_OUT])
+    }
+    fn create(_: &NoOptions) -> Result<Self> {
+        Ok(TThreadName)
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        let ts = cx.input_timestamp();
+        cx.output(&NAME_OUT).send(name, ts)?;
+        Ok(Flow::Continue)
+    }
+}
+
 /// Property-test cases: `default`, or `MEDIAGRAPH_STRESS_CASES` when set (for long stress runs,
 /// e.g. `MEDIAGRAPH_STRESS_CASES=2000 cargo test --release -p mediagraph-framework`).
 pub fn stress_cases(default: u32) -> u32 {
@@ -523,6 +544,7 @@ pub fn setup() {
         calculator::register::<TCountSource>("TCountSource");
         calculator::register::<TProbe>("TProbe");
         calculator::register::<THold>("THold");
+        calculator::register::<TThreadName>("TThreadName");
     });
 }
 

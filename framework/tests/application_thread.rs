@@ -1,0 +1,218 @@
+//! The ApplicationThreadExecutor: the default executor has no threads; its tasks run on the
+//! application thread inside the Graph calls that wait.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use mediagraph_framework::{AddMode, Error, Graph, Packet, Timestamp};
+
+/// Runs `f` on a thread called `app`, with a time limit.
+fn on_app_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    with_timeout(30, move || {
+        std::thread::Builder::new()
+            .name("app".into())
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn names(poller: &mediagraph_framework::OutputStreamPoller) -> Vec<String> {
+    std::iter::from_fn(|| poller.next())
+        .map(|p| p.get::<String>().unwrap().clone())
+        .collect()
+}
+
+const APP: &str = "executor: [{type: ApplicationThreadExecutor}]\n";
+
+#[test]
+fn every_call_runs_on_the_thread_that_waits_for_the_run() {
+    let (on, source_progress) = on_app_thread(|| {
+        let mut g = graph(&format!(
+            "{APP}output_stream: [names]\nnode:\n  - {{calculator: TSource, name: src, output_stream: [n], options: {{count: 40}}}}\n  - {{calculator: TThreadName, input_stream: [n], output_stream: [names]}}\n"
+        ));
+        let poller = g.add_output_stream_poller("names").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        // No worker thread: nothing has run before the application waits.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            poller.queue_len(),
+            0,
+            "a call ran without the application waiting"
+        );
+        g.wait_until_done().unwrap();
+        let progress = g.stats().iter().find(|s| s.name == "src").unwrap().progress;
+        (names(&poller), progress)
+    });
+    assert_eq!(on, vec!["app".to_string(); 40]);
+    assert_eq!(source_progress, Some((40, Some(40))));
+}
+
+#[test]
+fn a_poller_drives_the_run_until_a_packet_comes() {
+    let got = on_app_thread(|| {
+        let mut g = graph(&format!(
+            "{APP}input_stream: [in]\noutput_stream: [out]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [a]}}\n  - {{calculator: TPass, input_stream: [a], output_stream: [out]}}\n"
+        ));
+        let poller = g.add_output_stream_poller("out").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        let mut got = Vec::new();
+        for t in 0..20 {
+            g.add_packet("in", Packet::new(t).at(Timestamp::new(t)))
+                .unwrap();
+            // Each packet comes out while the input is still open.
+            let p = poller
+                .next_timeout(Duration::from_secs(5))
+                .unwrap()
+                .expect("a packet");
+            got.push(*p.get::<i64>().unwrap());
+        }
+        // A poller with nothing coming gives up at its deadline.
+        assert!(poller.next_timeout(Duration::from_millis(20)).is_err());
+        g.finish().unwrap();
+        assert!(poller.next().is_none(), "done after the run");
+        got
+    });
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn wait_until_idle_runs_the_pending_calls() {
+    let queued = on_app_thread(|| {
+        let mut g = graph(&format!(
+            "{APP}input_stream: [in]\noutput_stream: [out]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [out]}}\n"
+        ));
+        let poller = g.add_output_stream_poller("out").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..10 {
+            g.add_packet("in", Packet::new(t).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        assert_eq!(poller.queue_len(), 0);
+        g.wait_until_idle().unwrap();
+        let queued = poller.queue_len();
+        g.finish().unwrap();
+        queued
+    });
+    assert_eq!(queued, 10);
+}
+
+#[test]
+fn a_throttled_add_packet_runs_the_nodes_that_drain_the_queue() {
+    let out = on_app_thread(|| {
+        let mut g = graph(&format!(
+            "{APP}max_queue_size: 2\ninput_stream: [in]\noutput_stream: [out]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [a]}}\n  - {{calculator: TPass, input_stream: [a], output_stream: [out]}}\n"
+        ));
+        g.set_add_mode(AddMode::WaitTillNotFull);
+        let poller = g.add_output_stream_poller("out").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..200 {
+            g.add_packet("in", Packet::new(t).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        g.finish().unwrap();
+        ints(&poller)
+    });
+    assert_eq!(out.len(), 200);
+    assert!(out.iter().enumerate().all(|(i, &(t, _))| t == i as i64));
+}
+
+#[test]
+fn nodes_on_a_named_executor_keep_their_threads() {
+    let (app, pool) = on_app_thread(|| {
+        let mut g = graph(
+            "executor: [{type: ApplicationThreadExecutor}, {name: io, options: {num_threads: 1, thread_name_prefix: io}}]\ninput_stream: [in]\nnode:\n  - {calculator: TThreadName, input_stream: [in], output_stream: [a]}\n  - {calculator: TThreadName, input_stream: [in], output_stream: [b], executor: io}\n",
+        );
+        let a = g.add_output_stream_poller("a").unwrap();
+        let b = g.add_output_stream_poller("b").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..30 {
+            g.add_packet("in", Packet::new(t).at(Timestamp::new(t)))
+                .unwrap();
+        }
+        g.finish().unwrap();
+        (names(&a), names(&b))
+    });
+    assert_eq!(app, vec!["app".to_string(); 30]);
+    assert_eq!(pool, vec!["io-0".to_string(); 30]);
+}
+
+#[test]
+fn a_cancel_from_another_thread_ends_a_driven_run() {
+    let err = on_app_thread(|| {
+        let mut g = graph(&format!(
+            "{APP}node:\n  - {{calculator: TSource, output_stream: [n], options: {{count: 0, endless: true}}}}\n  - {{calculator: TPass, input_stream: [n], output_stream: [m]}}\n"
+        ));
+        g.start_run(HashMap::new()).unwrap();
+        let cancel = g.cancel_handle();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            cancel.cancel();
+        });
+        let result = g.wait_until_done();
+        canceller.join().unwrap();
+        result.unwrap_err()
+    });
+    assert!(matches!(err, Error::Cancelled), "{err}");
+}
+
+#[test]
+fn errors_name_the_node_and_a_rerun_works() {
+    on_app_thread(|| {
+        let mut g = graph(&format!(
+            "{APP}input_stream: [in]\nnode:\n  - {{calculator: TFault, name: faulty, input_stream: [in], output_stream: [out], options: {{at: 3, mode: error}}}}\n"
+        ));
+        for _ in 0..2 {
+            g.start_run(HashMap::new()).unwrap();
+            for t in 0..10 {
+                if g.add_packet("in", Packet::new(t).at(Timestamp::new(t)))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let err = g.finish().unwrap_err().to_string();
+            assert!(
+                err.contains("node \"faulty\"") && err.contains("timestamp 3"),
+                "{err}"
+            );
+        }
+    });
+}
+
+#[test]
+fn the_executor_type_is_checked_where_it_is_written() {
+    setup();
+    let refused = |yaml: &str| match Graph::from_yaml_str(yaml) {
+        Ok(_) => panic!("accepted: {yaml}"),
+        Err(e) => e.to_string(),
+    };
+    let node = "input_stream: [in]\nnode:\n  - {calculator: TPass, input_stream: [in], output_stream: [out]}\n";
+    let err = refused(&format!(
+        "executor: [{{name: ui, type: ApplicationThreadExecutor}}]\n{node}"
+    ));
+    assert!(
+        err.contains("only the default executor") && err.contains(":1:"),
+        "{err}"
+    );
+    let err = refused(&format!(
+        "executor: [{{type: ApplicationThreadExecutor, options: {{num_threads: 2}}}}]\n{node}"
+    ));
+    assert!(err.contains("takes no options"), "{err}");
+    let err = refused(&format!(
+        "num_threads: 2\nexecutor: [{{type: ApplicationThreadExecutor}}]\n{node}"
+    ));
+    assert!(err.contains("set the thread count in one place"), "{err}");
+    let err = refused(&format!("executor: [{{type: GpuExecutor}}]\n{node}"));
+    assert!(
+        err.contains("ThreadPoolExecutor and ApplicationThreadExecutor"),
+        "{err}"
+    );
+    let g = graph(&format!("{APP}{node}"));
+    assert!(g.spec().application_thread);
+    assert_eq!(g.spec().executor_threads(), vec![0]);
+}
