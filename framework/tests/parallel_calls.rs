@@ -422,3 +422,28 @@ node:
         "{notes:?}"
     );
 }
+
+#[test]
+fn parallel_calls_take_batches_and_immediate_inputs_in_order() {
+    setup_square();
+    for handler in [
+        "{input_stream_handler: Default, options: {batch_size: 4}}",
+        "Immediate",
+    ] {
+        let got = with_timeout(60, move || {
+            let mut g = graph(&format!(
+                "input_stream: [in]\noutput_stream: [out]\nnum_threads: 3\nnode:\n  - {{calculator: TSquare, name: sq, input_stream: [in], output_stream: [out], max_in_flight: 3, input_stream_handler: {handler}, options: {{key: batch, sleep_us: 200}}}}\n"
+            ));
+            let poller = g.add_output_stream_poller("out").unwrap();
+            g.start_run(HashMap::new()).unwrap();
+            for v in 0..50 {
+                g.add_packet("in", Packet::new(v).at(Timestamp::new(v)))
+                    .unwrap();
+            }
+            g.finish().unwrap();
+            ints(&poller)
+        });
+        let want: Vec<(i64, i64)> = (0..50).map(|v| (v, v * v)).collect();
+        assert_eq!(got, want, "{handler}");
+    }
+}
