@@ -1802,16 +1802,24 @@ impl RunState {
                     .collect(),
             );
         }
-        // A node with `max_in_flight` above 1 opens that many copies, one after the other,
-        // each one's `open` outputs delivered in turn. If one fails, those opened before it
-        // are dropped without `close` (as a calculator whose `open` failed is).
+        // A node with `max_in_flight` above 1 opens that many copies, one after the other.
+        // What the first outputs in `open` is delivered; what the others output there is
+        // counted as dropped (their calls are independent: it is the same). If one fails,
+        // those opened before it are closed, their outputs discarded.
         let copies = st.parallel.as_ref().map_or(1, |p| p.copies);
+        // Each copy opens on the streams as they were before any opened.
+        let outputs_before = st.outputs.clone();
         let mut effects = Effects::default();
-        for _ in 0..copies {
+        for copy in 0..copies {
+            if copy > 0 && self.has_error() {
+                // The run is failing: no use loading more copies.
+                break;
+            }
             let result = match self.create_calculator(n) {
                 Ok(calculator) => {
                     st.calculator = Some(calculator);
-                    Self::prepare_shards(&mut st, true);
+                    let NodeState { shards, .. } = &mut *st;
+                    Self::reset_shards(shards, &outputs_before, true);
                     let (again, result) = self.invoke(n, st, Phase::Open, Timestamp::UNSTARTED);
                     st = again;
                     result
@@ -1819,16 +1827,22 @@ impl RunState {
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
-                st.status = Status::OpenFailed;
                 st.calculator = None;
-                if let Some(p) = st.parallel.as_mut() {
-                    p.idle.clear();
+                let error = self.node_error(n, Phase::Open, Timestamp::UNSTARTED, e);
+                if st.parallel.as_ref().is_some_and(|p| !p.idle.is_empty()) {
+                    self.close_node(n, st, &mut Effects::default(), false);
+                    st = node.state.lock();
                 }
+                st.status = Status::OpenFailed;
                 drop(st);
-                self.record_error(self.node_error(n, Phase::Open, Timestamp::UNSTARTED, e));
+                self.record_error(error);
                 return;
             }
-            self.collect_outputs(n, &mut st, Timestamp::UNSTARTED, &mut effects);
+            if copy == 0 {
+                self.collect_outputs(n, &mut st, Timestamp::UNSTARTED, &mut effects);
+            } else {
+                Self::discard_outputs(&mut st);
+            }
             let s = &mut *st;
             if let Some(p) = s.parallel.as_mut() {
                 p.idle.extend(s.calculator.take());
@@ -2032,6 +2046,9 @@ impl RunState {
         self.after_input_change(n, &mut st, &mut effects);
         drop(st);
         self.apply(&mut effects);
+        // What that made ready (the next call, a source woken by the room taken inputs left)
+        // must not wait in this thread's local slot behind this call.
+        self.sched.flush_local();
 
         let call = self.call(
             n,
@@ -2070,7 +2087,7 @@ impl RunState {
                 break;
             }
             stop |= matches!(done.result, Ok(Flow::Stop));
-            if let Some(e) = self.out_of_order(n, &st, &done) {
+            if let Some(e) = self.parallel_violation(n, &st, &done) {
                 error = Some(e);
                 break;
             }
@@ -2134,30 +2151,48 @@ impl RunState {
         }
     }
 
-    /// A parallel call's packet below the bound an earlier call left on its stream (each call
-    /// could only check its packets against the bound when it started).
-    fn out_of_order(&self, n: NodeId, st: &NodeState, done: &FinishedCall) -> Option<Error> {
-        done.buffers
+    /// What a parallel call sent that the calls before it make wrong: each call could only
+    /// check its outputs against the streams as they were when it started, so the checks a
+    /// call in sequence gets are made again at delivery (packet timestamps and bounds at or
+    /// above the bound the earlier calls left, no packet on a stream they closed, a
+    /// PostStream packet only on a stream with no other).
+    fn parallel_violation(&self, n: NodeId, st: &NodeState, done: &FinishedCall) -> Option<Error> {
+        let problem = done
+            .buffers
             .shards
             .iter()
             .zip(&st.outputs)
             .find_map(|(shard, o)| {
-                let first = shard.packets.first()?.timestamp();
-                (first < o.bound).then(|| {
-                    self.node_error(
-                        n,
-                        Phase::Process,
-                        done.ts,
-                        Error::Stream {
-                            stream: shard.stream.to_string(),
-                            message: format!(
-                                "packet timestamp mismatch: the minimum expected timestamp is {} but received {first}; an earlier parallel call (max_in_flight) left the bound there",
-                                o.bound
-                            ),
-                        },
+                let first = shard.packets.first().map(Packet::timestamp);
+                let message = if first.is_some() && o.closed {
+                    "a packet was sent to a stream an earlier parallel call (max_in_flight) closed"
+                        .to_string()
+                } else if let Some(first) = first.filter(|&t| t < o.bound) {
+                    format!(
+                        "packet timestamp mismatch: the minimum expected timestamp is {} but received {first}; an earlier parallel call (max_in_flight) left the bound there",
+                        o.bound
                     )
-                })
-            })
+                } else if o.emitted_any
+                    && shard.packets.iter().any(|p| p.timestamp() == Timestamp::POST_STREAM)
+                {
+                    "a PostStream packet must be the only packet of its stream (an earlier parallel call (max_in_flight) sent one)".to_string()
+                } else if let Some(b) = shard.bound_request.filter(|&b| b < o.bound) {
+                    format!(
+                        "set_next_timestamp_bound({b}) would lower the bound {} an earlier parallel call (max_in_flight) announced",
+                        o.bound
+                    )
+                } else {
+                    return None;
+                };
+                Some((shard.stream.to_string(), message))
+            })?;
+        let (stream, message) = problem;
+        Some(self.node_error(
+            n,
+            Phase::Process,
+            done.ts,
+            Error::Stream { stream, message },
+        ))
     }
 
     /// Delivers an invocation's outputs while the node is still busy (so the next invocation
@@ -2236,21 +2271,25 @@ impl RunState {
         let parallel_copies = st.parallel.as_mut().map(|p| std::mem::take(&mut p.idle));
         let rounds = parallel_copies.as_ref().map_or(1, Vec::len);
         let mut copies = parallel_copies.unwrap_or_default().into_iter();
-        let mut result = Ok(Flow::Continue);
-        for _ in 0..rounds {
+        let mut errors = Vec::new();
+        // Each copy closes on the streams as they were before any closed.
+        let outputs_before = st.outputs.clone();
+        for round in 0..rounds {
             if let Some(copy) = copies.next() {
                 st.calculator = Some(copy);
             }
-            Self::prepare_shards(&mut st, false);
+            let NodeState { shards, .. } = &mut *st;
+            Self::reset_shards(shards, &outputs_before, false);
             let (again, closed) = self.invoke(n, st, Phase::Close, Timestamp::DONE);
             st = again;
             st.calculator = None;
-            if deliver {
+            // As in `open`: only the first copy's `close` outputs are delivered.
+            if deliver && round == 0 {
                 self.collect_outputs(n, &mut st, Timestamp::DONE, effects);
+            } else if deliver {
+                Self::discard_outputs(&mut st);
             }
-            if result.is_ok() {
-                result = closed;
-            }
+            errors.extend(closed.err());
         }
         st.status = Status::Closed;
         st.busy = false;
@@ -2282,8 +2321,18 @@ impl RunState {
             let mut book = self.sources.lock();
             book.active = book.active.saturating_sub(1);
         }
-        if let Err(e) = result {
+        for e in errors {
             self.record_error(self.node_error(n, Phase::Close, Timestamp::DONE, e));
+        }
+    }
+
+    /// Drops what a parallel node's extra copy sent in `open` or `close` (the first copy's
+    /// outputs are the node's), counted as dropped.
+    fn discard_outputs(st: &mut NodeState) {
+        let NodeState { shards, stats, .. } = st;
+        for shard in shards.iter_mut() {
+            stats.dropped += shard.packets.len() as u64;
+            shard.packets.clear();
         }
     }
 }

@@ -201,6 +201,14 @@ impl Scheduler {
         self.push_where(task, false);
     }
 
+    /// Moves the task in this thread's local slot (if any) to the shared queue, where
+    /// another thread can take it (before a call this thread will be busy with for long).
+    pub(crate) fn flush_local(&self) {
+        if let Some(task) = LOCAL.take() {
+            self.push_where(task, false);
+        }
+    }
+
     fn push_where(&self, task: Task, local_slot: bool) {
         let executor = self.executor_of.get(task.node).copied().unwrap_or(0);
         let task = if local_slot && WORKER_OF.get() == (self.id(), executor) {

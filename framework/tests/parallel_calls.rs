@@ -118,6 +118,126 @@ impl Calculator for TSquare {
     }
 }
 
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    open_ok: usize,
+    open_calls: usize,
+    closed: usize,
+    running: usize,
+    most_running: usize,
+}
+
+static COUNTS: OnceLock<Mutex<HashMap<String, Counts>>> = OnceLock::new();
+
+fn with_counts<R>(key: &str, f: impl FnOnce(&mut Counts) -> R) -> R {
+    let mut all = COUNTS.get_or_init(Default::default).lock().unwrap();
+    f(all.entry(key.to_string()).or_default())
+}
+
+fn counts(key: &str) -> Counts {
+    with_counts(key, |c| *c)
+}
+
+/// Independent calls; passes its input on (offset 0) after `sleep_us`; misbehaves as its
+/// options say (found by review).
+struct TCopy {
+    o: CopyOptions,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct CopyOptions {
+    key: String,
+    #[serde(default)]
+    sleep_us: u64,
+    /// The open of the n-th copy (1-based, counted per key) fails.
+    #[serde(default)]
+    fail_open_nth: usize,
+    /// `open` emits a packet (value -1) at timestamp 0.
+    #[serde(default)]
+    emit_in_open: bool,
+    /// `close` emits a packet (value -2) at timestamp 1_000_000.
+    #[serde(default)]
+    emit_in_close: bool,
+    /// At this input value, emit at PostStream instead of the input timestamp.
+    #[serde(default)]
+    post_stream_at: Option<i64>,
+    /// Only the call at this value sleeps.
+    #[serde(default)]
+    slow_at: Option<i64>,
+}
+
+const C_IN: Input<i64> = Input::new("");
+const C_OUT: Output<i64> = Output::new("");
+
+impl Calculator for TCopy {
+    type Options = CopyOptions;
+    fn contract(cc: &mut Contract, o: &CopyOptions) -> Result<()> {
+        cc.declare(&[&C_IN, &C_OUT])?;
+        if o.post_stream_at.is_none() {
+            cc.set_timestamp_offset(0);
+        }
+        cc.set_independent_calls(true);
+        Ok(())
+    }
+    fn create(o: &CopyOptions) -> Result<Self> {
+        Ok(TCopy { o: o.clone() })
+    }
+    fn open(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        let nth = with_counts(&self.o.key, |c| {
+            c.open_calls += 1;
+            c.open_calls
+        });
+        if nth == self.o.fail_open_nth {
+            bail!("open of copy {nth} refused");
+        }
+        with_counts(&self.o.key, |c| c.open_ok += 1);
+        if self.o.emit_in_open {
+            cx.output(&C_OUT).send(-1, Timestamp::new(0))?;
+        }
+        Ok(())
+    }
+    fn process(&mut self, cx: &mut CalculatorContext) -> Result<Flow> {
+        with_counts(&self.o.key, |c| {
+            c.running += 1;
+            c.most_running = c.most_running.max(c.running);
+        });
+        let v = *cx.input(&C_IN).value()?;
+        if self.o.slow_at.is_none_or(|s| s == v) {
+            std::thread::sleep(Duration::from_micros(self.o.sleep_us));
+        }
+        with_counts(&self.o.key, |c| c.running -= 1);
+        let ts = if self.o.post_stream_at == Some(v) {
+            Timestamp::POST_STREAM
+        } else {
+            cx.input_timestamp()
+        };
+        cx.output(&C_OUT).send(v, ts)?;
+        Ok(Flow::Continue)
+    }
+    fn close(&mut self, cx: &mut CalculatorContext) -> Result<()> {
+        with_counts(&self.o.key, |c| c.closed += 1);
+        if self.o.emit_in_close {
+            cx.output(&C_OUT).send(-2, Timestamp::new(1_000_000))?;
+        }
+        Ok(())
+    }
+}
+
+fn setup_copy() {
+    static ONCE: Once = Once::new();
+    setup();
+    ONCE.call_once(|| calculator::register::<TCopy>("TCopy"));
+}
+
+fn copy_graph(options: &str, max_in_flight: usize, threads: usize) -> Graph {
+    setup_copy();
+    let yaml = format!(
+        "input_stream: [in]\noutput_stream: [out]\nnum_threads: {threads}\nnode:\n  - {{calculator: TCopy, name: c, input_stream: [in], output_stream: [out], max_in_flight: {max_in_flight}, options: {{{options}}}}}\n"
+    );
+    Graph::from_yaml_str(&yaml).unwrap_or_else(|e| panic!("config error: {e}"))
+}
+
 fn setup_square() {
     static ONCE: Once = Once::new();
     setup();
@@ -446,4 +566,105 @@ fn parallel_calls_take_batches_and_immediate_inputs_in_order() {
         let want: Vec<(i64, i64)> = (0..50).map(|v| (v, v * v)).collect();
         assert_eq!(got, want, "{handler}");
     }
+}
+
+#[test]
+fn copies_opened_before_one_that_fails_are_closed() {
+    let (_, result) = with_timeout(30, || {
+        feed(copy_graph("key: openfail, fail_open_nth: 2", 2, 2), 5)
+    });
+    let err = result.unwrap_err();
+    assert!(err.contains("open of copy 2 refused"), "{err}");
+    let c = counts("openfail");
+    assert_eq!((c.open_ok, c.closed), (1, 1), "{c:?}");
+}
+
+#[test]
+fn open_and_close_outputs_come_from_one_copy() {
+    for (option, expect) in [
+        ("emit_in_open", (0, -1)),
+        ("emit_in_close", (1_000_000, -2)),
+    ] {
+        for max_in_flight in [1, 3] {
+            let (out, dropped) = with_timeout(30, move || {
+                let mut g = copy_graph(
+                    &format!("key: oc_{option}_{max_in_flight}, {option}: true"),
+                    max_in_flight,
+                    3,
+                );
+                let poller = g.add_output_stream_poller("out").unwrap();
+                g.start_run(HashMap::new()).unwrap();
+                for v in 10..15 {
+                    g.add_packet("in", Packet::new(v).at(Timestamp::new(v)))
+                        .unwrap();
+                }
+                g.finish().unwrap();
+                let dropped = g.stats().iter().find(|s| s.name == "c").unwrap().dropped;
+                (ints(&poller), dropped)
+            });
+            assert_eq!(out.len(), 6, "{option} {max_in_flight}: {out:?}");
+            assert!(out.contains(&expect), "{option} {max_in_flight}: {out:?}");
+            // The other copies' packets are counted, not silently lost.
+            assert_eq!(
+                dropped,
+                max_in_flight as u64 - 1,
+                "{option} {max_in_flight}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_post_stream_packet_after_an_earlier_calls_packet_is_refused() {
+    // Value 1's call finishes first (0 sleeps), so it started before 0's packet was counted.
+    for max_in_flight in [1, 2] {
+        let (_, result) = with_timeout(30, move || {
+            feed(
+                copy_graph(
+                    &format!(
+                        "key: ps{max_in_flight}, post_stream_at: 1, sleep_us: 20000, slow_at: 0"
+                    ),
+                    max_in_flight,
+                    2,
+                ),
+                2,
+            )
+        });
+        let err = result.unwrap_err();
+        assert!(
+            err.contains("PostStream packet must be the only packet"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_source_throttled_by_a_parallel_node_does_not_wait_behind_its_call() {
+    // The room a call's inputs leave wakes the source; it must not wait in the local slot of
+    // the thread that then runs the (slow) call, or the calls never overlap.
+    setup_copy();
+    let most_running = with_timeout(60, || {
+        let mut g = graph(
+            "output_stream: [out]\nnum_threads: 2\nmax_queue_size: 1\nnode:\n  - {calculator: TSource, output_stream: [s], options: {count: 40}}\n  - {calculator: TCopy, name: c, input_stream: [s], output_stream: [out], max_in_flight: 2, options: {key: throttled, sleep_us: 10000}}\n",
+        );
+        let poller = g.add_output_stream_poller("out").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        g.wait_until_done().unwrap();
+        assert_eq!(ints(&poller).len(), 40);
+        counts("throttled").most_running
+    });
+    assert_eq!(most_running, 2);
+}
+
+#[test]
+fn the_automatic_thread_count_lets_parallel_calls_overlap() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return; // One core: one thread, whatever the node asks.
+    }
+    setup_copy();
+    let g = graph("input_stream: [in]\noutput_stream: [out]\nnode:\n  - {calculator: TCopy, name: c, input_stream: [in], output_stream: [out], max_in_flight: 3, options: {key: auto, sleep_us: 2000}}\n");
+    let (out, result) = with_timeout(30, move || feed(g, 30));
+    result.unwrap();
+    assert_eq!(out.len(), 30);
+    assert!(counts("auto").most_running >= 2, "{:?}", counts("auto"));
 }

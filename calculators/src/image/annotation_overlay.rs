@@ -94,7 +94,8 @@ impl Calculator for AnnotationOverlayCalculator {
         }
         cc.declare(&[&IMAGE_IN, &ANNOTATIONS_IN, &IMAGE_OUT])?;
         cc.set_timestamp_offset(0);
-        cc.set_independent_calls(true);
+        // The frame number it draws counts its own calls.
+        cc.set_independent_calls(!options.draw_frame_info);
         Ok(())
     }
 
@@ -433,5 +434,45 @@ node:
             "node: [{calculator: AnnotationOverlayCalculator, input_stream: ['IMAGE:a'], output_stream: ['IMAGE:b'], options: {thickness: 0}}]",
         );
         assert!(err.contains("thickness must be positive"), "{err}");
+    }
+
+    /// Parallel calls (`max_in_flight`) draw what one call at a time draws; with the frame
+    /// number drawn (a count of its own calls) the calculator refuses them.
+    #[test]
+    fn parallel_calls_draw_the_same_frames_and_frame_info_refuses_them() {
+        let config = |max_in_flight: usize, frame_info: bool| {
+            format!(
+                "input_stream: [frames, boxes]\noutput_stream: [out]\nnum_threads: 2\nnode:\n  - {{calculator: AnnotationOverlayCalculator, name: overlay, input_stream: [\"IMAGE:frames\", boxes], output_stream: [\"IMAGE:out\"], max_in_flight: {max_in_flight}, options: {{draw_frame_info: {frame_info}}}}}\n"
+            )
+        };
+        let run = |max_in_flight: usize| {
+            let mut g = graph(&config(max_in_flight, false));
+            let out = record(&mut g, "out");
+            g.start_run(Default::default()).unwrap();
+            for t in 0..30 {
+                let mut boxes = Annotations::new();
+                let x = 2.0 * t as f32;
+                boxes.push(RenderAnnotation::rect(x, 10.0, x + 30.0, 60.0));
+                g.add_packet("frames", at(gray_frame(), t)).unwrap();
+                g.add_packet("boxes", at(boxes, t)).unwrap();
+            }
+            g.finish().unwrap();
+            out.values::<ImageFrame>()
+        };
+        let (serial, parallel) = (run(1), run(2));
+        assert_eq!(serial.len(), 30);
+        assert!(serial
+            .iter()
+            .zip(&parallel)
+            .all(|(a, b)| a.0 == b.0 && a.1 == b.1));
+        assert_eq!(serial.len(), parallel.len());
+        let err = match mediagraph_framework::Graph::from_yaml_str(&config(2, true)) {
+            Ok(_) => panic!("max_in_flight with draw_frame_info was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("AnnotationOverlayCalculator does not declare independent calls"),
+            "{err}"
+        );
     }
 }
