@@ -160,6 +160,36 @@
 //! # Ok::<(), mediagraph::Error>(())
 //! ```
 //!
+//! Simpler, when the calculator declares independent calls (its calls depend only on their
+//! inputs; `mediagraph calculators` marks those): `max_in_flight: N` on the node runs up to N
+//! calls at once on N copies of the calculator and still gives the outputs back in order.
+//! `executor: [{type: ApplicationThreadExecutor}]` does the opposite: the default executor
+//! gets no threads, and its nodes run on the application's thread while it waits in a
+//! [`Graph`] call (`finish`, `wait_until_done`, `wait_until_idle`, a throttled `add_packet`,
+//! a poller's `next`), which makes a run single-threaded and deterministic:
+//!
+//! ```
+//! use mediagraph::{Graph, Packet, Timestamp};
+//!
+//! for config in [
+//!     "input_stream: in\nnode:\n  - {calculator: PassThroughCalculator, input_stream: in, output_stream: out, max_in_flight: 2}\n",
+//!     "input_stream: in\nexecutor: [{type: ApplicationThreadExecutor}]\nnode:\n  - {calculator: PassThroughCalculator, input_stream: in, output_stream: out}\n",
+//! ] {
+//!     let mut graph = Graph::from_yaml_str(config)?;
+//!     let poller = graph.add_output_stream_poller("out")?;
+//!     graph.start_run(Default::default())?;
+//!     for t in 0..100 {
+//!         graph.add_packet("in", Packet::new(t).at(Timestamp::new(t)))?;
+//!     }
+//!     graph.finish()?;
+//!     let got: Vec<i64> = std::iter::from_fn(|| poller.next())
+//!         .map(|p| *p.get::<i64>().unwrap())
+//!         .collect();
+//!     assert_eq!(got, (0..100).collect::<Vec<i64>>());
+//! }
+//! # Ok::<(), mediagraph::Error>(())
+//! ```
+//!
 //! ## Statistics, traces, cancellation
 //!
 //! [`Graph::stats`] gives per-node counters at any time (during a run: so far; after: the last
