@@ -1912,11 +1912,7 @@ impl RunState {
                     break;
                 }
                 Readiness::NotReady => {
-                    st.busy = false;
-                    self.release_drained(n, &mut st, &mut effects);
-                    self.propagate_offset_bounds(n, &mut st, &mut effects);
-                    drop(st);
-                    self.apply(&mut effects);
+                    self.end_task_not_ready(n, st, effects);
                     return;
                 }
                 Readiness::Close => {
@@ -1957,6 +1953,21 @@ impl RunState {
             self.stop_sources();
         }
         self.finish_invocation(n, effects);
+    }
+
+    /// Ends a process task that found the node not ready: it may be scheduled again, the
+    /// queue room its readiness check made is released, offset bounds move on.
+    fn end_task_not_ready(
+        &self,
+        n: NodeId,
+        mut st: MutexGuard<'_, NodeState>,
+        mut effects: Effects,
+    ) {
+        st.busy = false;
+        self.release_drained(n, &mut st, &mut effects);
+        self.propagate_offset_bounds(n, &mut st, &mut effects);
+        drop(st);
+        self.apply(&mut effects);
     }
 
     /// Takes the input set at `ts` off the node's queues into `inputs` (counted, traced; the
@@ -2016,11 +2027,7 @@ impl RunState {
             // Not ready; or closing or no idle copy while calls run: the last call to finish
             // checks again.
             _ => {
-                st.busy = false;
-                self.release_drained(n, &mut st, &mut effects);
-                self.propagate_offset_bounds(n, &mut st, &mut effects);
-                drop(st);
-                self.apply(&mut effects);
+                self.end_task_not_ready(n, st, effects);
                 return;
             }
         };
