@@ -84,8 +84,8 @@ struct RunArgs {
     /// Write every packet of STREAM to a JSONL file.
     #[arg(long = "dump", value_name = "STREAM=FILE.jsonl")]
     dump: Vec<String>,
-    /// Worker threads of the default executor (overrides the config's num_threads; named
-    /// executors keep their own).
+    /// Worker threads of the default executor (overrides the config's num_threads, and
+    /// replaces an ApplicationThreadExecutor; named executors keep their own).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// At the end (also after a failure or Ctrl-C), print a table per node: calls, packets
@@ -456,6 +456,7 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
             bail!("--threads must be at least 1");
         }
         spec.num_threads = n;
+        spec.application_thread = false;
     }
 
     let mut side_packets = HashMap::new();

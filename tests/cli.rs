@@ -120,19 +120,25 @@ fn run_counting_demo_prints_a_summary() {
 #[test]
 fn run_feeds_inputs_concurrently_under_throttling() {
     // Both inputs go through one node that waits for both at each timestamp, with tiny queues:
-    // feeding one file completely before the other would block forever.
+    // feeding one file completely before the other would block forever. Also with the node
+    // on the application thread (the feeding threads run it while they wait), and with
+    // `--threads` replacing that executor.
+    for (executor, threads) in [
+        ("", None),
+        ("executor: [{type: ApplicationThreadExecutor}]\n", None),
+        ("executor: [{type: ApplicationThreadExecutor}]\n", Some("2")),
+    ] {
+        feed_two_inputs_under_throttling(executor, threads);
+    }
+}
+
+fn feed_two_inputs_under_throttling(executor: &str, threads: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let graph = write(
         dir.path(),
         "two.yaml",
-        concat!(
-            "input_stream: [a, b]\n",
-            "output_stream: [a_out, b_out]\n",
-            "max_queue_size: 2\n",
-            "node:\n",
-            "  - calculator: PassThroughCalculator\n",
-            "    input_stream: [a, b]\n",
-            "    output_stream: [a_out, b_out]\n",
+        &format!(
+            "{executor}input_stream: [a, b]\noutput_stream: [a_out, b_out]\nmax_queue_size: 2\nnode:\n  - calculator: PassThroughCalculator\n    input_stream: [a, b]\n    output_stream: [a_out, b_out]\n"
         ),
     );
     let lines: String = (0..200)
@@ -141,17 +147,18 @@ fn run_feeds_inputs_concurrently_under_throttling() {
     let a = write(dir.path(), "a.jsonl", &lines);
     let b = write(dir.path(), "b.jsonl", &lines);
     let out = dir.path().join("b_out.jsonl");
-    let r = mediagraph(&[
-        "run",
-        &graph,
-        "--feed",
-        &format!("a={a}"),
-        "--feed",
-        &format!("b={b}"),
-        "--dump",
-        &format!("b_out={}", out.display()),
-        "--quiet",
-    ]);
+    let (feed_a, feed_b, dump) = (
+        format!("a={a}"),
+        format!("b={b}"),
+        format!("b_out={}", out.display()),
+    );
+    let mut args = vec![
+        "run", &graph, "--feed", &feed_a, "--feed", &feed_b, "--dump", &dump, "--quiet",
+    ];
+    if let Some(n) = threads {
+        args.extend(["--threads", n]);
+    }
+    let r = mediagraph(&args);
     assert_ok(&r);
     let expected: String = (0..200)
         .map(|i| format!("{{\"ts\":{i},\"value\":{i}}}\n"))
