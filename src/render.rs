@@ -60,6 +60,22 @@ pub struct ViewNode {
     pub location: String,
     /// The named executor it runs on (`None`: the default one, or a pseudo-node).
     pub executor: Option<String>,
+    /// Calls it may make at once (`max_in_flight`; 1 for pseudo-nodes).
+    pub max_in_flight: usize,
+}
+
+impl ViewNode {
+    /// Where and how it runs, when not simply one call at a time on the default executor:
+    /// "on executor X", "N calls at once", or both.
+    pub fn placement(&self) -> Option<String> {
+        let on = self.executor.as_ref().map(|e| format!("on executor {e}"));
+        let calls =
+            (self.max_in_flight > 1).then(|| format!("{} calls at once", self.max_in_flight));
+        match (on, calls) {
+            (Some(on), Some(calls)) => Some(format!("{on}, {calls}")),
+            (on, calls) => on.or(calls),
+        }
+    }
 }
 
 /// One arrow of the picture: a stream (or side packet) from a producer to a consumer.
@@ -125,6 +141,7 @@ impl GraphView {
                     cluster,
                     location: n.location.to_string(),
                     executor: n.executor.clone(),
+                    max_in_flight: n.max_in_flight,
                 }
             })
             .collect();
@@ -137,6 +154,7 @@ impl GraphView {
                 cluster: Vec::new(),
                 location: String::new(),
                 executor: None,
+                max_in_flight: 1,
             });
             nodes.len() - 1
         };
@@ -280,11 +298,7 @@ impl GraphView {
             let n = &self.nodes[i];
             let attrs = match n.kind {
                 ViewNodeKind::Node => {
-                    let on = n
-                        .executor
-                        .as_ref()
-                        .map(|e| format!("\non executor {e}"))
-                        .unwrap_or_default();
+                    let on = n.placement().map(|p| format!("\n{p}")).unwrap_or_default();
                     format!(
                         "shape=box, style=rounded, label={}",
                         dot_quote(&format!("{}\n{}{on}", n.label, n.calculator))
@@ -388,7 +402,10 @@ code {{ font-size: 0.95em; }}
                 xml_escape(&n.id),
                 xml_escape(&n.calculator),
                 xml_escape(&n.cluster.join(" / ")),
-                xml_escape(n.executor.as_deref().unwrap_or("default")),
+                xml_escape(&match n.max_in_flight {
+                    1 => n.executor.clone().unwrap_or_else(|| "default".into()),
+                    k => format!("{} ({k} calls at once)", n.executor.as_deref().unwrap_or("default")),
+                }),
                 list(true),
                 list(false),
                 xml_escape(&n.location)
@@ -938,10 +955,7 @@ mod svg {
                     n.id,
                     n.calculator,
                     n.location,
-                    n.executor
-                        .as_ref()
-                        .map(|e| format!(", on executor {e}"))
-                        .unwrap_or_default()
+                    n.placement().map(|p| format!(", {p}")).unwrap_or_default()
                 ),
                 ViewNodeKind::GraphInput => format!("graph input stream {}", n.label),
                 ViewNodeKind::GraphOutput => format!("graph output stream {}", n.label),
@@ -1058,5 +1072,30 @@ node:
         let html = view.to_html(None);
         assert!(html.contains("<td>slow</td>") && html.contains("<td>default</td>"));
         assert!(view.to_svg().contains("on executor slow"));
+    }
+
+    #[test]
+    fn parallel_calls_are_shown() {
+        let spec = mediagraph_framework::config::load_str(
+            "input_stream: [in]\nexecutor: [{name: slow}]\nnode:\n  - {calculator: PassThroughCalculator, name: a, input_stream: [in], output_stream: [mid], executor: slow, max_in_flight: 2}\n  - {calculator: PassThroughCalculator, name: b, input_stream: [mid], output_stream: [out], max_in_flight: 3}\n",
+            None,
+        )
+        .unwrap();
+        let view = GraphView::new(&spec);
+        let dot = view.to_dot();
+        assert!(
+            dot.contains("label=\"a\\nPassThroughCalculator\\non executor slow, 2 calls at once\""),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("label=\"b\\nPassThroughCalculator\\n3 calls at once\""),
+            "{dot}"
+        );
+        let html = view.to_html(None);
+        assert!(
+            html.contains("<td>default (3 calls at once)</td>"),
+            "{html}"
+        );
+        assert!(view.to_svg().contains("3 calls at once"));
     }
 }
