@@ -437,8 +437,12 @@ impl Graph {
     /// Blocks until no task is queued or running; returns the run's errors so far.
     pub fn wait_until_idle(&self) -> Result<()> {
         let run = self.current_run()?;
-        run.drive(|| run.sched.is_settled());
-        run.sched.wait_until_idle(|| run.is_terminated());
+        run.refuse_wait_from_inside("wait_until_idle")?;
+        if run.spec.application_thread {
+            run.drive(|| run.sched.is_settled() || run.is_terminated());
+        } else {
+            run.sched.wait_until_idle(|| run.is_terminated());
+        }
         if run.has_error() {
             return Err(Error::FailedPrecondition(format!(
                 "graph has errors: {}",
@@ -453,6 +457,7 @@ impl Graph {
     /// Graph inputs left open keep the run going: close them first (or use [`Graph::finish`]).
     pub fn wait_until_done(&mut self) -> Result<()> {
         let run = self.current_run()?.clone();
+        run.refuse_wait_from_inside("wait_until_done")?;
         if !run.all_inputs_closed() {
             tracing::warn!(
                 "wait_until_done: graph input streams are still open, so the run ends only when another thread closes them (use finish() to close them and wait)"

@@ -44,9 +44,12 @@ pub(crate) struct Observer {
 }
 
 impl Observer {
+    /// Calls the observer; a panic in it is an error of the run, as a calculator's is.
     fn call(&mut self, p: &Packet) -> Result<()> {
         self.last = p.timestamp();
-        (self.f)(p)
+        let f = &mut self.f;
+        catch_unwind(AssertUnwindSafe(|| f(p)))
+            .unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload))))
     }
 
     /// Reports the timestamps up to `bound` as settled, if that is news.
@@ -808,30 +811,35 @@ impl RunState {
     /// default executor's tasks on the calling thread until `done()` (checked between tasks,
     /// and every few milliseconds while there is nothing to do) or the run ends. Does nothing
     /// otherwise, or on a thread that already runs tasks of this run.
+    /// An error for a wait called on a thread that runs this run's calls (from an observer
+    /// or a calculator): the wait would wait for itself.
+    pub(crate) fn refuse_wait_from_inside(&self, what: &str) -> Result<()> {
+        if self.sched.is_worker_thread() {
+            return Err(Error::FailedPrecondition(format!(
+                "{what} was called from inside the run (an output stream observer or a calculator): it would wait for itself"
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn drive(&self, done: impl Fn() -> bool) {
         if !self.spec.application_thread || self.sched.is_worker_thread() {
             return;
         }
-        self.sched.enter_worker(0);
-        let mut finished = None;
-        while !done() {
-            match self
-                .sched
-                .next_within(finished.take(), Duration::from_millis(2))
-            {
+        let mut stint = self.sched.begin_stint(0);
+        loop {
+            // What finished is counted before `done` looks at the run.
+            stint.settle();
+            if done() {
+                return;
+            }
+            match stint.next(Duration::from_millis(2)) {
                 None => {}
-                Some(Next::Exit) => break,
-                Some(Next::Run(task)) => {
-                    self.run_task(task);
-                    finished = Some(Finished::Task);
-                }
-                Some(Next::Idle(generation)) => {
-                    self.on_idle(generation);
-                    finished = Some(Finished::Idle(generation));
-                }
+                Some(Next::Exit) => return,
+                Some(Next::Run(task)) => self.run_task(task),
+                Some(Next::Idle(generation)) => self.on_idle(generation),
             }
         }
-        self.sched.leave_worker(finished);
     }
 
     /// Connects every poller of the run to its sources' throttling.

@@ -243,17 +243,6 @@ impl Scheduler {
         self.next_until(finished, None).unwrap_or(Next::Exit)
     }
 
-    /// Like [`Scheduler::next`] for a thread that drives an executor for a while (the
-    /// application thread): waits at most `timeout` for something to do, `None` if nothing
-    /// came (what it finished is reported either way).
-    pub(crate) fn next_within(
-        &self,
-        finished: Option<Finished>,
-        timeout: Duration,
-    ) -> Option<Next> {
-        self.next_until(finished, Some(Instant::now() + timeout))
-    }
-
     fn next_until(&self, finished: Option<Finished>, deadline: Option<Instant>) -> Option<Next> {
         let executor = WORKER_OF.get().1;
         if finished.is_some() {
@@ -310,23 +299,20 @@ impl Scheduler {
         }
     }
 
-    /// Ends a thread's stint as a worker (the application thread driving its executor): the
-    /// task in its local slot goes to the shared queue, then what it finished is reported.
-    pub(crate) fn leave_worker(&self, finished: Option<Finished>) {
-        let executor = WORKER_OF.get().1;
-        let local = LOCAL.take();
-        let mut q = self.queue.lock();
-        if let Some(task) = local {
-            q.heaps[executor].push(task);
-            q.generation += 1;
-        }
-        Self::account(&mut q, finished);
-        let idle = q.is_idle();
-        drop(q);
-        WORKER_OF.set((0, 0));
-        self.work[executor].notify_one();
-        if idle {
-            self.idle.notify_all();
+    /// Starts a stint of the calling thread (not one of the executor's workers) running
+    /// `executor`'s tasks: the application thread driving an ApplicationThreadExecutor.
+    /// What the thread was doing for another scheduler (a run inside an observer of another
+    /// run, say) is saved and put back when the stint ends, also by a panic.
+    pub(crate) fn begin_stint(&self, executor: usize) -> Stint<'_> {
+        let saved_worker_of = WORKER_OF.get();
+        let saved_local = LOCAL.take();
+        WORKER_OF.set((self.id(), executor));
+        Stint {
+            sched: self,
+            executor,
+            saved_worker_of,
+            saved_local,
+            taken: None,
         }
     }
 
@@ -404,6 +390,59 @@ impl Scheduler {
             work.notify_all();
         }
         self.idle.notify_all();
+    }
+}
+
+/// A thread running an executor's tasks for a while (see [`Scheduler::begin_stint`]).
+pub(crate) struct Stint<'a> {
+    sched: &'a Scheduler,
+    executor: usize,
+    saved_worker_of: (usize, usize),
+    saved_local: Option<Task>,
+    /// What the thread took (a task or the idle handler) and has not reported yet.
+    taken: Option<Finished>,
+}
+
+impl Stint<'_> {
+    /// Reports what the thread finished, with the task it queued for itself moved to the
+    /// shared queue first (so the run never looks idle in between): afterwards the run's
+    /// state (idle or not) is up to date.
+    pub(crate) fn settle(&mut self) {
+        let local = LOCAL.take();
+        let mut q = self.sched.queue.lock();
+        if let Some(task) = local {
+            q.heaps[self.executor].push(task);
+            q.generation += 1;
+        }
+        Scheduler::account(&mut q, self.taken.take());
+        let idle = q.is_idle();
+        drop(q);
+        self.sched.work[self.executor].notify_one();
+        if idle {
+            self.sched.idle.notify_all();
+        }
+    }
+
+    /// The next thing to do, waiting at most `timeout` (`None`: nothing came); call
+    /// [`Stint::settle`] first.
+    pub(crate) fn next(&mut self, timeout: Duration) -> Option<Next> {
+        let next = self
+            .sched
+            .next_until(self.taken.take(), Some(Instant::now() + timeout));
+        self.taken = match next {
+            Some(Next::Run(_)) => Some(Finished::Task),
+            Some(Next::Idle(generation)) => Some(Finished::Idle(generation)),
+            _ => None,
+        };
+        next
+    }
+}
+
+impl Drop for Stint<'_> {
+    fn drop(&mut self) {
+        self.settle();
+        WORKER_OF.set(self.saved_worker_of);
+        LOCAL.set(self.saved_local.take());
     }
 }
 
