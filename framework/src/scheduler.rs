@@ -340,11 +340,20 @@ impl Scheduler {
         let mut q = self.queue.lock();
         q.running -= 1;
         q.generation += 1;
-        if q.is_idle() {
+        let idle = q.is_idle();
+        if idle {
             q.idle_check = true;
         }
         drop(q);
-        self.work[0].notify_one();
+        if idle {
+            // Any executor's worker runs the idle handler (the default executor may have no
+            // thread: the application thread's).
+            for work in &self.work {
+                work.notify_one();
+            }
+        } else {
+            self.work[0].notify_one();
+        }
     }
 
     /// Blocks until the graph is idle (nothing queued or running, idle handling done), or

@@ -348,3 +348,27 @@ fn waiting_for_the_run_from_inside_it_is_an_error() {
     let err = err.expect("wait_until_idle inside the run must fail");
     assert!(err.contains("from inside the run"), "{err}");
 }
+
+#[test]
+fn a_cancel_ends_the_run_while_the_application_thread_is_not_waiting() {
+    // The idle handler that ends it runs on a named executor's thread (found by review: only
+    // the default executor's threads were woken for it, and it has none here).
+    let ended = with_timeout(20, || {
+        let mut g = graph(
+            "executor: [{type: ApplicationThreadExecutor}, {name: x, options: {num_threads: 1}}]\ninput_stream: [in]\nnode:\n  - {calculator: TPass, input_stream: [in], output_stream: [out], executor: x}\n",
+        );
+        g.start_run(HashMap::new()).unwrap();
+        // Until the executor's thread has opened the node and sleeps.
+        std::thread::sleep(Duration::from_millis(200));
+        let handle = g.cancel_handle();
+        handle.cancel();
+        let start = std::time::Instant::now();
+        while handle.is_running() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ended = !handle.is_running();
+        assert!(matches!(g.wait_until_done(), Err(Error::Cancelled)));
+        ended
+    });
+    assert!(ended, "the run still ran 5 s after the cancel");
+}
