@@ -12,6 +12,19 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
+/// The thread count once it is back to `expected` (a joined thread can stay listed in /proc
+/// for a moment), or what it is after a second.
+fn threads_settling_at(expected: usize) -> usize {
+    let start = std::time::Instant::now();
+    loop {
+        let n = threads();
+        if n == expected || start.elapsed() > std::time::Duration::from_secs(1) {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn a_failed_start_leaves_no_worker_behind_and_bad_names_are_errors() {
     let spec = graph(
@@ -30,7 +43,7 @@ fn a_failed_start_leaves_no_worker_behind_and_bad_names_are_errors() {
         assert!(err.contains("cannot start worker thread big-0"), "{err}");
         drop(g);
         assert_eq!(
-            threads(),
+            threads_settling_at(before),
             before,
             "workers of the failed start are still running"
         );
@@ -38,7 +51,7 @@ fn a_failed_start_leaves_no_worker_behind_and_bad_names_are_errors() {
     // The same graph with a possible stack size runs.
     let mut g = Graph::new(spec);
     g.run(HashMap::new()).unwrap();
-    assert_eq!(threads(), before);
+    assert_eq!(threads_settling_at(before), before);
     // (One test: a second test running alongside would change the thread count.)
     a_thread_name_std_refuses_is_an_error_not_a_panic();
 }
