@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::clock::{Clock, RealClock};
 use crate::error::{Error, Result};
@@ -77,14 +77,19 @@ pub struct OutputStreamPoller {
 impl OutputStreamPoller {
     /// The next packet, or `None` when the stream is done or the run ended.
     pub fn next(&self) -> Option<Packet> {
-        self.shared.drive(None);
         let mut s = self.shared.state.lock();
+        let mut drove = false;
         loop {
             if let Some(p) = self.shared.pop(&mut s) {
                 return Some(p);
             }
             if s.done {
                 return None;
+            }
+            // Nothing queued: an application-thread run is run here until something is.
+            if !std::mem::replace(&mut drove, true) {
+                MutexGuard::unlocked(&mut s, || self.shared.drive(None));
+                continue;
             }
             self.shared.ready.wait(&mut s);
         }
@@ -95,14 +100,18 @@ impl OutputStreamPoller {
     #[allow(clippy::result_unit_err)]
     pub fn next_timeout(&self, timeout: Duration) -> std::result::Result<Option<Packet>, ()> {
         let deadline = std::time::Instant::now() + timeout;
-        self.shared.drive(Some(deadline));
         let mut s = self.shared.state.lock();
+        let mut drove = false;
         loop {
             if let Some(p) = self.shared.pop(&mut s) {
                 return Ok(Some(p));
             }
             if s.done {
                 return Ok(None);
+            }
+            if !std::mem::replace(&mut drove, true) {
+                MutexGuard::unlocked(&mut s, || self.shared.drive(Some(deadline)));
+                continue;
             }
             if self.shared.ready.wait_until(&mut s, deadline).timed_out() {
                 return Err(());

@@ -2282,16 +2282,18 @@ impl RunState {
         deliver: bool,
     ) {
         st.status = Status::Closing;
-        // A node with `max_in_flight` above 1 closes each copy in turn (no call is running).
-        let parallel_copies = st.parallel.as_mut().map(|p| std::mem::take(&mut p.idle));
-        let rounds = parallel_copies.as_ref().map_or(1, Vec::len);
-        let mut copies = parallel_copies.unwrap_or_default().into_iter();
+        // A node with `max_in_flight` above 1 closes each copy in turn (no call is running);
+        // `None`: the node's one calculator, already in place.
+        let copies: Vec<Option<Box<dyn DynCalculator>>> = match st.parallel.as_mut() {
+            Some(p) => std::mem::take(&mut p.idle).into_iter().map(Some).collect(),
+            None => vec![None],
+        };
         let mut errors = Vec::new();
         // Each copy closes on the streams as they were before any closed.
         let outputs_before = st.outputs.clone();
-        for round in 0..rounds {
-            if let Some(copy) = copies.next() {
-                st.calculator = Some(copy);
+        for (round, copy) in copies.into_iter().enumerate() {
+            if copy.is_some() {
+                st.calculator = copy;
             }
             let NodeState { shards, .. } = &mut *st;
             Self::reset_shards(shards, &outputs_before, false);

@@ -155,6 +155,11 @@ impl Queue {
     fn is_idle(&self) -> bool {
         self.running == 0 && self.nothing_queued()
     }
+
+    /// Idle with the idle handling done, or shut down.
+    fn is_settled(&self) -> bool {
+        self.shutdown || (self.is_idle() && !self.idle_check)
+    }
 }
 
 impl Scheduler {
@@ -324,8 +329,7 @@ impl Scheduler {
     /// What [`Scheduler::wait_until_idle`] waits for: nothing queued or running and the idle
     /// handling done, or the run shut down.
     pub(crate) fn is_settled(&self) -> bool {
-        let q = self.queue.lock();
-        q.shutdown || (q.is_idle() && !q.idle_check)
+        self.queue.lock().is_settled()
     }
 
     /// Marks the start of work done outside a task (e.g. an application thread delivering a
@@ -360,7 +364,7 @@ impl Scheduler {
     /// `stop()` returns true (checked on each wake-up).
     pub(crate) fn wait_until_idle(&self, stop: impl Fn() -> bool) {
         let mut q = self.queue.lock();
-        while (!q.is_idle() || q.idle_check) && !q.shutdown && !stop() {
+        while !q.is_settled() && !stop() {
             self.idle.wait(&mut q);
         }
     }

@@ -1130,3 +1130,24 @@ fn a_full_poller_throttles_its_sources() {
         );
     });
 }
+
+#[test]
+fn a_poller_ends_when_a_failed_run_ends_before_anyone_waits_for_it() {
+    let (got, err) = with_timeout(20, || {
+        let mut g = graph(
+            "input_stream: [in]\noutput_stream: [out]\nnode:\n  - {calculator: TFault, name: faulty, input_stream: [in], output_stream: [out], options: {at: 3, mode: error}}\n",
+        );
+        let poller = g.add_output_stream_poller("out").unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        for t in 0..10 {
+            if g.add_packet("in", pkt(t)).is_err() {
+                break;
+            }
+        }
+        // The input stays open: the run ends only by its error, and the poller with it.
+        let got = ints(&poller);
+        (got, g.finish().unwrap_err().to_string())
+    });
+    assert_eq!(got, vec![(0, 0), (1, 1), (2, 2)]);
+    assert!(err.contains("node \"faulty\""), "{err}");
+}
