@@ -405,7 +405,9 @@ impl Graph {
     }
 
     /// Adds a packet to graph input stream `name` (waits or refuses when throttled, per the
-    /// add mode).
+    /// add mode). Called from inside the run (an output stream observer or a calculator), it
+    /// never waits: a full queue is an error there, as the queue may drain only on the
+    /// calling thread.
     pub fn add_packet(&self, name: &str, packet: Packet) -> Result<()> {
         let run = self.current_run()?;
         let i = run.input_index(name)?;

@@ -1216,7 +1216,14 @@ impl RunState {
             if !wait {
                 return Err(Error::Throttled(stream.name.clone()));
             }
-            if self.spec.application_thread && !self.sched.is_worker_thread() {
+            if self.sched.is_worker_thread() {
+                // The queue may drain only on this very thread: waiting could be forever.
+                return Err(Error::FailedPrecondition(format!(
+                    "add_packet to graph input stream \"{}\" would wait for its full queues, but was called from inside the run (an output stream observer or a calculator), whose thread may be the one that drains them; add it from outside the run, handle Throttled with AddMode::AddIfNotFull, or feed it through a back edge",
+                    stream.name
+                )));
+            }
+            if self.spec.application_thread {
                 // The nodes that would drain the queue run on this thread.
                 MutexGuard::unlocked(&mut inputs, || {
                     self.drive(|| {

@@ -372,3 +372,57 @@ fn a_cancel_ends_the_run_while_the_application_thread_is_not_waiting() {
     });
     assert!(ended, "the run still ran 5 s after the cancel");
 }
+
+/// An observer that adds two packets to a throttled graph input of its own run: the second
+/// add would wait for a queue that only this thread drains. Returns what the second add said.
+fn add_from_inside_the_run(executor: &str) -> Option<String> {
+    let yaml = format!(
+        "{executor}max_queue_size: 1\ninput_stream: [in, fed]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [out]}}\n  - {{calculator: TPass, input_stream: [fed], output_stream: [fed_out]}}\n"
+    );
+    with_timeout(20, move || {
+        let mut g = graph(&yaml);
+        g.set_add_mode(AddMode::WaitTillNotFull);
+        let shared: Arc<OnceLock<Weak<Graph>>> = Arc::default();
+        let seen: Arc<Mutex<Option<String>>> = Arc::default();
+        let (graph_of_observer, seen_by_observer) = (shared.clone(), seen.clone());
+        g.observe_output_stream("out", move |p| {
+            if let Some(g) = graph_of_observer.get().and_then(Weak::upgrade) {
+                let t = p.timestamp().micros() * 10;
+                for k in 0..2 {
+                    let added = g.add_packet("fed", Packet::new(1i64).at(Timestamp::new(t + k)));
+                    if let Err(e) = added {
+                        *seen_by_observer.lock().unwrap() = Some(e.to_string());
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        g.start_run(HashMap::new()).unwrap();
+        let g = Arc::new(g);
+        shared.set(Arc::downgrade(&g)).unwrap();
+        g.add_packet("in", Packet::new(1i64).at(Timestamp::new(1)))
+            .unwrap();
+        g.close_input_stream("in").unwrap();
+        g.wait_until_idle().unwrap();
+        g.close_all_input_streams().unwrap();
+        let mut g = Arc::into_inner(g).expect("the only owner");
+        g.wait_until_done().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        seen
+    })
+}
+
+#[test]
+fn a_throttled_add_packet_from_inside_the_run_is_refused_instead_of_waiting_for_itself() {
+    // It waited forever (found in review: the thread that would drain the queue is the one
+    // waiting), on the application thread and on a one-thread pool alike.
+    for executor in [APP, "num_threads: 1\n"] {
+        let err = add_from_inside_the_run(executor)
+            .unwrap_or_else(|| panic!("{executor}: the second add must fail"));
+        assert!(
+            err.contains("\"fed\"") && err.contains("from inside the run"),
+            "{executor}: {err}"
+        );
+    }
+}
