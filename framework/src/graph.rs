@@ -78,7 +78,6 @@ impl OutputStreamPoller {
     /// The next packet, or `None` when the stream is done or the run ended.
     pub fn next(&self) -> Option<Packet> {
         let mut s = self.shared.state.lock();
-        let mut drove = false;
         loop {
             if let Some(p) = self.shared.pop(&mut s) {
                 return Some(p);
@@ -86,12 +85,11 @@ impl OutputStreamPoller {
             if s.done {
                 return None;
             }
-            // Nothing queued: an application-thread run is run here until something is.
-            if !std::mem::replace(&mut drove, true) {
-                MutexGuard::unlocked(&mut s, || self.shared.drive(None));
-                continue;
+            // Nothing queued: an application-thread run is run here until something is (and
+            // again when another reader took it first).
+            if !MutexGuard::unlocked(&mut s, || self.shared.drive(None)) {
+                self.shared.ready.wait(&mut s);
             }
-            self.shared.ready.wait(&mut s);
         }
     }
 
@@ -101,7 +99,6 @@ impl OutputStreamPoller {
     pub fn next_timeout(&self, timeout: Duration) -> std::result::Result<Option<Packet>, ()> {
         let deadline = std::time::Instant::now() + timeout;
         let mut s = self.shared.state.lock();
-        let mut drove = false;
         loop {
             if let Some(p) = self.shared.pop(&mut s) {
                 return Ok(Some(p));
@@ -109,11 +106,12 @@ impl OutputStreamPoller {
             if s.done {
                 return Ok(None);
             }
-            if !std::mem::replace(&mut drove, true) {
-                MutexGuard::unlocked(&mut s, || self.shared.drive(Some(deadline)));
-                continue;
+            if std::time::Instant::now() >= deadline {
+                return Err(());
             }
-            if self.shared.ready.wait_until(&mut s, deadline).timed_out() {
+            if !MutexGuard::unlocked(&mut s, || self.shared.drive(Some(deadline)))
+                && self.shared.ready.wait_until(&mut s, deadline).timed_out()
+            {
                 return Err(());
             }
         }

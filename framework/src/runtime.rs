@@ -156,16 +156,18 @@ impl PollerShared {
 
     /// With a run whose default executor is the application thread: runs its tasks on this
     /// thread until a packet is queued here, the stream is done, or `deadline` passes.
-    pub(crate) fn drive(&self, deadline: Option<std::time::Instant>) {
+    /// Returns false when this thread cannot run them (another executor runs the calls, or
+    /// the thread is inside the run): then only waiting helps.
+    pub(crate) fn drive(&self, deadline: Option<std::time::Instant>) -> bool {
         let Some(run) = self.state.lock().run.upgrade() else {
-            return;
+            return false;
         };
         run.drive(|| {
             let s = self.state.lock();
             !s.packets.is_empty()
                 || s.done
                 || deadline.is_some_and(|d| std::time::Instant::now() >= d)
-        });
+        })
     }
 }
 
@@ -809,8 +811,9 @@ impl RunState {
 
     /// With an ApplicationThreadExecutor (see [`GraphSpec::application_thread`]): runs the
     /// default executor's tasks on the calling thread until `done()` (checked between tasks,
-    /// and every few milliseconds while there is nothing to do) or the run ends. Does nothing
-    /// otherwise, or on a thread that already runs tasks of this run.
+    /// and every few milliseconds while there is nothing to do) or the run ends, and returns
+    /// true. Does nothing and returns false otherwise, or on a thread that already runs tasks
+    /// of this run.
     /// An error for a wait called on a thread that runs this run's calls (from an observer
     /// or a calculator): the wait would wait for itself.
     pub(crate) fn refuse_wait_from_inside(&self, what: &str) -> Result<()> {
@@ -822,20 +825,20 @@ impl RunState {
         Ok(())
     }
 
-    pub(crate) fn drive(&self, done: impl Fn() -> bool) {
+    pub(crate) fn drive(&self, done: impl Fn() -> bool) -> bool {
         if !self.spec.application_thread || self.sched.is_worker_thread() {
-            return;
+            return false;
         }
         let mut stint = self.sched.begin_stint(0);
         loop {
             // What finished is counted before `done` looks at the run.
             stint.settle();
             if done() {
-                return;
+                return true;
             }
             match stint.next(Duration::from_millis(2)) {
                 None => {}
-                Some(Next::Exit) => return,
+                Some(Next::Exit) => return true,
                 Some(Next::Run(task)) => self.run_task(task),
                 Some(Next::Idle(generation)) => self.on_idle(generation),
             }

@@ -426,3 +426,40 @@ fn a_throttled_add_packet_from_inside_the_run_is_refused_instead_of_waiting_for_
         );
     }
 }
+
+#[test]
+fn two_readers_of_one_poller_both_get_to_the_end_while_the_application_is_busy() {
+    // Reader B's drive stopped at a packet that reader A then took; B then waited for a
+    // packet that only a driving thread could make, until the application (A) waited again.
+    for attempt in 0..20 {
+        let (read_by_b, b_was_done_in_time) = on_app_thread(move || {
+            let mut g = graph(&format!(
+                "{APP}input_side_packet: [count]\nnode:\n  - {{calculator: TCountSource, input_side_packet: [\"COUNT:count\"], output_stream: [out]}}\n  - {{calculator: TPass, input_stream: [out], output_stream: [out2]}}\n"
+            ));
+            let poller = Arc::new(g.add_output_stream_poller("out2").unwrap());
+            let mut side = HashMap::new();
+            side.insert("count".to_string(), Packet::new(2_000i64));
+            g.start_run(side).unwrap();
+            let b = {
+                let poller = poller.clone();
+                std::thread::spawn(move || std::iter::from_fn(|| poller.next()).count())
+            };
+            // A reads a few packets, then is busy elsewhere (not waiting for the run).
+            let read_by_a = (0..20 + attempt)
+                .filter(|_| poller.next().is_some())
+                .count();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !b.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let in_time = b.is_finished();
+            g.wait_until_done().unwrap();
+            (b.join().unwrap() + read_by_a, in_time)
+        });
+        assert!(b_was_done_in_time, "attempt {attempt}: reader B stalled");
+        assert_eq!(
+            read_by_b, 2_000,
+            "attempt {attempt}: every packet read once"
+        );
+    }
+}
