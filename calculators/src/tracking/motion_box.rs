@@ -230,36 +230,47 @@ impl FrameIndex {
         }
     }
 
-    /// Calls `visit` with the index of every vector whose track id is a record's, and the
-    /// record.
-    fn for_each_record_vector(
+    /// Calls `visit` with the index of every vector whose track id is an item's (`id_of`),
+    /// and the item.
+    fn for_each_item_vector<T>(
         &self,
-        records: &[FeatureRecord],
-        mut visit: impl FnMut(usize, &FeatureRecord),
+        items: &[T],
+        id_of: impl Fn(&T) -> i32,
+        mut visit: impl FnMut(usize, &T),
     ) {
         if self.repeated_ids {
-            for r in records {
-                self.for_each_with_id(r.id, |j| visit(j, r));
+            for item in items {
+                self.for_each_with_id(id_of(item), |j| visit(j, item));
             }
             return;
         }
         // One vector per id: the probe loop alone (a negative id matches no entry: the
         // entries hold ids >= 0, and an empty slot ends the probe first).
         let mask = self.slots.len() - 1;
-        for r in records {
-            let mut slot = (r.id as usize) & mask;
+        for item in items {
+            let id = id_of(item);
+            let mut slot = (id as usize) & mask;
             loop {
                 let entry = self.slots[slot];
                 if entry == EMPTY_SLOT {
                     break;
                 }
-                if (entry >> 32) as i32 == r.id {
-                    visit((entry & 0xffff_ffff) as usize, r);
+                if (entry >> 32) as i32 == id {
+                    visit((entry & 0xffff_ffff) as usize, item);
                     break;
                 }
                 slot = (slot + 1) & mask;
             }
         }
+    }
+
+    /// [`FrameIndex::for_each_item_vector`] of feature records.
+    fn for_each_record_vector(
+        &self,
+        records: &[FeatureRecord],
+        visit: impl FnMut(usize, &FeatureRecord),
+    ) {
+        self.for_each_item_vector(records, |r| r.id, visit);
     }
 
     /// Index range of the vectors with x in [x0, x1] (`xs` is sorted).
@@ -1052,6 +1063,38 @@ pub fn track_step(
     first_step: bool,
     opts: &TrackStepOptions,
 ) -> MotionBoxState {
+    let states = &history[history.len().saturating_sub(10)..];
+    let history = StepHistory {
+        states,
+        outlier_ids: None,
+        max_inlier_sum: states
+            .iter()
+            .map(|h| h.inlier_sum)
+            .fold(prev.inlier_sum.max(0.0), f32::max),
+    };
+    step_with_history(prev, history, frame, first_step, opts)
+}
+
+/// What a step reads of the states before it.
+#[derive(Clone, Copy)]
+struct StepHistory<'a> {
+    /// The earlier states in tracking order (oldest first, at most 10).
+    states: &'a [&'a MotionBoxState],
+    /// The outlier ids of `prev` and of `states`, when the box keeps them in one list (see
+    /// [`RecentStates`]); otherwise they are read from the states' records.
+    outlier_ids: Option<&'a [i32]>,
+    /// The largest inlier sum of `prev` and `states` (0 at least).
+    max_inlier_sum: f32,
+}
+
+/// [`track_step`] with the history prepared.
+fn step_with_history(
+    prev: &MotionBoxState,
+    history: StepHistory,
+    frame: &MotionVectorFrame,
+    first_step: bool,
+    opts: &TrackStepOptions,
+) -> MotionBoxState {
     if !prev.is_valid() {
         return MotionBoxState {
             track_status: TrackStatus::Untracked,
@@ -1070,7 +1113,6 @@ pub fn track_step(
     // The records stay with `prev` (normalized, read in place): the rescaled copy has none.
     let p = prev.without_records().rescaled(ex, ey, ts);
     // Only feature ids and inlier sums of the history are used: it needs no rescaling.
-    let hist = &history[history.len().saturating_sub(10)..];
     // A box held out of view (option) is re-acquired by features entering the frame, or
     // stays held (out of bound, confidence 0) while it sticks out of the frame.
     let held = opts.keep_out_of_view_boxes
@@ -1092,7 +1134,7 @@ pub fn track_step(
         Some(s) => s,
         None => {
             let mut out = SCRATCH.with_borrow_mut(|scratch| {
-                step_denormalized(scratch, &p, prev, hist, frame, first_step, opts)
+                step_denormalized(scratch, &p, prev, history, frame, first_step, opts)
             });
             if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
                 out.track_status = TrackStatus::TrackedOutOfBound;
@@ -1272,11 +1314,12 @@ fn step_denormalized(
     scratch: &mut StepScratch,
     prev: &MotionBoxState,
     records: &MotionBoxState,
-    hist: &[&MotionBoxState],
+    history: StepHistory,
     frame: &MotionVectorFrame,
     first_step: bool,
     opts: &TrackStepOptions,
 ) -> MotionBoxState {
+    let hist = history.states;
     let StepScratch {
         region,
         region_index,
@@ -1450,8 +1493,13 @@ fn step_denormalized(
             inlier_mark[j] = mark;
             inlier_length[j] = r.length;
         });
-        for h in histories() {
-            index.for_each_record_vector(&h.outliers, |j, _| outlier_mark[j] = mark);
+        match history.outlier_ids {
+            Some(ids) => index.for_each_item_vector(ids, |&id| id, |j, _| outlier_mark[j] = mark),
+            None => {
+                for h in histories() {
+                    index.for_each_record_vector(&h.outliers, |j, _| outlier_mark[j] = mark);
+                }
+            }
         }
         was_inlier.extend(region_index.iter().map(|&j| {
             let j = j as usize;
@@ -1899,12 +1947,7 @@ fn step_denormalized(
     };
     let kinetic_energy = (opts.kinetic_energy_decay * prev.kinetic_energy)
         .max(kinetic_avg * (1.0 - disparity.abs()));
-    let max_hist_sum = hist
-        .iter()
-        .map(|h| h.inlier_sum)
-        .chain(std::iter::once(prev.inlier_sum))
-        .fold(0f32, f32::max);
-    let inlier_ratio = inlier_sum / (max_hist_sum + 1e-3);
+    let inlier_ratio = inlier_sum / (history.max_inlier_sum + 1e-3);
     let perfect = inlier_ratio > 0.85 && inlier_ratio < 1.15;
     if bg_valid && !perfect {
         let a = disparity.abs().min(0.8);
@@ -2193,6 +2236,57 @@ pub struct MotionBox {
     start_frame: i64,
     /// Shared by the boxes of a tracker (one copy in the caches for all their steps).
     options: Arc<TrackStepOptions>,
+    /// What a forward step from the newest state reads of the states before it.
+    recent: RecentStates,
+}
+
+/// The outlier ids and inlier sums of a box's states `newest - OUTLIER_HISTORY ..= newest`
+/// (those present), oldest first: what a forward step from `newest` reads of its history,
+/// in one short list instead of a record list per state (after the motion analysis of a
+/// frame, every list is a cache miss of its own).
+#[derive(Clone, Debug, Default)]
+struct RecentStates {
+    /// The frame of the newest state covered; `None`: nothing covered.
+    newest: Option<i64>,
+    /// Per state covered, oldest first: its number of outliers and its inlier sum.
+    states: VecDeque<(usize, f32)>,
+    /// The outlier ids of the states covered, oldest state first.
+    outlier_ids: Vec<i32>,
+}
+
+impl RecentStates {
+    /// The frame of the oldest state covered.
+    fn oldest(&self) -> Option<i64> {
+        self.newest.map(|n| n + 1 - self.states.len() as i64)
+    }
+
+    /// Appends the state of the frame after the newest, forgetting states older than the
+    /// history a step from it reads.
+    fn push(&mut self, state: &MotionBoxState) {
+        self.newest = self.newest.map(|n| n + 1);
+        self.states
+            .push_back((state.outliers.len(), state.inlier_sum));
+        self.outlier_ids.extend(state.outliers.iter().map(|r| r.id));
+        while self.states.len() > OUTLIER_HISTORY as usize + 1 {
+            if let Some((outliers, _)) = self.states.pop_front() {
+                self.outlier_ids.drain(..outliers);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = RecentStates::default();
+    }
+
+    /// The history of a step from the newest state (`states`: the states before it, as
+    /// [`StepHistory::states`]).
+    fn history<'a>(&'a self, states: &'a [&'a MotionBoxState]) -> StepHistory<'a> {
+        StepHistory {
+            states,
+            outlier_ids: Some(&self.outlier_ids),
+            max_inlier_sum: self.states.iter().fold(0f32, |m, &(_, sum)| m.max(sum)),
+        }
+    }
 }
 
 impl MotionBox {
@@ -2208,6 +2302,7 @@ impl MotionBox {
             queue_start: 0,
             start_frame: 0,
             options,
+            recent: RecentStates::default(),
         }
     }
 
@@ -2231,6 +2326,7 @@ impl MotionBox {
         self.states.push_back(state);
         self.queue_start = frame;
         self.start_frame = frame;
+        self.recent.clear();
     }
 
     /// The state at `frame`, if known.
@@ -2259,9 +2355,11 @@ impl MotionBox {
         frame: &MotionVectorFrame,
         forward: bool,
     ) -> bool {
+        let use_recent = forward && self.cover_recent(from_frame);
+        let (states, queue_start) = (&self.states, self.queue_start);
         let state_at = |frame: i64| {
-            let i = usize::try_from(frame.checked_sub(self.queue_start)?).ok()?;
-            self.states.get(i)
+            let i = usize::try_from(frame.checked_sub(queue_start)?).ok()?;
+            states.get(i)
         };
         let Some(prev) = state_at(from_frame) else {
             return false;
@@ -2276,8 +2374,14 @@ impl MotionBox {
             history[len] = s;
             len += 1;
         }
+        let history = &history[..len];
         let first_step = from_frame == self.start_frame;
-        let new = track_step(prev, &history[..len], frame, first_step, &self.options);
+        let new = if use_recent {
+            let history = self.recent.history(history);
+            step_with_history(prev, history, frame, first_step, &self.options)
+        } else {
+            track_step(prev, history, frame, first_step, &self.options)
+        };
         let to = if forward {
             from_frame + 1
         } else {
@@ -2287,8 +2391,14 @@ impl MotionBox {
         if forward {
             let keep = (to - self.queue_start).max(0) as usize;
             self.states.truncate(keep);
+            if use_recent {
+                self.recent.push(&new);
+            } else {
+                self.recent.clear();
+            }
             self.states.push_back(new);
         } else {
+            self.recent.clear();
             let drop = (to + 1 - self.queue_start).max(0) as usize;
             let drop = drop.min(self.states.len());
             // States before `to + 1` are replaced: remove frames < to + 1 ... we keep
@@ -2318,6 +2428,29 @@ impl MotionBox {
             self.states.pop_front();
             self.queue_start += 1;
         }
+    }
+
+    /// Makes [`MotionBox::recent`] cover the states a forward step from `from_frame` reads
+    /// (rebuilt from the states unless it already does); false if there are none.
+    fn cover_recent(&mut self, from_frame: i64) -> bool {
+        let oldest = self.queue_start.max(from_frame - OUTLIER_HISTORY);
+        if self.recent.newest == Some(from_frame) && self.recent.oldest() == Some(oldest) {
+            return true;
+        }
+        self.recent.clear();
+        let first = usize::try_from(oldest - self.queue_start).ok();
+        let last = usize::try_from(from_frame - self.queue_start).ok();
+        let (Some(first), Some(last)) = (first, last) else {
+            return false;
+        };
+        if first > last || last >= self.states.len() {
+            return false;
+        }
+        self.recent.newest = Some(oldest - 1);
+        for state in self.states.range(first..=last) {
+            self.recent.push(state);
+        }
+        true
     }
 }
 
@@ -2466,29 +2599,45 @@ mod tests {
 
     /// A box's steps give the states that the free step computes from the same history,
     /// forward with the box trimmed to the states it needs, and backward.
+    /// Features with jittered motion (some become outliers) and ids that change every few
+    /// frames for part of them; an object moving right in [0.3, 0.6] x [0.2, 0.5].
+    fn jittered_frame(f: i64) -> MotionVectorFrame {
+        grid_frame(true, Homography::IDENTITY, |x, y| {
+            let k = id_of(x, y);
+            let jitter = ((k as i64 * 7919 + f * 104_729) % 13) as f32 * 4e-4;
+            let inside = (0.3..0.6).contains(&x) && (0.2..0.5).contains(&y);
+            let obj = if inside {
+                [4e-3 + jitter, 0.0]
+            } else {
+                [jitter, 0.0]
+            };
+            let epoch = if k % 3 == 0 {
+                (f / 3) as i32 * 100_000
+            } else {
+                0
+            };
+            Some((obj, k + epoch))
+        })
+    }
+
+    /// Steps `b` from `from` and checks the new state against the free step given the
+    /// history read from `b`'s states.
+    fn step_and_check(b: &mut MotionBox, from: i64, data: &MotionVectorFrame, forward: bool) {
+        let step = if forward { 1 } else { -1 };
+        let prev = b.state_at(from).cloned().expect("state");
+        let history: Vec<MotionBoxState> = (1..=10)
+            .rev()
+            .filter_map(|j| b.state_at(from - step * j).cloned())
+            .collect();
+        let refs: Vec<&MotionBoxState> = history.iter().collect();
+        let expected = track_step(&prev, &refs, data, from == b.start_frame, &b.options);
+        b.track_step(from, data, forward);
+        assert_eq!(b.state_at(from + step), Some(&expected), "step from {from}");
+    }
+
     #[test]
     fn box_steps_match_the_free_step_with_its_history() {
-        // Features with jittered motion (some become outliers) and ids that change every
-        // few frames for part of them.
-        let frame = |f: i64| {
-            grid_frame(true, Homography::IDENTITY, |x, y| {
-                let k = id_of(x, y);
-                let jitter = ((k as i64 * 7919 + f * 104_729) % 13) as f32 * 4e-4;
-                let inside = (0.3..0.6).contains(&x) && (0.2..0.5).contains(&y);
-                let obj = if inside {
-                    [4e-3 + jitter, 0.0]
-                } else {
-                    [jitter, 0.0]
-                };
-                let epoch = if k % 3 == 0 {
-                    (f / 3) as i32 * 100_000
-                } else {
-                    0
-                };
-                Some((obj, k + epoch))
-            })
-        };
-        let opts = TrackStepOptions::box_tracking_graph();
+        let frame = jittered_frame;
         // A box trimmed to the states it needs tracks like one that keeps them all.
         let mut all = start([0.3, 0.2, 0.6, 0.5], &frame(0));
         let mut trimmed = all.clone();
@@ -2508,20 +2657,37 @@ mod tests {
             let step = if forward { 1 } else { -1 };
             for k in 0..30 {
                 let from = f0 + step * k;
-                let data = frame(from + step);
-                let prev = b.state_at(from).cloned().expect("state");
-                let history: Vec<MotionBoxState> = (1..=10)
-                    .rev()
-                    .filter_map(|j| b.state_at(from - step * j).cloned())
-                    .collect();
-                let refs: Vec<&MotionBoxState> = history.iter().collect();
-                let expected = track_step(&prev, &refs, &data, from == f0, &opts);
-                b.track_step(from, &data, forward);
-                assert_eq!(b.state_at(from + step), Some(&expected), "step {k}");
+                step_and_check(&mut b, from, &frame(from + step), forward);
                 b.trim(keep);
             }
             let newest = b.state_at(f0 + 30 * step).expect("tracked");
             assert!(newest.outliers.len() > 5, "{:?}", newest.outliers);
+        }
+    }
+
+    #[test]
+    fn steps_after_re_tracking_and_backward_steps_read_their_own_history() {
+        // A forward step from the newest state reads the box's kept list of recent outliers;
+        // re-tracking from an earlier frame and backward steps replace states under it.
+        let mut b = start([0.3, 0.2, 0.6, 0.5], &jittered_frame(0));
+        for f in 0..20 {
+            b.track_step(f, &jittered_frame(f + 1), true);
+        }
+        // Re-tracked from frame 12 on other data (frames 13.. are replaced), then on.
+        for from in 12..16 {
+            step_and_check(&mut b, from, &jittered_frame(from + 40), true);
+        }
+        // A backward step to frame 6, the oldest a step from the newest (16) reads: that
+        // state is replaced (and those before it go), then forward from the newest.
+        step_and_check(&mut b, 7, &jittered_frame(7), false);
+        assert_eq!(b.frames(), Some((6, 16)));
+        for from in 16..20 {
+            step_and_check(&mut b, from, &jittered_frame(from + 1), true);
+        }
+        // Trimmed below the history a step reads: the step reads what is left.
+        b.trim(3);
+        for from in 20..24 {
+            step_and_check(&mut b, from, &jittered_frame(from + 1), true);
         }
     }
 
