@@ -1175,39 +1175,22 @@ pub fn is_failure(states: &[&MotionBoxState], opts: &TrackStepOptions) -> bool {
 
 /// [`is_failure`] of the states given newest first.
 fn failure_in<'a>(
-    newest_first: impl Iterator<Item = &'a MotionBoxState>,
+    mut newest_first: impl Iterator<Item = &'a MotionBoxState>,
     opts: &TrackStepOptions,
 ) -> bool {
-    let mut newest_first = newest_first.peekable();
-    let Some(newest) = newest_first.peek() else {
+    let Some(last) = newest_first.next() else {
         return true;
     };
-    failure_of(
-        newest.track_status,
-        newest_first.map(counts_as_failure),
-        opts,
-    )
-}
-
-/// Whether a state counts towards `max_track_failures`: |disparity| x prior > 0.8, unless
-/// it is out of bound.
-fn counts_as_failure(s: &MotionBoxState) -> bool {
-    s.track_status != TrackStatus::TrackedOutOfBound
-        && s.motion_disparity.abs() * s.prior_weight > 0.8
-}
-
-/// [`is_failure`] from the newest state's status and [`counts_as_failure`] of the states,
-/// newest first.
-fn failure_of(
-    newest_status: TrackStatus,
-    newest_first: impl Iterator<Item = bool>,
-    opts: &TrackStepOptions,
-) -> bool {
-    if newest_status < TrackStatus::Tracked {
+    if last.track_status < TrackStatus::Tracked {
         return true;
     }
     let window = opts.max_track_failures as usize + 1;
-    let bad = newest_first.take(window).filter(|&b| b).count();
+    let bad = std::iter::once(last)
+        .chain(newest_first)
+        .take(window)
+        .filter(|s| s.track_status != TrackStatus::TrackedOutOfBound)
+        .filter(|s| s.motion_disparity.abs() * s.prior_weight > 0.8)
+        .count();
     opts.max_track_failures > 0 && bad >= opts.max_track_failures as usize
 }
 
@@ -2265,21 +2248,10 @@ pub struct MotionBox {
 struct RecentStates {
     /// The frame of the newest state covered; `None`: nothing covered.
     newest: Option<i64>,
-    /// Per state covered, oldest first.
-    states: VecDeque<RecentState>,
+    /// Per state covered, oldest first: its number of outliers and its inlier sum.
+    states: VecDeque<(usize, f32)>,
     /// The outlier ids of the states covered, oldest state first.
     outlier_ids: Vec<i32>,
-}
-
-/// What the steps after a state read of it (see [`RecentStates`]).
-#[derive(Clone, Copy, Debug)]
-struct RecentState {
-    /// Its number of outliers (its ids in [`RecentStates::outlier_ids`]).
-    outliers: usize,
-    /// Its inlier sum.
-    inlier_sum: f32,
-    /// Its [`counts_as_failure`].
-    counts_as_failure: bool,
 }
 
 impl RecentStates {
@@ -2292,15 +2264,12 @@ impl RecentStates {
     /// history a step from it reads.
     fn push(&mut self, state: &MotionBoxState) {
         self.newest = self.newest.map(|n| n + 1);
-        self.states.push_back(RecentState {
-            outliers: state.outliers.len(),
-            inlier_sum: state.inlier_sum,
-            counts_as_failure: counts_as_failure(state),
-        });
+        self.states
+            .push_back((state.outliers.len(), state.inlier_sum));
         self.outlier_ids.extend(state.outliers.iter().map(|r| r.id));
         while self.states.len() > OUTLIER_HISTORY as usize + 1 {
-            if let Some(oldest) = self.states.pop_front() {
-                self.outlier_ids.drain(..oldest.outliers);
+            if let Some((outliers, _)) = self.states.pop_front() {
+                self.outlier_ids.drain(..outliers);
             }
         }
     }
@@ -2315,10 +2284,7 @@ impl RecentStates {
         StepHistory {
             states,
             outlier_ids: Some(&self.outlier_ids),
-            max_inlier_sum: self
-                .states
-                .iter()
-                .fold(0f32, |m, state| m.max(state.inlier_sum)),
+            max_inlier_sum: self.states.iter().fold(0f32, |m, &(_, sum)| m.max(sum)),
         }
     }
 }
@@ -2421,7 +2387,6 @@ impl MotionBox {
         } else {
             from_frame - 1
         };
-        let window = self.options.max_track_failures as usize + 1;
         // Drop states on the far side of `to` (re-tracking overwrites).
         if forward {
             let keep = (to - self.queue_start).max(0) as usize;
@@ -2431,18 +2396,7 @@ impl MotionBox {
             } else {
                 self.recent.clear();
             }
-            let status = new.track_status;
             self.states.push_back(new);
-            // The failure window from the recent list when it holds it (the states before
-            // the newest stay untouched).
-            if use_recent && window <= self.recent.states.len() {
-                let newest_first = self.recent.states.iter().rev();
-                return !failure_of(
-                    status,
-                    newest_first.map(|s| s.counts_as_failure),
-                    &self.options,
-                );
-            }
         } else {
             self.recent.clear();
             let drop = (to + 1 - self.queue_start).max(0) as usize;
@@ -2453,6 +2407,7 @@ impl MotionBox {
             self.states.push_front(new);
             self.queue_start = to;
         }
+        let window = self.options.max_track_failures as usize + 1;
         let newest_first = (0..window as i64).filter_map(|k| self.state_at(to - step * k));
         !failure_in(newest_first, &self.options)
     }
@@ -2683,7 +2638,11 @@ mod tests {
             .rev()
             .filter_map(|k| b.state_at(from + step - step * k))
             .collect();
-        assert_eq!(ok, !is_failure(&newest_last, &b.options), "step from {from}");
+        assert_eq!(
+            ok,
+            !is_failure(&newest_last, &b.options),
+            "step from {from}"
+        );
     }
 
     #[test]
