@@ -315,20 +315,23 @@ fn an_observer_that_panics_fails_the_run_and_the_graph_drops() {
     }
 }
 
-#[test]
-fn waiting_for_the_run_from_inside_it_is_an_error() {
-    // An observer that holds the graph (shared) and waits for the run it is part of.
-    let err = with_timeout(20, || {
-        let mut g = graph(&format!(
-            "{APP}input_stream: [in]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [out]}}\n"
-        ));
+/// Runs `yaml` (graph input `in`, output `out`) on one packet with an observer of `out` that
+/// holds the graph (shared) and calls `inside` on it; returns the last error `inside` gave.
+fn observer_calling_its_own_graph(
+    yaml: String,
+    inside: impl Fn(&Graph, &Packet) -> Option<String> + Send + Sync + 'static,
+) -> Option<String> {
+    with_timeout(20, move || {
+        let mut g = graph(&yaml);
+        g.set_add_mode(AddMode::WaitTillNotFull);
         let shared: Arc<OnceLock<Weak<Graph>>> = Arc::default();
         let seen: Arc<Mutex<Option<String>>> = Arc::default();
         let (graph_of_observer, seen_by_observer) = (shared.clone(), seen.clone());
-        g.observe_output_stream("out", move |_| {
+        g.observe_output_stream("out", move |p| {
             if let Some(g) = graph_of_observer.get().and_then(Weak::upgrade) {
-                *seen_by_observer.lock().unwrap() =
-                    g.wait_until_idle().err().map(|e| e.to_string());
+                if let Some(e) = inside(&g, p) {
+                    *seen_by_observer.lock().unwrap() = Some(e);
+                }
             }
             Ok(())
         })
@@ -338,13 +341,25 @@ fn waiting_for_the_run_from_inside_it_is_an_error() {
         shared.set(Arc::downgrade(&g)).unwrap();
         g.add_packet("in", Packet::new(1i64).at(Timestamp::new(1)))
             .unwrap();
-        g.close_all_input_streams().unwrap();
+        g.close_input_stream("in").unwrap();
         g.wait_until_idle().unwrap();
+        g.close_all_input_streams().unwrap();
         let mut g = Arc::into_inner(g).expect("the only owner");
         g.wait_until_done().unwrap();
-        let err = seen.lock().unwrap().clone();
-        err
-    });
+        let seen = seen.lock().unwrap().clone();
+        seen
+    })
+}
+
+#[test]
+fn waiting_for_the_run_from_inside_it_is_an_error() {
+    // An observer that waits for the run it is part of.
+    let err = observer_calling_its_own_graph(
+        format!(
+            "{APP}input_stream: [in]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [out]}}\n"
+        ),
+        |g, _| g.wait_until_idle().err().map(|e| e.to_string()),
+    );
     let err = err.expect("wait_until_idle inside the run must fail");
     assert!(err.contains("from inside the run"), "{err}");
 }
@@ -374,43 +389,23 @@ fn a_cancel_ends_the_run_while_the_application_thread_is_not_waiting() {
 }
 
 /// An observer that adds two packets to a throttled graph input of its own run: the second
-/// add would wait for a queue that only this thread drains. Returns what the second add said.
+/// add would wait for a queue that only this thread drains. Returns what the add said.
 fn add_from_inside_the_run(executor: &str) -> Option<String> {
-    let yaml = format!(
-        "{executor}max_queue_size: 1\ninput_stream: [in, fed]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [out]}}\n  - {{calculator: TPass, input_stream: [fed], output_stream: [fed_out]}}\n"
-    );
-    with_timeout(20, move || {
-        let mut g = graph(&yaml);
-        g.set_add_mode(AddMode::WaitTillNotFull);
-        let shared: Arc<OnceLock<Weak<Graph>>> = Arc::default();
-        let seen: Arc<Mutex<Option<String>>> = Arc::default();
-        let (graph_of_observer, seen_by_observer) = (shared.clone(), seen.clone());
-        g.observe_output_stream("out", move |p| {
-            if let Some(g) = graph_of_observer.get().and_then(Weak::upgrade) {
-                let t = p.timestamp().micros() * 10;
-                for k in 0..2 {
-                    let added = g.add_packet("fed", Packet::new(1i64).at(Timestamp::new(t + k)));
-                    if let Err(e) = added {
-                        *seen_by_observer.lock().unwrap() = Some(e.to_string());
-                    }
+    observer_calling_its_own_graph(
+        format!(
+            "{executor}max_queue_size: 1\ninput_stream: [in, fed]\nnode:\n  - {{calculator: TPass, input_stream: [in], output_stream: [out]}}\n  - {{calculator: TPass, input_stream: [fed], output_stream: [fed_out]}}\n"
+        ),
+        |g, p| {
+            let t = p.timestamp().micros() * 10;
+            let mut said = None;
+            for k in 0..2 {
+                if let Err(e) = g.add_packet("fed", Packet::new(1i64).at(Timestamp::new(t + k))) {
+                    said = Some(e.to_string());
                 }
             }
-            Ok(())
-        })
-        .unwrap();
-        g.start_run(HashMap::new()).unwrap();
-        let g = Arc::new(g);
-        shared.set(Arc::downgrade(&g)).unwrap();
-        g.add_packet("in", Packet::new(1i64).at(Timestamp::new(1)))
-            .unwrap();
-        g.close_input_stream("in").unwrap();
-        g.wait_until_idle().unwrap();
-        g.close_all_input_streams().unwrap();
-        let mut g = Arc::into_inner(g).expect("the only owner");
-        g.wait_until_done().unwrap();
-        let seen = seen.lock().unwrap().clone();
-        seen
-    })
+            said
+        },
+    )
 }
 
 #[test]
