@@ -2597,8 +2597,6 @@ mod tests {
         assert_eq!(FrameIndex::new(&vectors).x_range(2.5, 6.0), 3..7);
     }
 
-    /// A box's steps give the states that the free step computes from the same history,
-    /// forward with the box trimmed to the states it needs, and backward.
     /// Features with jittered motion (some become outliers) and ids that change every few
     /// frames for part of them; an object moving right in [0.3, 0.6] x [0.2, 0.5].
     fn jittered_frame(f: i64) -> MotionVectorFrame {
@@ -2645,6 +2643,8 @@ mod tests {
         );
     }
 
+    /// A box's steps give the states that the free step computes from the same history,
+    /// forward with the box trimmed to the states it needs, and backward.
     #[test]
     fn box_steps_match_the_free_step_with_its_history() {
         let frame = jittered_frame;
