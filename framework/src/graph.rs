@@ -69,7 +69,10 @@ pub struct Graph {
 }
 
 /// Reads the packets of one output stream, blocking until one is there. Never blocks forever:
-/// `next` returns `None` once the stream is done or the run has ended.
+/// `next` returns `None` once the stream is done or the run has ended. One exception: called
+/// from inside the run (an output stream observer or a calculator) of a graph whose default
+/// executor is the application thread, it waits for calls that only its own thread would
+/// run; read pollers from outside the run.
 pub struct OutputStreamPoller {
     shared: Arc<PollerShared>,
 }
