@@ -2520,7 +2520,7 @@ impl MotionBox {
 
     /// Starts loading the states and the recent-state list the next forward step reads
     /// (first stage of warming a box whose memory went cold, see [`prefetch_lines`]).
-    pub fn prefetch_states(&self) {
+    pub(crate) fn prefetch_states(&self) {
         let (older, newer) = self.states.as_slices();
         prefetch_lines(older);
         prefetch_lines(newer);
@@ -2534,7 +2534,7 @@ impl MotionBox {
     /// and frees (the oldest state's, trimmed after the step: the allocator hands its
     /// blocks to the next records written). Second stage, after
     /// [`MotionBox::prefetch_states`] of every box.
-    pub fn prefetch_records(&self) {
+    pub(crate) fn prefetch_records(&self) {
         for state in [self.states.back(), self.states.front()]
             .into_iter()
             .flatten()
@@ -2758,8 +2758,8 @@ mod tests {
     }
 
     /// The AVX2 build of the step gives the baseline build's states to the bit, on a box
-    /// at rest and on a rotated one (its own search-region test); on a CPU without AVX2
-    /// both runs take the baseline step.
+    /// following a moving object, upright and rotated (the rotated search region has its
+    /// own test); on a CPU without AVX2 both runs take the baseline step.
     #[test]
     fn wide_vector_step_matches_the_baseline_step() {
         let track = |baseline_only: bool, rotation: f32| {
