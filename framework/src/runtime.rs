@@ -809,11 +809,6 @@ impl RunState {
         }
     }
 
-    /// With an ApplicationThreadExecutor (see [`GraphSpec::application_thread`]): runs the
-    /// default executor's tasks on the calling thread until `done()` (checked between tasks,
-    /// and every few milliseconds while there is nothing to do) or the run ends, and returns
-    /// true. Does nothing and returns false otherwise, or on a thread that already runs tasks
-    /// of this run.
     /// An error for a wait called on a thread that runs this run's calls (from an observer
     /// or a calculator): the wait would wait for itself.
     pub(crate) fn refuse_wait_from_inside(&self, what: &str) -> Result<()> {
@@ -825,6 +820,11 @@ impl RunState {
         Ok(())
     }
 
+    /// With an ApplicationThreadExecutor (see [`GraphSpec::application_thread`]): runs the
+    /// default executor's tasks on the calling thread until `done()` (checked between tasks,
+    /// and every few milliseconds while there is nothing to do) or the run ends, and returns
+    /// true. Does nothing and returns false otherwise, or on a thread that already runs tasks
+    /// of this run.
     pub(crate) fn drive(&self, done: impl Fn() -> bool) -> bool {
         if !self.spec.application_thread || self.sched.is_worker_thread() {
             return false;
