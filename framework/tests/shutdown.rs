@@ -10,8 +10,21 @@ use std::time::Duration;
 use common::*;
 use mediagraph_framework::{Packet, Timestamp};
 
+/// The number of entries of `dir` once it stops changing: a joined thread can still be
+/// listed in /proc for a moment while the kernel finishes its exit, so one read may count
+/// it (seen in CI: 3 threads before the rounds, 2 after).
 fn count_entries(dir: &str) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    let read = || std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let mut last = read();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = read();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
 }
 
 /// A small deterministic generator (the test must not depend on a clock for its choices).
