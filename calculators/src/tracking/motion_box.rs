@@ -281,6 +281,29 @@ impl FrameIndex {
     }
 }
 
+/// Sorts `items` by `order`, stably, like `sort_by`, in time linear in their number plus
+/// the distance they move: an insertion sort, which takes over to `sort_by` once the items
+/// have moved 16 places each on average (input far from sorted).
+fn sort_nearly_sorted<T: Copy>(items: &mut [T], order: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    let mut budget = 16 * items.len();
+    for i in 1..items.len() {
+        let item = items[i];
+        let mut j = i;
+        while j > 0 && order(&items[j - 1], &item).is_gt() {
+            items[j] = items[j - 1];
+            j -= 1;
+        }
+        items[j] = item;
+        budget = budget.saturating_sub(i - j);
+        if budget == 0 {
+            // The sorted prefix and the untouched rest keep their equal items in input
+            // order, so the stable sort gives the same result as sorting the input.
+            items.sort_by(order);
+            return;
+        }
+    }
+}
+
 /// The inverse of a homography (h22 normalized to 1); `None` if singular.
 pub fn invert_homography(h: &Homography) -> Option<Homography> {
     let m = [
@@ -415,7 +438,8 @@ impl MotionVectorFrame {
                 })
             })
             .collect();
-        vectors.sort_by(|a, b| {
+        // Moved by their motion, the vectors are still nearly in (x, y) order.
+        sort_nearly_sorted(&mut vectors, |a, b| {
             a.pos[0]
                 .total_cmp(&b.pos[0])
                 .then(a.pos[1].total_cmp(&b.pos[1]))
@@ -1236,26 +1260,47 @@ const SET_BITS: [([u8; 8], u8); 256] = {
 };
 
 /// Writes `offset` + the indices of the `items` for which `keep` holds to `out`, in order,
-/// without a branch that depends on `keep`: the tests of 8 items become a bit mask, whose
-/// set-bit positions ([`SET_BITS`]) are written as 8 indices; the length advances by the
-/// number set.
+/// without a branch that depends on `keep`: the tests of 8 items go to 8 bytes (a pass the
+/// compiler vectorizes), packed into a bit mask by one multiplication, whose set-bit
+/// positions ([`SET_BITS`]) are written as 8 indices; the length advances by the number set.
+/// Inlined so that it is compiled for the caller's instruction set (the AVX2 step's).
+#[inline(always)]
 fn compact_indices<T>(items: &[T], offset: usize, out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) {
     out.clear();
     out.resize(items.len() + 8, 0);
     let mut len = 0;
-    for (c, chunk) in items.chunks(8).enumerate() {
-        let mask = chunk
-            .iter()
-            .enumerate()
-            .fold(0usize, |m, (k, v)| m | (usize::from(keep(v)) << k));
-        let (bits, count) = &SET_BITS[mask];
+    let mut push_chunk = |c: usize, flags: [u8; 8]| {
+        let (bits, count) = &SET_BITS[pack_flags(flags)];
         let base = (offset + c * 8) as u32;
         for (o, &bit) in out[len..len + 8].iter_mut().zip(bits) {
             *o = base + u32::from(bit);
         }
         len += usize::from(*count);
+    };
+    let flags_of = |chunk: &[T]| {
+        let mut flags = [0u8; 8];
+        for (f, v) in flags.iter_mut().zip(chunk) {
+            *f = u8::from(keep(v));
+        }
+        flags
+    };
+    // Whole chunks apart: their length is known to be 8.
+    let chunks = items.chunks_exact(8);
+    let (rest, full) = (chunks.remainder(), chunks.len());
+    for (c, chunk) in chunks.enumerate() {
+        push_chunk(c, flags_of(chunk));
+    }
+    if !rest.is_empty() {
+        push_chunk(full, flags_of(rest));
     }
     out.truncate(len);
+}
+
+/// The bit mask of 8 flags (each 0 or 1; flag `k` -> bit `k`): the multiplication moves
+/// flag `k`, at bit `8k`, to bit `56 + k`, and no two flags' terms meet in the top byte.
+#[inline(always)]
+fn pack_flags(flags: [u8; 8]) -> usize {
+    (u64::from_le_bytes(flags).wrapping_mul(0x0102_0408_1020_4080) >> 56) as usize
 }
 
 /// Working buffers of [`step_denormalized`], reused by the steps of all boxes of a thread:
@@ -1881,11 +1926,12 @@ fn step_denormalized_body(
     }
     // 10x10 density grid over the search region.
     let (gw, gh) = ((sx1 - sx0).max(1e-6), (sy1 - sy0).max(1e-6));
+    // The cells through `i32` (a float to `usize` conversion takes more instructions).
     let grid_pos = |p: [f32; 2]| {
         let gx = ((p[0] - sx0) / gw * 9.0).clamp(0.0, 9.0);
         let gy = ((p[1] - sy0) / gh * 9.0).clamp(0.0, 9.0);
-        let (ix, iy) = ((gx as usize).min(8), (gy as usize).min(8));
-        (ix, iy, gx - ix as f32, gy - iy as f32)
+        let (ix, iy) = ((gx as i32).min(8), (gy as i32).min(8));
+        (ix as usize, iy as usize, gx - ix as f32, gy - iy as f32)
     };
     let mut grid = [[0f32; 10]; 10];
     grid_cells.clear();
@@ -2607,6 +2653,40 @@ mod tests {
         }
     }
 
+    /// The insertion sort with its fallback orders like the standard stable sort, equal keys
+    /// in input order, from sorted input to random.
+    #[test]
+    fn sort_nearly_sorted_matches_the_stable_sort() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // (key, input position): equal keys must keep their input order.
+        for len in [0, 1, 2, 9, 100, 700] {
+            for spread in [0u64, 1, 3, 20, 1_000_000] {
+                let items: Vec<(u64, usize)> = (0..len)
+                    .map(|i| ((i as u64 / 2) * 4 + next() % (spread + 1), i))
+                    .collect();
+                let mut expected = items.clone();
+                expected.sort_by_key(|a| a.0);
+                let mut sorted = items;
+                sort_nearly_sorted(&mut sorted, |a, b| a.0.cmp(&b.0));
+                assert_eq!(sorted, expected, "length {len}, spread {spread}");
+            }
+        }
+    }
+
+    #[test]
+    fn pack_flags_gives_every_mask() {
+        for mask in 0..256usize {
+            let flags: [u8; 8] = std::array::from_fn(|k| ((mask >> k) & 1) as u8);
+            assert_eq!(pack_flags(flags), mask, "{flags:?}");
+        }
+    }
+
     /// The table-driven compaction lists exactly the kept indices, in order, for every
     /// length around the 8-item chunks and varied patterns (none, all, alternating, random).
     #[test]
@@ -2714,6 +2794,11 @@ mod tests {
     /// Features with jittered motion (some become outliers) and ids that change every few
     /// frames for part of them; an object moving right in [0.3, 0.6] x [0.2, 0.5].
     fn jittered_frame(f: i64) -> MotionVectorFrame {
+        jittered_frame_with_epochs(f, 100_000)
+    }
+
+    /// [`jittered_frame`] with the restarted tracks' ids `epoch_stride` apart per epoch.
+    fn jittered_frame_with_epochs(f: i64, epoch_stride: i32) -> MotionVectorFrame {
         grid_frame(true, Homography::IDENTITY, |x, y| {
             let k = id_of(x, y);
             let jitter = ((k as i64 * 7919 + f * 104_729) % 13) as f32 * 4e-4;
@@ -2724,7 +2809,7 @@ mod tests {
                 [jitter, 0.0]
             };
             let epoch = if k % 3 == 0 {
-                (f / 3) as i32 * 100_000
+                (f / 3) as i32 * epoch_stride
             } else {
                 0
             };
@@ -2783,6 +2868,40 @@ mod tests {
                 "the box follows its object"
             );
             assert!(!last.inliers.is_empty());
+        }
+    }
+
+    /// Track ids only identify features: the same tracks numbered over a wide range of ids
+    /// and over a narrow one (other slots of the frame's id table) give the same states.
+    #[test]
+    fn states_do_not_depend_on_the_values_of_track_ids() {
+        let track = |epoch_stride: i32, rotation: f32| {
+            let frame = |f| jittered_frame_with_epochs(f, epoch_stride);
+            let mut s = MotionBoxState::from_rect(0.3, 0.2, 0.6, 0.5, rotation);
+            initialize_inliers(&mut s, &frame(0));
+            let mut b = MotionBox::new(TrackStepOptions::box_tracking_graph());
+            b.reset_at_frame(0, s);
+            for f in 0..14 {
+                b.track_step(f, &frame(f + 1), true);
+            }
+            (0..=14)
+                .map(|f| b.state_at(f).cloned().expect("state"))
+                .collect::<Vec<_>>()
+        };
+        for rotation in [0.0, 0.1] {
+            let (wide, narrow) = (track(100_000, rotation), track(6_400, rotation));
+            assert_eq!(wide.len(), narrow.len());
+            for (f, (a, b)) in wide.iter().zip(&narrow).enumerate() {
+                let strip = |s: &MotionBoxState| MotionBoxState {
+                    inliers: Vec::new(),
+                    outliers: Vec::new(),
+                    ..s.clone()
+                };
+                assert_eq!(strip(a), strip(b), "frame {f}, rotation {rotation}");
+                assert_eq!(a.inliers.len(), b.inliers.len(), "frame {f}");
+                assert_eq!(a.outliers.len(), b.outliers.len(), "frame {f}");
+            }
+            assert!(wide[14].outliers.len() + wide[13].outliers.len() > 0);
         }
     }
 
