@@ -422,22 +422,19 @@ impl MotionVectorFrame {
     /// moves to its match, both motions are negated, vectors leaving the domain are dropped
     /// and the camera model is inverted.
     pub fn inverted(&self) -> MotionVectorFrame {
-        let mut vectors: Vec<MotionVector> = self
-            .vectors
-            .iter()
-            .filter_map(|v| {
-                let m = v.motion();
-                let pos = [v.pos[0] + m[0], v.pos[1] + m[1]];
-                let inside = (0.0..=self.extent[0]).contains(&pos[0])
-                    && (0.0..=self.extent[1]).contains(&pos[1]);
-                inside.then_some(MotionVector {
-                    pos,
-                    background: [-v.background[0], -v.background[1]],
-                    object: [-v.object[0], -v.object[1]],
-                    track_id: v.track_id,
-                })
+        let mut vectors = Vec::with_capacity(self.vectors.len());
+        vectors.extend(self.vectors.iter().filter_map(|v| {
+            let m = v.motion();
+            let pos = [v.pos[0] + m[0], v.pos[1] + m[1]];
+            let inside = (0.0..=self.extent[0]).contains(&pos[0])
+                && (0.0..=self.extent[1]).contains(&pos[1]);
+            inside.then_some(MotionVector {
+                pos,
+                background: [-v.background[0], -v.background[1]],
+                object: [-v.object[0], -v.object[1]],
+                track_id: v.track_id,
             })
-            .collect();
+        }));
         // Moved by their motion, the vectors are still nearly in (x, y) order.
         sort_nearly_sorted(&mut vectors, |a, b| {
             a.pos[0]
