@@ -2676,6 +2676,7 @@ mod tests {
         }
     }
 
+    /// Every pattern of 8 flags packs to its own bit mask (no carries between flags).
     #[test]
     fn pack_flags_gives_every_mask() {
         for mask in 0..256usize {
@@ -2839,6 +2840,23 @@ mod tests {
         );
     }
 
+    /// A box started on the moving object of `frame(0)` (upright or rotated) and tracked
+    /// forward `steps` frames: its states, frame 0 first.
+    fn track_moving_object(
+        frame: impl Fn(i64) -> MotionVectorFrame,
+        rotation: f32,
+        steps: i64,
+    ) -> Vec<Option<MotionBoxState>> {
+        let mut s = MotionBoxState::from_rect(0.3, 0.2, 0.6, 0.5, rotation);
+        initialize_inliers(&mut s, &frame(0));
+        let mut b = MotionBox::new(TrackStepOptions::box_tracking_graph());
+        b.reset_at_frame(0, s);
+        for f in 0..steps {
+            b.track_step(f, &frame(f + 1), true);
+        }
+        (0..=steps).map(|f| b.state_at(f).cloned()).collect()
+    }
+
     /// The AVX2 build of the step gives the baseline build's states to the bit, on a box
     /// following a moving object, upright and rotated (the rotated search region has its
     /// own test); on a CPU without AVX2 both runs take the baseline step.
@@ -2846,15 +2864,9 @@ mod tests {
     fn wide_vector_step_matches_the_baseline_step() {
         let track = |baseline_only: bool, rotation: f32| {
             BASELINE_STEP_ONLY.set(baseline_only);
-            let mut s = MotionBoxState::from_rect(0.3, 0.2, 0.6, 0.5, rotation);
-            initialize_inliers(&mut s, &jittered_frame(0));
-            let mut b = MotionBox::new(TrackStepOptions::box_tracking_graph());
-            b.reset_at_frame(0, s);
-            for f in 0..20 {
-                b.track_step(f, &jittered_frame(f + 1), true);
-            }
+            let states = track_moving_object(jittered_frame, rotation, 20);
             BASELINE_STEP_ONLY.set(false);
-            (0..=20).map(|f| b.state_at(f).cloned()).collect::<Vec<_>>()
+            states
         };
         for rotation in [0.0, 0.1] {
             let wide = track(false, rotation);
@@ -2874,15 +2886,9 @@ mod tests {
     fn states_do_not_depend_on_the_values_of_track_ids() {
         let track = |epoch_stride: i32, rotation: f32| {
             let frame = |f| jittered_frame_with_epochs(f, epoch_stride);
-            let mut s = MotionBoxState::from_rect(0.3, 0.2, 0.6, 0.5, rotation);
-            initialize_inliers(&mut s, &frame(0));
-            let mut b = MotionBox::new(TrackStepOptions::box_tracking_graph());
-            b.reset_at_frame(0, s);
-            for f in 0..14 {
-                b.track_step(f, &frame(f + 1), true);
-            }
-            (0..=14)
-                .map(|f| b.state_at(f).cloned().expect("state"))
+            track_moving_object(frame, rotation, 14)
+                .into_iter()
+                .map(|s| s.expect("state"))
                 .collect::<Vec<_>>()
         };
         for rotation in [0.0, 0.1] {
