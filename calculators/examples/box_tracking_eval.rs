@@ -28,7 +28,8 @@
 //! Timing: per-frame wall time of the whole box-tracking subgraph (graph run, one thread,
 //! resize + motion analysis + packing + tracking) with 1, 10 and 20 boxes, and the process
 //! time of its nodes other than motion analysis and of the box tracker node (the framework's
-//! per-node counters; best of 3 runs); the tracker alone
+//! per-node counters; best of 3 rounds that alternate the box counts, or
+//! `MEDIAGRAPH_TIMING_ROUNDS`); the tracker alone
 //! (`BoxTracker::push_frame`, on recorded tracking data) with 1 and 20 boxes; OpenCV
 //! trackers' update time per frame for 10 boxes. OpenCV runs single-threaded.
 
@@ -739,6 +740,16 @@ fn tracker_only_ms(
     Ok(times.iter().sum::<f64>() / times.len() as f64)
 }
 
+/// Rounds of the graph timing runs (1, 10 and 20 boxes each; the best run of each count is
+/// reported): 3, or `MEDIAGRAPH_TIMING_ROUNDS` (more on a noisy machine).
+fn graph_timing_rounds() -> usize {
+    std::env::var("MEDIAGRAPH_TIMING_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(3)
+}
+
 /// `--tracker-only`: `BoxTracker::push_frame` alone on sequence 0, 1 and 20 boxes in
 /// alternated rounds (5, or `MEDIAGRAPH_TRACKER_ROUNDS`): the per-box cost and the 20 / 1
 /// ratio, on the recorded tracking data back to back and with each frame's front half run
@@ -1067,23 +1078,24 @@ fn main() -> Res<()> {
             }
         }
         if si == 0 && !ours_only && !close_up {
-            // Timing on the first sequence.
-            for n in [1usize, 10, 20] {
-                let boxes = start_boxes(seq, n);
-                let mut best = GraphTiming {
-                    wall: f64::MAX,
-                    without_motion_analysis: f64::MAX,
-                    box_tracker: f64::MAX,
-                };
-                for _ in 0..3 {
-                    let (_, t) = run_graph(seq, &boxes, &rgb)?;
+            // Timing on the first sequence: the box counts alternate within each round, so
+            // that a change of the machine's load between rounds affects them alike.
+            let counts = [1usize, 10, 20];
+            let mut best = counts.map(|_| GraphTiming {
+                wall: f64::MAX,
+                without_motion_analysis: f64::MAX,
+                box_tracker: f64::MAX,
+            });
+            for _ in 0..graph_timing_rounds() {
+                for (&n, best) in counts.iter().zip(best.iter_mut()) {
+                    let (_, t) = run_graph(seq, &start_boxes(seq, n), &rgb)?;
                     best.wall = best.wall.min(t.wall);
                     best.without_motion_analysis =
                         best.without_motion_analysis.min(t.without_motion_analysis);
                     best.box_tracker = best.box_tracker.min(t.box_tracker);
                 }
-                graph_times.push((n, best));
             }
+            graph_times.extend(counts.into_iter().zip(best));
             let data = tracking_data(&rgb)?;
             for n in [1usize, 10, 20] {
                 tracker_times.push((n, tracker_only_ms(&data, None, seq, n)?));
