@@ -1168,7 +1168,15 @@ fn step_with_history(
         Some(s) => s,
         None => {
             let mut out = SCRATCH.with_borrow_mut(|scratch| {
-                step_denormalized(scratch, &p, prev, history, frame, first_step, opts)
+                let input = StepInput {
+                    prev: &p,
+                    records: prev,
+                    history,
+                    frame,
+                    first_step,
+                    opts,
+                };
+                step_denormalized(scratch, input)
             });
             if held && out.track_status == TrackStatus::Tracked && inward(&out) != [0.0, 0.0] {
                 out.track_status = TrackStatus::TrackedOutOfBound;
@@ -1362,27 +1370,31 @@ thread_local! {
     static SCRATCH: RefCell<StepScratch> = RefCell::new(StepScratch::default());
 }
 
-/// The step in the aspect domain, velocities per actual frame. `prev` is rescaled and
-/// without feature records; `records` is the state it came from (its inliers and outliers
-/// are used and carried over by the steps that keep them). Runs the AVX2 build of the step
-/// where the CPU has it.
-fn step_denormalized(
-    scratch: &mut StepScratch,
-    prev: &MotionBoxState,
-    records: &MotionBoxState,
-    history: StepHistory,
-    frame: &MotionVectorFrame,
+/// What one step reads (in the aspect domain, velocities per actual frame).
+struct StepInput<'a> {
+    /// The state stepped from, rescaled and without feature records.
+    prev: &'a MotionBoxState,
+    /// The state `prev` came from: its inliers and outliers are used and carried over by
+    /// the steps that keep them.
+    records: &'a MotionBoxState,
+    /// The states before `prev`.
+    history: StepHistory<'a>,
+    /// The motion of the step.
+    frame: &'a MotionVectorFrame,
+    /// The box's first step since its start.
     first_step: bool,
-    opts: &TrackStepOptions,
-) -> MotionBoxState {
+    /// The step's options.
+    opts: &'a TrackStepOptions,
+}
+
+/// The step. Runs the AVX2 build of the step where the CPU has it.
+fn step_denormalized(scratch: &mut StepScratch, input: StepInput) -> MotionBoxState {
     #[cfg(target_arch = "x86_64")]
     if wide_vectors_available() {
         // SAFETY: the CPU has AVX2 and FMA (checked).
-        return unsafe {
-            step_denormalized_avx2(scratch, prev, records, history, frame, first_step, opts)
-        };
+        return unsafe { step_denormalized_avx2(scratch, input) };
     }
-    step_denormalized_body(scratch, prev, records, history, frame, first_step, opts)
+    step_denormalized_body(scratch, input)
 }
 
 #[cfg(test)]
@@ -1407,29 +1419,21 @@ fn wide_vectors_available() -> bool {
 /// "Box tracking", session 10).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn step_denormalized_avx2(
-    scratch: &mut StepScratch,
-    prev: &MotionBoxState,
-    records: &MotionBoxState,
-    history: StepHistory,
-    frame: &MotionVectorFrame,
-    first_step: bool,
-    opts: &TrackStepOptions,
-) -> MotionBoxState {
-    step_denormalized_body(scratch, prev, records, history, frame, first_step, opts)
+fn step_denormalized_avx2(scratch: &mut StepScratch, input: StepInput) -> MotionBoxState {
+    step_denormalized_body(scratch, input)
 }
 
 /// The step itself, inlined into the baseline and the AVX2 entry points.
 #[inline(always)]
-fn step_denormalized_body(
-    scratch: &mut StepScratch,
-    prev: &MotionBoxState,
-    records: &MotionBoxState,
-    history: StepHistory,
-    frame: &MotionVectorFrame,
-    first_step: bool,
-    opts: &TrackStepOptions,
-) -> MotionBoxState {
+fn step_denormalized_body(scratch: &mut StepScratch, input: StepInput) -> MotionBoxState {
+    let StepInput {
+        prev,
+        records,
+        history,
+        frame,
+        first_step,
+        opts,
+    } = input;
     let hist = history.states;
     let StepScratch {
         region,
