@@ -139,86 +139,186 @@ struct FrameIndex {
     xs: Vec<f32>,
     /// Per vector: y.
     ys: Vec<f32>,
-    /// Open-addressing table (linear probing, power-of-two size, at most a third full):
-    /// `(track id as u32) << 32 | index of its first vector`, [`EMPTY_SLOT`] if free.
-    slots: Vec<u64>,
+    /// The first vector of each track id.
+    ids: IdTable,
     /// Per vector: the next vector with the same track id ([`NO_VECTOR`]: none).
     next_same_id: Vec<u32>,
     /// Some track id is on more than one vector.
     repeated_ids: bool,
 }
 
-/// A free slot of [`FrameIndex::slots`] (no vector index is `u32::MAX`).
+/// Where the first vector of each track id (>= 0) is.
+#[derive(Clone, Debug)]
+enum IdTable {
+    /// Ids within a range a few times the number of vectors (the motion analysis numbers
+    /// its tracks consecutively): the vector index at `id - base` ([`NO_VECTOR`] if none),
+    /// one read per lookup.
+    Direct { base: i32, first: Vec<u32> },
+    /// Other ids: open addressing (linear probing, power-of-two size, at most a third full):
+    /// `(track id as u32) << 32 | index of its first vector`, [`EMPTY_SLOT`] if free.
+    Hashed { slots: Vec<u64> },
+}
+
+/// A free slot of [`IdTable::Hashed`] (no vector index is `u32::MAX`).
 const EMPTY_SLOT: u64 = u64::MAX;
 /// No vector (end of a [`FrameIndex::next_same_id`] chain, or an id not in the frame).
 const NO_VECTOR: u32 = u32::MAX;
 
+impl IdTable {
+    /// An empty table for the ids of `vectors`: direct when they span at most 8 entries
+    /// per vector (plus 1024).
+    fn for_ids(vectors: &[MotionVector]) -> IdTable {
+        let ids = vectors.iter().map(|v| v.track_id).filter(|&id| id >= 0);
+        let (lo, hi) = ids.fold((i32::MAX, -1), |(lo, hi), id| (lo.min(id), hi.max(id)));
+        let span = i64::from(hi) - i64::from(lo) + 1;
+        if span <= 8 * vectors.len() as i64 + 1024 {
+            IdTable::direct(lo, hi)
+        } else {
+            IdTable::hashed(vectors.len())
+        }
+    }
+
+    /// An empty direct table for ids `lo..=hi` (none if `lo > hi`).
+    fn direct(lo: i32, hi: i32) -> IdTable {
+        let span = (i64::from(hi) - i64::from(lo) + 1).max(0) as usize;
+        IdTable::Direct {
+            base: if span > 0 { lo } else { 0 },
+            first: vec![NO_VECTOR; span],
+        }
+    }
+
+    /// An empty hashed table for the ids of `vectors` vectors.
+    fn hashed(vectors: usize) -> IdTable {
+        let size = (3 * vectors).next_power_of_two().max(16);
+        IdTable::Hashed {
+            slots: vec![EMPTY_SLOT; size],
+        }
+    }
+
+    /// Records vector `i` as the first of `id` (>= 0) unless the id has one: returns that
+    /// first vector, or [`NO_VECTOR`] when `i` was recorded.
+    fn insert(&mut self, id: i32, i: u32) -> u32 {
+        match self {
+            IdTable::Direct { base, first } => {
+                let entry = &mut first[(id - *base) as usize];
+                if *entry == NO_VECTOR {
+                    *entry = i;
+                    NO_VECTOR
+                } else {
+                    *entry
+                }
+            }
+            IdTable::Hashed { slots } => {
+                let mask = slots.len() - 1;
+                let mut slot = home_slot(id, mask);
+                loop {
+                    let entry = slots[slot];
+                    if entry == EMPTY_SLOT {
+                        slots[slot] = (u64::from(id as u32) << 32) | u64::from(i);
+                        return NO_VECTOR;
+                    }
+                    if (entry >> 32) as i32 == id {
+                        return (entry & 0xffff_ffff) as u32;
+                    }
+                    slot = (slot + 1) & mask;
+                }
+            }
+        }
+    }
+
+    /// Calls `visit` with each item and the first vector of its id (`id_of`), for the
+    /// items whose id is in the frame.
+    #[inline(always)]
+    fn for_each_first<T>(
+        &self,
+        items: &[T],
+        id_of: impl Fn(&T) -> i32,
+        mut visit: impl FnMut(u32, &T),
+    ) {
+        match self {
+            IdTable::Direct { base, first } => {
+                for item in items {
+                    // A negative id (or one below `base`) wraps past the table's end.
+                    let k = id_of(item).wrapping_sub(*base) as u32 as usize;
+                    if let Some(&j) = first.get(k) {
+                        if j != NO_VECTOR {
+                            visit(j, item);
+                        }
+                    }
+                }
+            }
+            IdTable::Hashed { slots } => {
+                // A negative id matches no entry: the entries hold ids >= 0, and an empty
+                // slot ends the probe first.
+                let mask = slots.len() - 1;
+                for item in items {
+                    let id = id_of(item);
+                    let mut slot = home_slot(id, mask);
+                    loop {
+                        let entry = slots[slot];
+                        if entry == EMPTY_SLOT {
+                            break;
+                        }
+                        if (entry >> 32) as i32 == id {
+                            visit((entry & 0xffff_ffff) as u32, item);
+                            break;
+                        }
+                        slot = (slot + 1) & mask;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An id's first slot in a hashed table of `mask + 1` slots: its low bits (consecutive ids
+/// spread well; other ids are still found, only more slowly).
+fn home_slot(id: i32, mask: usize) -> usize {
+    (id as usize) & mask
+}
+
 impl FrameIndex {
     fn new(vectors: &[MotionVector]) -> FrameIndex {
-        let size = (3 * vectors.len()).next_power_of_two().max(16);
+        FrameIndex::with_ids(vectors, IdTable::for_ids(vectors))
+    }
+
+    /// The index of `vectors` with their ids in `ids` (empty, and able to hold them).
+    fn with_ids(vectors: &[MotionVector], ids: IdTable) -> FrameIndex {
         let mut index = FrameIndex {
             xs: vectors.iter().map(|v| v.pos[0]).collect(),
             ys: vectors.iter().map(|v| v.pos[1]).collect(),
-            slots: vec![EMPTY_SLOT; size],
+            ids,
             next_same_id: vec![NO_VECTOR; vectors.len()],
             repeated_ids: false,
         };
-        let mask = size - 1;
-        let mut last_of_id: Vec<(usize, u32)> = Vec::new();
+        // Per repeated id (rare): its first and its last vector so far.
+        let mut last_of_id: Vec<(u32, u32)> = Vec::new();
         for (i, v) in vectors.iter().enumerate() {
             if v.track_id < 0 {
                 continue;
             }
-            let mut slot = index.home_slot(v.track_id);
-            loop {
-                let entry = index.slots[slot];
-                if entry == EMPTY_SLOT {
-                    index.slots[slot] = (u64::from(v.track_id as u32) << 32) | i as u64;
-                    break;
-                }
-                if (entry >> 32) as i32 == v.track_id {
-                    // A repeated id (rare): appended to the chain of its first vector.
-                    let first = (entry & 0xffff_ffff) as u32;
-                    let last = match last_of_id.iter_mut().find(|(s, _)| *s == slot) {
-                        Some((_, last)) => std::mem::replace(last, i as u32),
-                        None => {
-                            last_of_id.push((slot, i as u32));
-                            first
-                        }
-                    };
-                    index.next_same_id[last as usize] = i as u32;
-                    index.repeated_ids = true;
-                    break;
-                }
-                slot = (slot + 1) & mask;
+            let first = index.ids.insert(v.track_id, i as u32);
+            if first != NO_VECTOR {
+                // A repeated id: appended to the chain of its first vector.
+                let last = match last_of_id.iter_mut().find(|(f, _)| *f == first) {
+                    Some((_, last)) => std::mem::replace(last, i as u32),
+                    None => {
+                        last_of_id.push((first, i as u32));
+                        first
+                    }
+                };
+                index.next_same_id[last as usize] = i as u32;
+                index.repeated_ids = true;
             }
         }
         index
     }
 
-    /// The id's first slot: its low bits (the motion analysis numbers its tracks
-    /// consecutively, so these spread well; other ids are still found, only more slowly).
-    fn home_slot(&self, id: i32) -> usize {
-        (id as usize) & (self.slots.len() - 1)
-    }
-
-    /// Index of the first vector with track id `id` (>= 0), or [`NO_VECTOR`].
+    /// Index of the first vector with track id `id`, or [`NO_VECTOR`].
     fn first_with_id(&self, id: i32) -> u32 {
-        if id < 0 {
-            return NO_VECTOR;
-        }
-        let mask = self.slots.len() - 1;
-        let mut slot = self.home_slot(id);
-        loop {
-            let entry = self.slots[slot];
-            if entry == EMPTY_SLOT {
-                return NO_VECTOR;
-            }
-            if (entry >> 32) as i32 == id {
-                return (entry & 0xffff_ffff) as u32;
-            }
-            slot = (slot + 1) & mask;
-        }
+        let mut found = NO_VECTOR;
+        self.ids.for_each_first(&[id], |&id| id, |j, _| found = j);
+        found
     }
 
     /// Calls `visit` with the index of every vector with track id `id`.
@@ -244,24 +344,9 @@ impl FrameIndex {
             }
             return;
         }
-        // One vector per id: the probe loop alone (a negative id matches no entry: the
-        // entries hold ids >= 0, and an empty slot ends the probe first).
-        let mask = self.slots.len() - 1;
-        for item in items {
-            let id = id_of(item);
-            let mut slot = (id as usize) & mask;
-            loop {
-                let entry = self.slots[slot];
-                if entry == EMPTY_SLOT {
-                    break;
-                }
-                if (entry >> 32) as i32 == id {
-                    visit((entry & 0xffff_ffff) as usize, item);
-                    break;
-                }
-                slot = (slot + 1) & mask;
-            }
-        }
+        // One vector per id: the first vectors alone.
+        self.ids
+            .for_each_first(items, id_of, |j, item| visit(j as usize, item));
     }
 
     /// [`FrameIndex::for_each_item_vector`] of feature records.
@@ -1265,47 +1350,71 @@ const SET_BITS: [([u8; 8], u8); 256] = {
 };
 
 /// Writes `offset` + the indices of the `items` for which `keep` holds to `out`, in order,
-/// without a branch that depends on `keep`: the tests of 8 items go to 8 bytes (a pass the
-/// compiler vectorizes), packed into a bit mask by one multiplication, whose set-bit
+/// without a branch that depends on `keep`: the tests of 8 items go to 8 lane masks (a pass
+/// the compiler vectorizes), packed into a bit mask ([`lane_mask`]), whose set-bit
 /// positions ([`SET_BITS`]) are written as 8 indices; the length advances by the number set.
 /// Inlined so that it is compiled for the caller's instruction set (the AVX2 step's).
 #[inline(always)]
 fn compact_indices<T>(items: &[T], offset: usize, out: &mut Vec<u32>, keep: impl Fn(&T) -> bool) {
     out.clear();
-    out.resize(items.len() + 8, 0);
+    out.reserve(items.len() + 8);
     let mut len = 0;
-    let mut push_chunk = |c: usize, flags: [u8; 8]| {
-        let (bits, count) = &SET_BITS[pack_flags(flags)];
+    let spare = &mut out.spare_capacity_mut()[..items.len() + 8];
+    let mut push_chunk = |c: usize, mask: usize| {
+        let (bits, count) = &SET_BITS[mask];
         let base = (offset + c * 8) as u32;
-        for (o, &bit) in out[len..len + 8].iter_mut().zip(bits) {
-            *o = base + u32::from(bit);
+        for (o, &bit) in spare[len..len + 8].iter_mut().zip(bits) {
+            o.write(base + u32::from(bit));
         }
         len += usize::from(*count);
     };
-    let flags_of = |chunk: &[T]| {
-        let mut flags = [0u8; 8];
-        for (f, v) in flags.iter_mut().zip(chunk) {
-            *f = u8::from(keep(v));
+    let mask_of = |chunk: &[T]| {
+        let mut lanes = [0i32; 8];
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane = -i32::from(keep(v));
         }
-        flags
+        lane_mask(lanes)
     };
     // Whole chunks apart: their length is known to be 8.
     let chunks = items.chunks_exact(8);
     let (rest, full) = (chunks.remainder(), chunks.len());
     for (c, chunk) in chunks.enumerate() {
-        push_chunk(c, flags_of(chunk));
+        push_chunk(c, mask_of(chunk));
     }
     if !rest.is_empty() {
-        push_chunk(full, flags_of(rest));
+        push_chunk(full, mask_of(rest));
     }
-    out.truncate(len);
+    // SAFETY: the first `len` entries were written: each chunk writes the 8 from the length
+    // before it, and the length grows by at most 8 per chunk.
+    unsafe { out.set_len(len) };
 }
 
-/// The bit mask of 8 flags (each 0 or 1; flag `k` -> bit `k`): the multiplication moves
-/// flag `k`, at bit `8k`, to bit `56 + k`, and no two flags' terms meet in the top byte.
+/// The bit mask of 8 lane masks (each 0 or -1; lane `k` -> bit `k`): the sign bits, as the
+/// CPU's move-mask instruction gathers them.
 #[inline(always)]
-fn pack_flags(flags: [u8; 8]) -> usize {
-    (u64::from_le_bytes(flags).wrapping_mul(0x0102_0408_1020_4080) >> 56) as usize
+fn lane_mask(lanes: [i32; 8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_castsi128_ps, _mm_loadu_si128, _mm_movemask_ps};
+        // SAFETY: SSE2 is part of the x86-64 baseline; the two unaligned 16-byte loads read
+        // the first and the second half of `lanes`.
+        let (low, high) = unsafe {
+            let half = |k: usize| {
+                _mm_movemask_ps(_mm_castsi128_ps(_mm_loadu_si128(
+                    lanes[k..].as_ptr().cast(),
+                )))
+            };
+            (half(0), half(4))
+        };
+        (low | (high << 4)) as usize
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        lanes
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (k, &lane)| mask | (usize::from(lane < 0) << k))
+    }
 }
 
 /// Working buffers of [`step_denormalized`], reused by the steps of all boxes of a thread:
@@ -2682,10 +2791,10 @@ mod tests {
 
     /// Every pattern of 8 flags packs to its own bit mask (no carries between flags).
     #[test]
-    fn pack_flags_gives_every_mask() {
+    fn lane_mask_gives_every_mask() {
         for mask in 0..256usize {
-            let flags: [u8; 8] = std::array::from_fn(|k| ((mask >> k) & 1) as u8);
-            assert_eq!(pack_flags(flags), mask, "{flags:?}");
+            let lanes: [i32; 8] = std::array::from_fn(|k| -(((mask >> k) & 1) as i32));
+            assert_eq!(lane_mask(lanes), mask, "{lanes:?}");
         }
     }
 
@@ -2751,19 +2860,37 @@ mod tests {
                 track_id,
             })
             .collect();
-        let index = FrameIndex::new(&vectors);
-        assert!(index.repeated_ids);
-        let found = |id| {
+        let found_in = |index: &FrameIndex, id| {
             let mut v = Vec::new();
             index.for_each_with_id(id, |j| v.push(j));
             v
         };
+        // Ids up to i32::MAX: the hashed table.
+        let index = FrameIndex::new(&vectors);
+        assert!(index.repeated_ids && matches!(index.ids, IdTable::Hashed { .. }));
+        let found = |id| found_in(&index, id);
         assert_eq!(found(7), [0, 3, 7]);
         assert_eq!(found(3), [1, 6]);
         assert_eq!(found(0), [4]);
         assert_eq!(found(i32::MAX), [5]);
         assert_eq!(found(12), [8]);
         assert!(found(-1).is_empty() && found(5).is_empty() && found(1 << 20).is_empty());
+        // The same without i32::MAX: the direct table, the same answers.
+        let dense: Vec<MotionVector> = vectors
+            .iter()
+            .filter(|v| v.track_id != i32::MAX)
+            .copied()
+            .collect();
+        let index = FrameIndex::new(&dense);
+        assert!(index.repeated_ids && matches!(index.ids, IdTable::Direct { .. }));
+        let found = |id| found_in(&index, id);
+        assert_eq!(found(7), [0, 3, 6]);
+        assert_eq!(found(3), [1, 5]);
+        assert_eq!(found(0), [4]);
+        assert_eq!(found(12), [7]);
+        for absent in [-1, 5, 13, 1 << 20, i32::MIN, i32::MAX] {
+            assert!(found(absent).is_empty(), "{absent}");
+        }
         assert!(!FrameIndex::new(&vectors[4..7]).repeated_ids);
         // Many ids: each found at its vector, absent ones not found.
         let many: Vec<MotionVector> = (0..5000)
@@ -2773,6 +2900,7 @@ mod tests {
             })
             .collect();
         let index = FrameIndex::new(&many);
+        assert!(matches!(index.ids, IdTable::Direct { .. }));
         assert_eq!(index.x_range(-1.0, 0.0), 0..5000);
         for i in 0..5000 {
             assert_eq!(index.first_with_id(i * 3), i as u32);
@@ -2786,11 +2914,39 @@ mod tests {
             })
             .collect();
         let index = FrameIndex::new(&strided);
+        assert!(matches!(index.ids, IdTable::Hashed { .. }));
         for i in 0..300 {
             assert_eq!(index.first_with_id(i << 16), i as u32);
         }
         assert_eq!(index.first_with_id(7 << 16 | 1), NO_VECTOR);
         assert_eq!(FrameIndex::new(&vectors).x_range(2.5, 6.0), 3..7);
+    }
+
+    /// The direct and the hashed id tables find the same vectors for every id, on frames
+    /// whose ids span a narrow and a wide range.
+    #[test]
+    fn direct_and_hashed_id_tables_agree() {
+        for (f, stride) in [(2, 6_400), (7, 6_400), (7, 100_000), (12, 100_000)] {
+            let frame = jittered_frame_with_epochs(f, stride);
+            let vectors = frame.vectors();
+            let ids: Vec<i32> = vectors.iter().map(|v| v.track_id).collect();
+            let (lo, hi) = (*ids.iter().min().unwrap(), *ids.iter().max().unwrap());
+            let direct = FrameIndex::with_ids(vectors, IdTable::direct(lo, hi));
+            let hashed = FrameIndex::with_ids(vectors, IdTable::hashed(vectors.len()));
+            let probes: Vec<i32> = (lo - 3..lo + 600)
+                .chain(hi - 600..=hi + 3)
+                .chain([-1, i32::MIN, i32::MAX])
+                .collect();
+            let visits = |index: &FrameIndex| {
+                let mut v = Vec::new();
+                index.for_each_item_vector(&probes, |&id| id, |j, &id| v.push((j, id)));
+                v
+            };
+            let found = visits(&direct);
+            assert_eq!(found, visits(&hashed), "frame {f}, stride {stride}");
+            assert!(found.iter().all(|&(j, id)| vectors[j].track_id == id));
+            assert!(found.len() > 100, "frame {f}: {} found", found.len());
+        }
     }
 
     /// Features with jittered motion (some become outliers) and ids that change every few
